@@ -1,0 +1,3 @@
+from .checks import check_data_files
+
+__all__ = ['check_data_files']

@@ -1,0 +1,1 @@
+"""Face-alignment metrics (NME, FR, AUC, CED)."""

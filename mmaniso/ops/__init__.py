@@ -1,0 +1,1 @@
+"""Pure torch/numpy maths. Nothing here imports mmengine or mmpose."""

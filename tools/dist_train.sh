@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Multi-GPU (or multi-process CPU/gloo) training with torchrun.
+# Usage: tools/dist_train.sh CONFIG GPUS [train.py args...]
+# Multi-node: NNODES=2 NODE_RANK=0 MASTER_ADDR=host0 PORT=29500 \
+#             tools/dist_train.sh CONFIG 8
+set -euo pipefail
+CONFIG=$1
+GPUS=$2
+shift 2
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
+# PYTHON selects the interpreter (default: python on PATH).
+PYTHONPATH="$(dirname "$0")/..:${PYTHONPATH:-}" \
+"${PYTHON:-python}" -m torch.distributed.run --nnodes="$NNODES" --node_rank="$NODE_RANK" \
+    --master_addr="$MASTER_ADDR" --master_port="$PORT" \
+    --nproc_per_node="$GPUS" \
+    "$(dirname "$0")"/train.py "$CONFIG" --launcher pytorch "$@"

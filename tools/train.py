@@ -1,0 +1,125 @@
+"""Train a pose model with mmaniso's components registered.
+
+Mirrors MMPose's ``tools/train.py`` flags::
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
+        [--auto-scale-lr] [--no-validate] [--cfg-options k=v ...]
+        [--launcher {none,pytorch,slurm,mpi}]
+"""
+
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmengine.config import DictAction  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a pose model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from the given checkpoint; with no value, from the '
+        'latest checkpoint in the work dir',
+    )
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='automatic mixed precision training (needs a CUDA device)',
+    )
+    parser.add_argument(
+        '--no-validate',
+        action='store_true',
+        help='do not evaluate checkpoints during training',
+    )
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate by the actual total batch size',
+    )
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config, key=value pairs such as '
+        'train_cfg.max_epochs=2',
+    )
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher',
+    )
+    # torch.distributed.launch passes --local-rank (older: --local_rank).
+    parser.add_argument('--local_rank', '--local-rank', type=int)
+    return parser.parse_args(argv)
+
+
+def merge_args(cfg, args):
+    """Applies the command-line switches to the config."""
+    if args.no_validate:
+        cfg.val_cfg = None
+        cfg.val_dataloader = None
+        cfg.val_evaluator = None
+    if args.amp:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SystemExit('--amp needs a CUDA device; none is available')
+        optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if optim_wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
+            raise SystemExit(
+                f'--amp replaces OptimWrapper by AmpOptimWrapper, but the '
+                f'config uses {optim_wrapper}'
+            )
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in (
+            cfg.auto_scale_lr or {}
+        ):
+            raise SystemExit(
+                '--auto-scale-lr needs auto_scale_lr=dict(base_batch_size=N)'
+                ' in the config'
+            )
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from mmaniso.datasets.checks import DataCheckError
+    from mmaniso.utils.launch import set_local_rank, setup_run_config
+
+    set_local_rank(args.local_rank)
+    splits = ('train',) if args.no_validate else ('train', 'val')
+    try:
+        cfg = setup_run_config(
+            args.config, args.cfg_options, args.work_dir, args.launcher, splits
+        )
+    except DataCheckError as e:
+        raise SystemExit(f'{args.config}: {e}') from None
+    cfg = merge_args(cfg, args)
+
+    from mmengine.runner import Runner
+
+    import mmaniso  # noqa: F401  (registers modules and checkpoint types)
+
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
