@@ -1,0 +1,46 @@
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+FIXTURE_CONFIG = osp.join(REPO, 'configs', 'fixture', 'res18_wflw_fixture.py')
+
+
+@pytest.fixture(scope='session')
+def wflw_fixture(tmp_path_factory):
+    """A generated 98-point dataset: 8 train and 4 test faces."""
+    from mmaniso.datasets.fixture import write_face_fixture
+
+    root = tmp_path_factory.mktemp('fixture_wflw')
+    write_face_fixture(str(root), dict(train=8, test=4), num_keypoints=98)
+    return root
+
+
+def data_root_options(root) -> list:
+    """--cfg-options pointing every dataloader of a config at ``root``."""
+    root = str(root) + '/'
+    return [
+        f'{split}_dataloader.dataset.data_root={root}'
+        for split in ('train', 'val', 'test')
+    ]
+
+
+def run_tool(args, cwd=None, env=None, timeout=600):
+    """Runs a repo script with this interpreter; returns the process."""
+    full_env = dict(os.environ)
+    full_env['PYTHONPATH'] = os.pathsep.join(
+        [REPO] + ([full_env['PYTHONPATH']] if 'PYTHONPATH' in full_env else [])
+    )
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable] + [str(a) for a in args],
+        cwd=cwd or REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return proc

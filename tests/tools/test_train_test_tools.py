@@ -1,0 +1,155 @@
+"""End-to-end runs of tools/train.py and tools/test.py on the fixture."""
+
+import glob
+import os.path as osp
+import re
+
+import pytest
+from conftest import FIXTURE_CONFIG, REPO, data_root_options, run_tool
+
+TRAIN = osp.join(REPO, 'tools', 'train.py')
+TEST = osp.join(REPO, 'tools', 'test.py')
+
+
+def _ok(proc):
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope='module')
+def trained(wflw_fixture, tmp_path_factory):
+    """One epoch of 2 iterations (8 images, batch 4)."""
+    work = tmp_path_factory.mktemp('train')
+    out = _ok(
+        run_tool(
+            [
+                TRAIN,
+                FIXTURE_CONFIG,
+                '--work-dir',
+                work,
+                '--cfg-options',
+                'train_cfg.max_epochs=1',
+                *data_root_options(wflw_fixture),
+            ]
+        )
+    )
+    return work, out
+
+
+@pytest.mark.slow
+def test_train_runs_two_iterations_and_saves(trained):
+    work, log = trained
+    assert re.search(r'Epoch\(train\)\s+\[1\]\[2/2\]', log)
+    assert osp.isfile(osp.join(work, 'epoch_1.pth'))
+    assert 'Distributed training: False' in log
+
+
+@pytest.mark.slow
+def test_resume_continues_from_saved_epoch(trained, wflw_fixture):
+    work, _ = trained
+    log = _ok(
+        run_tool(
+            [
+                TRAIN,
+                FIXTURE_CONFIG,
+                '--work-dir',
+                work,
+                '--resume',
+                '--cfg-options',
+                'train_cfg.max_epochs=2',
+                *data_root_options(wflw_fixture),
+            ]
+        )
+    )
+    assert 'resumed epoch: 1, iter: 2' in log
+    # Training restarts at epoch 2, never at epoch 1.
+    assert re.search(r'Epoch\(train\)\s+\[2\]\[1/2\]', log)
+    assert not re.search(r'Epoch\(train\)\s+\[1\]\[', log)
+    assert osp.isfile(osp.join(work, 'epoch_2.pth'))
+
+
+@pytest.mark.slow
+def test_resume_from_named_checkpoint(trained, wflw_fixture, tmp_path):
+    work, _ = trained
+    log = _ok(
+        run_tool(
+            [
+                TRAIN,
+                FIXTURE_CONFIG,
+                '--work-dir',
+                tmp_path,
+                '--resume',
+                osp.join(work, 'epoch_1.pth'),
+                '--cfg-options',
+                'train_cfg.max_epochs=2',
+                *data_root_options(wflw_fixture),
+            ]
+        )
+    )
+    assert 'resumed epoch: 1, iter: 2' in log
+
+
+@pytest.mark.slow
+def test_test_tool_prints_metric_and_dumps(trained, wflw_fixture, tmp_path):
+    work, _ = trained
+    out_file = tmp_path / 'preds.pkl'
+    log = _ok(
+        run_tool(
+            [
+                TEST,
+                FIXTURE_CONFIG,
+                osp.join(work, 'epoch_1.pth'),
+                '--work-dir',
+                tmp_path,
+                '--out',
+                out_file,
+                '--cfg-options',
+                *data_root_options(wflw_fixture),
+            ]
+        )
+    )
+    match = re.search(r'Epoch\(test\).*NME: ([0-9.]+)', log)
+    assert match, log[-2000:]
+    assert float(match.group(1)) > 0
+    assert out_file.stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_load_from_checkpoint(trained, wflw_fixture, tmp_path):
+    work, _ = trained
+    log = _ok(
+        run_tool(
+            [
+                TRAIN,
+                FIXTURE_CONFIG,
+                '--work-dir',
+                tmp_path,
+                '--cfg-options',
+                'train_cfg.max_epochs=1',
+                f'load_from={work}/epoch_1.pth',
+                *data_root_options(wflw_fixture),
+            ]
+        )
+    )
+    assert 'Load checkpoint from' in log
+    assert glob.glob(str(tmp_path / 'epoch_1.pth'))
+
+
+def test_amp_without_cuda_is_refused_clearly(wflw_fixture, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip('CUDA present: --amp is allowed')
+    proc = run_tool(
+        [
+            TRAIN,
+            FIXTURE_CONFIG,
+            '--amp',
+            '--work-dir',
+            tmp_path,
+            '--cfg-options',
+            *data_root_options(wflw_fixture),
+        ]
+    )
+    assert proc.returncode != 0
+    assert '--amp needs a CUDA device' in proc.stderr
