@@ -1,0 +1,241 @@
+"""300W: the iBUG ``.pts`` folders to MMPose's JSON.
+
+A ``.pts`` file lies beside each image::
+
+    version: 1
+    n_points:  68
+    {
+    446.000 91.000
+    ...
+    }
+
+Coordinates are kept as written, with no shift (the iBUG files count
+pixels from 1, as Matlab does; MMPose's converters copy coordinates
+unchanged too). ``zero_based=True`` subtracts 1 for a 0-based convention.
+"""
+
+import os
+import os.path as osp
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from .coco import (
+    Face,
+    landmark_box,
+    read_image_sizes,
+    require_dir,
+    write_coco,
+)
+
+NUM_KEYPOINTS = 68
+IMAGE_EXTS = ('.jpg', '.png', '.jpeg', '.JPG', '.PNG', '.JPEG')
+# Source folders of each split, relative to the image root (MMPose's layout;
+# the private set's folder is given separately).
+TRAIN = ('lfpw/trainset', 'helen/trainset', 'afw')
+COMMON = ('lfpw/testset', 'helen/testset')
+CHALLENGING = ('ibug',)
+PRIVATE = ('01_Indoor', '02_Outdoor')
+STANDARD_SIZES = dict(
+    train=3148, valid=689, valid_common=554, valid_challenge=135, test=600
+)
+
+
+def read_pts(path: str, num_points: int = NUM_KEYPOINTS) -> np.ndarray:
+    """The points of an iBUG ``.pts`` file, shape (n_points, 2).
+
+    Raises:
+        ValueError: naming ``path:line`` of a malformed line, or a point
+            count other than ``num_points``.
+    """
+    with open(path) as f:
+        lines = f.read().splitlines()
+    declared = None
+    points: List[Tuple[float, float]] = []
+    state = 'header'
+    lineno = 0
+    for lineno, raw in enumerate(lines, 1):
+        line = raw.strip()
+        where = f'{path}:{lineno}'
+        if not line:
+            continue
+        if state == 'header':
+            if line == '{':
+                state = 'points'
+            elif line.startswith('n_points'):
+                value = line.split(':', 1)[-1].strip()
+                if not value.isdigit():
+                    raise ValueError(f'{where}: bad n_points line {raw!r}')
+                declared = int(value)
+            elif not line.startswith('version'):
+                raise ValueError(
+                    f'{where}: expected "version:", "n_points:" or "{{", '
+                    f'got {raw!r}'
+                )
+        elif state == 'points':
+            if line == '}':
+                state = 'done'
+                continue
+            parts = line.split()
+            try:
+                if len(parts) != 2:
+                    raise ValueError
+                x, y = float(parts[0]), float(parts[1])
+            except ValueError:
+                raise ValueError(
+                    f'{where}: expected a point "x y", got {raw!r}'
+                ) from None
+            points.append((x, y))
+        else:
+            raise ValueError(f'{where}: text after the closing "}}": {raw!r}')
+    if state != 'done':
+        raise ValueError(
+            f'{path}:{lineno}: unexpected end of file (no '
+            f'{"opening {" if state == "header" else "closing }"})'
+        )
+    if declared is None:
+        raise ValueError(f'{path}: no n_points line')
+    if len(points) != declared:
+        raise ValueError(
+            f'{path}: n_points says {declared} but {len(points)} points follow'
+        )
+    if declared != num_points:
+        raise ValueError(
+            f'{path}: expected {num_points} points, the file has {declared}'
+        )
+    return np.array(points, dtype=np.float64)
+
+
+def _find_image(pts_path: str) -> str:
+    stem = osp.splitext(pts_path)[0]
+    for ext in IMAGE_EXTS:
+        if osp.isfile(stem + ext):
+            return stem + ext
+    raise FileNotFoundError(
+        f'no image beside {pts_path} (looked for {stem}'
+        f'{{{",".join(IMAGE_EXTS)}}})'
+    )
+
+
+def read_pts_folder(
+    img_root: str, folder: str, zero_based: bool = False
+) -> List[Face]:
+    """The faces of one source folder, sorted by file name.
+
+    Args:
+        img_root: The image root; file names are relative to it.
+        folder: The folder below ``img_root`` (e.g. ``'helen/trainset'``).
+        zero_based: Subtract 1 from the 1-based iBUG coordinates.
+    """
+    from tqdm import tqdm
+
+    path = require_dir(
+        osp.join(img_root, folder),
+        f'300W folder {folder}',
+        'download it from https://ibug.doc.ic.ac.uk/resources/300-W/ and '
+        'unpack the images with their .pts files there',
+    )
+    names = sorted(n for n in os.listdir(path) if n.endswith('.pts'))
+    if not names:
+        raise FileNotFoundError(f'no .pts files in {path}')
+    faces = []
+    for name in tqdm(names, desc=folder, unit='face'):
+        pts_path = osp.join(path, name)
+        points = read_pts(pts_path)
+        if zero_based:
+            points = points - 1.0
+        image = _find_image(pts_path)
+        bbox, centre, scale = landmark_box(points)
+        faces.append(
+            Face(
+                file_name=osp.relpath(image, img_root).replace(os.sep, '/'),
+                keypoints=points,
+                bbox=bbox,
+                center=centre,
+                scale=scale,
+            )
+        )
+    return faces
+
+
+def _collect(
+    img_root: str, folders: Sequence[str], zero_based: bool
+) -> List[Face]:
+    faces = []
+    for folder in folders:
+        faces.extend(read_pts_folder(img_root, folder, zero_based))
+    return faces
+
+
+def _number(faces: List[Face]) -> List[Face]:
+    for i, face in enumerate(faces, 1):
+        face.ann_id = i
+    return faces
+
+
+def convert_300w(
+    img_root: str,
+    out_dir: str,
+    private_dir: str = 'Test',
+    with_private: bool = True,
+    zero_based: bool = False,
+) -> Dict[str, str]:
+    """Writes MMPose's 300W annotation files.
+
+    - ``train``: LFPW train + HELEN train + AFW (3,148 faces);
+    - ``valid``: the full test set, ``valid_common`` (LFPW test + HELEN
+      test, 554) + ``valid_challenge`` (iBUG, 135) = 689; its annotations
+      carry ``attributes`` ``common``/``challenging`` and the two subset
+      files keep its ids;
+    - ``test``: the private 300W set (300 indoor + 300 outdoor), flagged
+      ``indoor``/``outdoor``.
+
+    Args:
+        img_root: MMPose's ``<data_root>/images`` holding ``afw``,
+            ``helen``, ``lfpw``, ``ibug`` and the private set.
+        out_dir: Where the JSON files go.
+        private_dir: Folder of ``01_Indoor`` and ``02_Outdoor`` below
+            ``img_root`` (``Test`` in MMPose's layout; the download unpacks
+            as ``300W``).
+        with_private: Also write ``face_landmarks_300w_test.json``.
+        zero_based: Subtract 1 from every coordinate.
+
+    Returns:
+        The path written for each split.
+    """
+    require_dir(img_root, '300W image root')
+    splits: Dict[str, List[Face]] = {}
+    splits['train'] = _number(_collect(img_root, TRAIN, zero_based))
+    common = _collect(img_root, COMMON, zero_based)
+    challenging = _collect(img_root, CHALLENGING, zero_based)
+    for face in common:
+        face.attributes = dict(common=1, challenging=0)
+    for face in challenging:
+        face.attributes = dict(common=0, challenging=1)
+    splits['valid'] = _number(common + challenging)
+    splits['valid_common'] = common
+    splits['valid_challenge'] = challenging
+    if with_private:
+        private = []
+        for folder, flag in zip(PRIVATE, ('indoor', 'outdoor')):
+            faces = read_pts_folder(
+                img_root, f'{private_dir}/{folder}', zero_based
+            )
+            for face in faces:
+                face.attributes = dict(indoor=0, outdoor=0)
+                face.attributes[flag] = 1
+            private.extend(faces)
+        splits['test'] = _number(private)
+
+    everything = [
+        f for name in ('train', 'valid', 'test') for f in splits.get(name, [])
+    ]
+    sizes = read_image_sizes(
+        img_root, (f.file_name for f in everything), '300W images'
+    )
+    return {
+        name: write_coco(
+            faces, sizes, osp.join(out_dir, f'face_landmarks_300w_{name}.json')
+        )
+        for name, faces in splits.items()
+    }

@@ -1,0 +1,396 @@
+"""The face-alignment metric of the papers: NME, FR@t, AUC@t and the CED.
+
+A thin MMEngine wrapper over :mod:`mmaniso.evaluation.functional`: it
+collects predictions and ground truth, looks up the normalisation by
+``dataset_meta['dataset_name']``, adds the per-subset figures and writes the
+per-image errors and the CED plot.
+"""
+
+import json
+import logging
+import os
+import os.path as osp
+from typing import Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import MMLogger, print_log
+from mmpose.registry import METRICS
+
+from .ced_plot import plot_ced
+from .functional import (
+    NORMS,
+    NormIndices,
+    box_distances,
+    keypoint_distances,
+    norm_indices_for,
+    per_image_nme,
+    summarise,
+)
+
+SubsetSpec = Union[Sequence[str], Mapping[str, str]]
+
+
+def _as_array(value) -> np.ndarray:
+    if hasattr(value, 'detach'):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    return np.asarray(value, dtype=np.float64)
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):  # numpy ids or flags
+        return value.item()
+    raise TypeError(f'{type(value).__name__} is not JSON serialisable')
+
+
+def _load_json(path: str, what: str):
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{what} not found: {path}')
+    with open(path) as f:
+        return json.load(f)
+
+
+@METRICS.register_module()
+class FaceLandmarkMetric(BaseMetric):
+    """NME, failure rate and CED AUC of face landmarks, overall and per
+    subset.
+
+    Per image, NME is the mean point-to-point error over all keypoints
+    divided by a normalising distance ``d`` of the ground truth:
+
+    - ``'inter_ocular'``: outer eye corners (WFLW 60/72, 300W and
+      COCO-WholeBody-Face 36/45, COFW 8/9);
+    - ``'inter_pupil'``: pupils (WFLW 96/97, COFW 16/17; 300W the means of
+      points 36-41 and 42-47);
+    - ``'bbox'``: √(w·h) of the ground-truth face box of the data sample
+      (``gt_instances.bboxes``). MMPose's face datasets build that box as
+      the square of side ``200 * scale``, so ``d = 200 * scale``: for the
+      AFLW files of ``tools/dataset_converters/convert_aflw.py`` this is
+      √(w·h) of the released AFLW box (their ``box_size``).
+
+    FR@t is the percentage of images with NME > t; AUC@t is the area under
+    the CED up to t divided by t (Simpson's rule on a ``step`` grid).
+    Reported keys: ``NME`` and ``FR@t`` in percent, ``AUC@t`` in [0, 1],
+    e.g. ``NME``, ``FR@0.1``, ``AUC@0.1``; each subset adds the same keys
+    as ``<subset>/NME`` etc.
+
+    Subsets are attribute flags of the annotations (an ``attributes`` dict
+    on each annotation, as the converters of this project write them:
+    WFLW's ``largepose`` ... ``blur``, 300W's ``common``/``challenging``,
+    AFLW's ``frontal``) or annotation files whose annotation ids make the
+    subset. MMPose's face datasets do not pass the raw annotation to the
+    metric, so the flags are read from ``ann_file`` and joined on the
+    annotation id (a data sample that does carry ``raw_ann_info`` is read
+    directly).
+
+    Outputs: ``<prefix>.nme.json`` (a list of ``{id, img_path, nme,
+    subsets}``, ``nme`` as a fraction) and ``<prefix>.ced.png``. The prefix
+    is ``outfile_prefix`` when given; otherwise the files go to the run's
+    log folder (``<work_dir>/<timestamp>/``, found through the current
+    MMLogger's log file) as ``<dataset_name>.nme.json`` and
+    ``<dataset_name>.ced.png``.
+
+    Args:
+        norm: ``'inter_ocular'``, ``'inter_pupil'`` or ``'bbox'``.
+        norm_indices: The two normalising anchors, each a keypoint index or
+            a group of indices whose mean is used, overriding the lookup by
+            dataset name (e.g. ``(60, 72)``).
+        thresholds: The t of FR@t and AUC@t.
+        step: Grid spacing of the CED for the AUC integral.
+        ann_file: The evaluated annotation file, read for the subset flags.
+        subsets: Which subsets to report: names of attribute flags, or a
+            dict from subset name to a flag name or to an annotation file
+            (``*.json``). By default every flag found in ``ann_file``.
+        outfile_prefix: Path prefix of the output files (see above).
+        save_outputs: Whether to write the output files at all.
+        collect_device: ``'cpu'`` or ``'gpu'``, for distributed collection.
+        prefix: Prefix of the metric keys, to tell evaluators apart.
+
+    Example:
+        >>> val_evaluator = dict(
+        ...     type='FaceLandmarkMetric', norm='inter_ocular',
+        ...     ann_file='data/wflw/annotations/face_landmarks_wflw_test.json')
+    """
+
+    default_prefix: Optional[str] = None
+
+    def __init__(
+        self,
+        norm: str = 'inter_ocular',
+        norm_indices: Optional[NormIndices] = None,
+        thresholds: Sequence[float] = (0.08, 0.10),
+        step: float = 1e-4,
+        ann_file: Optional[str] = None,
+        subsets: Optional[SubsetSpec] = None,
+        outfile_prefix: Optional[str] = None,
+        save_outputs: bool = True,
+        collect_device: str = 'cpu',
+        prefix: Optional[str] = None,
+    ) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        if norm not in NORMS:
+            raise ValueError(f'norm must be one of {NORMS}, got {norm!r}')
+        if norm_indices is not None:
+            if norm == 'bbox':
+                raise ValueError(
+                    "norm='bbox' normalises by the face box and takes no "
+                    f'norm_indices, got {norm_indices!r}'
+                )
+            if isinstance(norm_indices, (str, bytes)) or (
+                len(norm_indices) != 2
+            ):
+                raise ValueError(
+                    'norm_indices must be a pair of anchors such as (60, 72) '
+                    f'or ((36, 37), (42, 43)), got {norm_indices!r}'
+                )
+        thresholds = tuple(float(t) for t in thresholds)
+        if not thresholds or min(thresholds) <= 0:
+            raise ValueError(
+                f'thresholds must be positive numbers, got {thresholds!r}'
+            )
+        if not 0 < step <= min(thresholds):
+            raise ValueError(
+                f'step must be in (0, {min(thresholds)}], got {step!r}'
+            )
+        if subsets is not None and isinstance(subsets, str):
+            raise ValueError(
+                f'subsets must be a list of flag names or a dict, got the '
+                f'string {subsets!r}; write [{subsets!r}]'
+            )
+        self.norm = norm
+        self.norm_indices = norm_indices
+        self.thresholds = thresholds
+        self.step = step
+        self.ann_file = ann_file
+        self.subsets = subsets
+        self.outfile_prefix = outfile_prefix
+        self.save_outputs = save_outputs
+        self._ann_attributes: Optional[Dict] = None
+
+    # ------------------------------------------------------------ collect
+    def process(
+        self, data_batch: Sequence[dict], data_samples: Sequence[dict]
+    ) -> None:
+        """Keeps the keypoints, box and identity of each data sample.
+
+        Args:
+            data_batch: A batch from the dataloader (unused).
+            data_samples: The model's outputs as dicts, each with
+                ``pred_instances.keypoints`` and ``gt_instances.keypoints``
+                of shape (1, K, 2).
+        """
+        for sample in data_samples:
+            pred = _as_array(sample['pred_instances']['keypoints'])
+            gt_instances = sample['gt_instances']
+            gt = _as_array(gt_instances['keypoints'])
+            if pred.ndim == 3:
+                if len(pred) != 1 or len(gt) != 1:
+                    raise ValueError(
+                        'FaceLandmarkMetric expects one face per data '
+                        f'sample (top-down mode), got {len(pred)} '
+                        f'predictions and {len(gt)} ground truths for '
+                        f'{sample.get("img_path")!r}'
+                    )
+                pred, gt = pred[0], gt[0]
+            ann_id = sample.get('id')
+            if isinstance(ann_id, np.generic):
+                ann_id = ann_id.item()
+            result = dict(
+                id=ann_id,
+                img_path=sample.get('img_path'),
+                pred=pred,
+                gt=gt,
+            )
+            if self.norm == 'bbox':
+                if 'bboxes' not in gt_instances:
+                    raise ValueError(
+                        "norm='bbox' needs the ground-truth box "
+                        '(gt_instances.bboxes) in each data sample; keep '
+                        "'bbox' in the dataset's output and PackPoseInputs"
+                    )
+                result['bbox'] = _as_array(gt_instances['bboxes']).reshape(-1)[
+                    :4
+                ]
+            raw = sample.get('raw_ann_info')
+            if isinstance(raw, dict) and 'attributes' in raw:
+                result['attributes'] = dict(raw['attributes'])
+            self.results.append(result)
+
+    # ------------------------------------------------------------ compute
+    def _norm_distances(self, results: List[dict], gt: np.ndarray):
+        if self.norm == 'bbox':
+            return box_distances(np.stack([r['bbox'] for r in results]))
+        indices = self.norm_indices
+        if indices is None:
+            name = (self.dataset_meta or {}).get('dataset_name')
+            if name is None:
+                raise ValueError(
+                    f'norm={self.norm!r} looks its keypoints up by '
+                    "dataset_meta['dataset_name'], which is not set; give "
+                    'norm_indices=(i, j)'
+                )
+            indices = norm_indices_for(self.norm, name)
+        return keypoint_distances(gt, indices)
+
+    def compute_metrics(self, results: list) -> Dict[str, float]:
+        """Computes the overall and per-subset figures and writes the
+        outputs.
+
+        Args:
+            results: What :meth:`process` kept, gathered over all ranks.
+
+        Returns:
+            The metrics, keyed ``NME``, ``FR@t``, ``AUC@t`` and
+            ``<subset>/...``.
+        """
+        logger: MMLogger = MMLogger.get_current_instance()
+        if not results:
+            raise ValueError('FaceLandmarkMetric got no data samples')
+        pred = np.stack([r['pred'] for r in results])  # (N, K, 2)
+        gt = np.stack([r['gt'] for r in results])  # (N, K, 2)
+        names = [f'id={r["id"]} ({r["img_path"]})' for r in results]
+        nme = per_image_nme(pred, gt, self._norm_distances(results, gt), names)
+
+        metrics = summarise(nme, self.thresholds, self.step)
+        masks = self._subset_masks(results)
+        for name, mask in masks.items():
+            if not mask.any():
+                print_log(
+                    f'FaceLandmarkMetric: subset {name!r} has no image in '
+                    'this evaluation; skipped',
+                    logger=logger,
+                    level=logging.WARNING,
+                )
+                continue
+            for key, value in summarise(
+                nme[mask], self.thresholds, self.step
+            ).items():
+                metrics[f'{name}/{key}'] = value
+        if self.save_outputs:
+            self._write_outputs(results, nme, masks, logger)
+        return metrics
+
+    # ------------------------------------------------------------ subsets
+    def _attributes(self, results: List[dict]) -> Optional[List[dict]]:
+        """The attribute flags of each result, or None if none are known."""
+        if all('attributes' in r for r in results):
+            return [r['attributes'] for r in results]
+        if self.ann_file is None:
+            return None
+        if self._ann_attributes is None:
+            data = _load_json(self.ann_file, 'ann_file of FaceLandmarkMetric')
+            self._ann_attributes = {
+                ann['id']: dict(ann.get('attributes') or {})
+                for ann in data.get('annotations', [])
+            }
+        table = self._ann_attributes
+        missing = [r['id'] for r in results if r['id'] not in table]
+        if missing:
+            raise ValueError(
+                f'annotation id {missing[0]!r} of the evaluated data is not '
+                f'in ann_file {self.ann_file}; ann_file must be the '
+                'annotation file of the evaluated dataset'
+            )
+        return [table[r['id']] for r in results]
+
+    def _subset_masks(self, results: List[dict]) -> Dict[str, np.ndarray]:
+        ids = [r['id'] for r in results]
+        spec = self.subsets
+        attrs = None
+        if spec is None or not isinstance(spec, Mapping):
+            attrs = self._attributes(results)
+        if spec is None:
+            if attrs is None:
+                return {}
+            flags = {}  # ordered set: first appearance
+            for a in attrs:
+                flags.update(dict.fromkeys(a))
+            spec = {name: name for name in flags}
+        elif not isinstance(spec, Mapping):
+            spec = {name: name for name in spec}
+
+        masks = {}
+        for name, source in spec.items():
+            if str(source).endswith('.json'):
+                data = _load_json(source, f'annotation file of subset {name}')
+                members = {a['id'] for a in data.get('annotations', [])}
+                masks[name] = np.array([i in members for i in ids])
+                continue
+            if attrs is None:
+                attrs = self._attributes(results)
+            if attrs is None:
+                raise ValueError(
+                    f'subset {name!r} reads the attribute flag {source!r}, '
+                    'but the data samples carry no raw_ann_info and no '
+                    'ann_file was given: set ann_file to the evaluated '
+                    'annotation file'
+                )
+            for i, a in zip(ids, attrs):
+                if source not in a:
+                    raise ValueError(
+                        f'annotation id {i!r} has no attribute {source!r} '
+                        f'(it has {sorted(a)}); convert the data with '
+                        'tools/dataset_converters/ or drop the subset'
+                    )
+            masks[name] = np.array([bool(a[source]) for a in attrs])
+        return masks
+
+    # ------------------------------------------------------------ outputs
+    def _output_prefix(self) -> Optional[str]:
+        if self.outfile_prefix:
+            return self.outfile_prefix
+        log_file = getattr(MMLogger.get_current_instance(), 'log_file', None)
+        if not log_file:
+            return None
+        name = (
+            self.prefix
+            or (self.dataset_meta or {}).get('dataset_name')
+            or 'face'
+        )
+        return osp.join(osp.dirname(osp.abspath(log_file)), name)
+
+    def _write_outputs(
+        self,
+        results: List[dict],
+        nme: np.ndarray,
+        masks: Dict[str, np.ndarray],
+        logger: MMLogger,
+    ) -> None:
+        prefix = self._output_prefix()
+        if prefix is None:
+            print_log(
+                'FaceLandmarkMetric: no run folder to write the per-image '
+                'NMEs and CED to; set outfile_prefix',
+                logger=logger,
+            )
+            return
+        folder = osp.dirname(osp.abspath(prefix))
+        os.makedirs(folder, exist_ok=True)
+        per_image = [
+            dict(
+                id=r['id'],
+                img_path=r['img_path'],
+                nme=float(e),
+                subsets=[n for n, m in masks.items() if m[i]],
+            )
+            for i, (r, e) in enumerate(zip(results, nme))
+        ]
+        json_file = f'{prefix}.nme.json'
+        with open(json_file, 'w') as f:
+            json.dump(per_image, f, indent=0, default=_json_default)
+        curves = {'all': nme}
+        curves.update({n: nme[m] for n, m in masks.items() if m.any()})
+        dataset = (self.dataset_meta or {}).get('dataset_name', '')
+        png_file = plot_ced(
+            curves,
+            f'{prefix}.ced.png',
+            max_nme=max(self.thresholds),
+            thresholds=self.thresholds,
+            step=self.step,
+            title=f'CED {dataset} ({self.norm})'.replace('  ', ' '),
+        )
+        print_log(
+            f'FaceLandmarkMetric: per-image NMEs in {json_file}, CED in '
+            f'{png_file}',
+            logger=logger,
+        )

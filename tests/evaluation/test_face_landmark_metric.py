@@ -1,0 +1,253 @@
+"""FaceLandmarkMetric: keys, values, subsets, outputs and errors."""
+
+import glob
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+from mmengine.logging import MMLogger
+from mmpose.registry import METRICS
+
+from mmaniso.evaluation import FaceLandmarkMetric
+from mmaniso.evaluation.functional import summarise
+
+NMES = np.array([0.02, 0.05, 0.09, 0.12])
+FLAGS = [
+    dict(largepose=1, blur=0),
+    dict(largepose=0, blur=1),
+    dict(largepose=1, blur=1),
+    dict(largepose=0, blur=0),
+]
+
+
+def faces(num_keypoints=3, pair=(0, 1), d=10.0, nmes=NMES):
+    """Ground truth with ``pair`` ``d`` apart and predictions off by
+    ``nmes * d`` at every point."""
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(0, 50, (len(nmes), num_keypoints, 2))
+    gt[:, pair[1]] = gt[:, pair[0]] + [d, 0.0]
+    angle = rng.uniform(0, 2 * np.pi, len(nmes))
+    shift = d * nmes[:, None] * np.stack([np.cos(angle), np.sin(angle)], 1)
+    return gt + shift[:, None], gt
+
+
+def samples(pred, gt, ids=None, bboxes=None, raw=None):
+    out = []
+    for i in range(len(gt)):
+        gt_instances = dict(
+            keypoints=gt[i : i + 1],
+            keypoints_visible=np.ones((1, gt.shape[1])),
+        )
+        if bboxes is not None:
+            gt_instances['bboxes'] = bboxes[i : i + 1]
+        sample = dict(
+            id=ids[i] if ids else np.int64(i + 1),
+            img_path=f'images/{i}.jpg',
+            pred_instances=dict(keypoints=pred[i : i + 1]),
+            gt_instances=gt_instances,
+        )
+        if raw is not None:
+            sample['raw_ann_info'] = raw[i]
+        out.append(sample)
+    return out
+
+
+def run(metric, data, dataset_name='wflw', batch=3):
+    metric.dataset_meta = dict(dataset_name=dataset_name)
+    for start in range(0, len(data), batch):
+        metric.process([], data[start : start + batch])
+    return metric.evaluate(len(data))
+
+
+def write_ann_file(path, ids, flags):
+    anns = [dict(id=i, image_id=i, attributes=f) for i, f in zip(ids, flags)]
+    path.write_text(json.dumps(dict(images=[], annotations=anns)))
+    return str(path)
+
+
+def test_registered():
+    assert METRICS.get('FaceLandmarkMetric') is FaceLandmarkMetric
+    metric = METRICS.build(dict(type='FaceLandmarkMetric', norm='bbox'))
+    assert metric.norm == 'bbox'
+
+
+def test_hand_computed_values_and_outputs(tmp_path):
+    pred, gt = faces()
+    metric = FaceLandmarkMetric(
+        norm_indices=(0, 1), outfile_prefix=str(tmp_path / 'out' / 'run')
+    )
+    res = run(metric, samples(pred, gt))
+    assert list(res) == ['NME', 'FR@0.08', 'AUC@0.08', 'FR@0.1', 'AUC@0.1']
+    assert res['NME'] == pytest.approx(7.0)
+    assert res['FR@0.1'] == 25.0 and res['FR@0.08'] == 50.0
+    assert res['AUC@0.1'] == pytest.approx(0.35, abs=5e-4)
+    assert res['AUC@0.08'] == pytest.approx(0.28125, abs=5e-4)
+
+    per_image = json.load(open(tmp_path / 'out' / 'run.nme.json'))
+    assert [e['id'] for e in per_image] == [1, 2, 3, 4]
+    assert per_image[2]['img_path'] == 'images/2.jpg'
+    np.testing.assert_allclose([e['nme'] for e in per_image], NMES)
+    png = tmp_path / 'out' / 'run.ced.png'
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_wflw_lookup_and_subsets_from_ann_file(tmp_path):
+    pred, gt = faces(98, (60, 72), d=40.0)
+    ann = write_ann_file(tmp_path / 'test.json', [11, 12, 13, 14], FLAGS)
+    metric = FaceLandmarkMetric(
+        thresholds=(0.1,), ann_file=ann, save_outputs=False
+    )
+    res = run(metric, samples(pred, gt, ids=[11, 12, 13, 14]))
+    assert res['NME'] == pytest.approx(7.0)
+    expected = summarise(NMES[[0, 2]], (0.1,))
+    for key, value in expected.items():
+        assert res[f'largepose/{key}'] == pytest.approx(value)
+    assert res['blur/NME'] == pytest.approx((5 + 9) / 2)
+    assert res['blur/FR@0.1'] == 0.0
+    assert set(res) == {
+        f'{s}{k}' for s in ('', 'largepose/', 'blur/') for k in expected
+    }
+
+
+def test_subsets_from_raw_ann_info_and_files(tmp_path):
+    pred, gt = faces()
+    raw = [dict(attributes=f) for f in FLAGS]
+    common = write_ann_file(tmp_path / 'common.json', [1, 2], [{}, {}])
+    metric = FaceLandmarkMetric(
+        norm_indices=(0, 1),
+        subsets=dict(pose='largepose', common=common),
+        save_outputs=False,
+    )
+    res = run(metric, samples(pred, gt, raw=raw))
+    assert res['pose/NME'] == pytest.approx((2 + 9) / 2)
+    assert res['common/NME'] == pytest.approx((2 + 5) / 2)
+    assert not any(k.startswith('blur/') for k in res)
+
+
+def test_inter_pupil_300w():
+    pred, gt = faces(68, (36, 45), d=30.0)
+    error = pred - gt  # 30 * NMES at every point
+    # Eye centres 20 px apart: the six points of each eye around a centre.
+    ring = np.array([[-2, 0], [-1, -1], [1, -1], [2, 0], [1, 1], [-1, 1]])
+    gt[:, 36:42] = gt[:, :1] + ring
+    gt[:, 42:48] = gt[:, :1] + ring + [20.0, 0.0]
+    pred = gt + error
+    metric = FaceLandmarkMetric(norm='inter_pupil', save_outputs=False)
+    res = run(metric, samples(pred, gt), dataset_name='300w')
+    assert res['NME'] == pytest.approx(7.0 * 30 / 20)
+
+
+def test_bbox_norm_uses_sqrt_wh():
+    pred, gt = faces(19, (0, 1), d=10.0)
+    # Boxes of 20 x 5 (sqrt(w h) = 10) given as x1 y1 x2 y2.
+    bboxes = np.array([[3.0, 4.0, 23.0, 9.0]] * 4)
+    metric = FaceLandmarkMetric(norm='bbox', save_outputs=False)
+    res = run(metric, samples(pred, gt, bboxes=bboxes), dataset_name='aflw')
+    assert res['NME'] == pytest.approx(7.0)
+
+
+def test_outputs_default_to_the_run_log_folder(tmp_path):
+    log_file = tmp_path / '20250101_000000' / 'run.log'
+    log_file.parent.mkdir()
+    MMLogger.get_instance('test_face_metric_outputs', log_file=str(log_file))
+    pred, gt = faces()
+    metric = FaceLandmarkMetric(norm_indices=(0, 1))
+    run(metric, samples(pred, gt), dataset_name='cofw')
+    folder = log_file.parent
+    assert osp.isfile(folder / 'cofw.nme.json')
+    assert osp.isfile(folder / 'cofw.ced.png')
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="norm must be one of .*'iod'"):
+        FaceLandmarkMetric(norm='iod')
+    with pytest.raises(ValueError, match='takes no norm_indices'):
+        FaceLandmarkMetric(norm='bbox', norm_indices=(0, 1))
+    with pytest.raises(ValueError, match='pair of anchors'):
+        FaceLandmarkMetric(norm_indices=(0, 1, 2))
+    with pytest.raises(ValueError, match='thresholds must be positive'):
+        FaceLandmarkMetric(thresholds=(0.1, -1))
+    with pytest.raises(ValueError, match=r"write \['blur'\]"):
+        FaceLandmarkMetric(subsets='blur')
+
+
+def test_runtime_errors(tmp_path):
+    pred, gt = faces()
+    data = samples(pred, gt)
+    metric = FaceLandmarkMetric(save_outputs=False)
+    with pytest.raises(ValueError, match="'lapa'.*give norm_indices"):
+        run(metric, data, dataset_name='lapa')
+    with pytest.raises(ValueError, match=r'out of range for 3 keypoints'):
+        run(FaceLandmarkMetric(save_outputs=False), data)
+    with pytest.raises(ValueError, match="use norm='bbox'"):
+        run(FaceLandmarkMetric(save_outputs=False), data, 'aflw')
+
+    gt[2, 1] = gt[2, 0]  # zero inter-ocular distance on id 3
+    metric = FaceLandmarkMetric(norm_indices=(0, 1), save_outputs=False)
+    with pytest.raises(ValueError, match=r"'id=3 \(images/2.jpg\)'"):
+        run(metric, samples(pred, gt))
+
+    pred, gt = faces()
+    metric = FaceLandmarkMetric(
+        norm_indices=(0, 1), subsets=['largepose'], save_outputs=False
+    )
+    with pytest.raises(ValueError, match='set ann_file'):
+        run(metric, samples(pred, gt))
+    ann = write_ann_file(tmp_path / 'a.json', [1, 2, 3], FLAGS[:3])
+    metric = FaceLandmarkMetric(
+        norm_indices=(0, 1), ann_file=ann, save_outputs=False
+    )
+    with pytest.raises(ValueError, match='annotation id 4 .* not in'):
+        run(metric, samples(pred, gt))
+    ann = write_ann_file(tmp_path / 'b.json', [1, 2, 3, 4], [{}] * 4)
+    metric = FaceLandmarkMetric(
+        norm_indices=(0, 1),
+        ann_file=ann,
+        subsets=['blur'],
+        save_outputs=False,
+    )
+    with pytest.raises(ValueError, match='annotation id 1 has no attribute'):
+        run(metric, samples(pred, gt))
+    metric = FaceLandmarkMetric(norm='bbox', save_outputs=False)
+    with pytest.raises(ValueError, match='gt_instances.bboxes'):
+        run(metric, samples(pred, gt), dataset_name='aflw')
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings('ignore:Use the existing "bbox_center"')
+def test_in_an_mmengine_test_run(tmp_path):
+    """MMPose's WFLWDataset and pipeline feed the metric; the subset flags
+    are joined from ann_file on the annotation id."""
+    from conftest import FIXTURE_CONFIG
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from mmaniso.datasets.fixture import write_face_fixture
+
+    root = tmp_path / 'data'
+    paths = write_face_fixture(str(root), dict(train=1, test=4))
+    coco = json.load(open(paths['test']))
+    for i, ann in enumerate(coco['annotations']):
+        ann['attributes'] = dict(blur=i % 2)
+    json.dump(coco, open(paths['test'], 'w'))
+
+    cfg = Config.fromfile(FIXTURE_CONFIG)
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.test_dataloader.dataset.data_root = str(root) + '/'
+    cfg.test_evaluator = dict(
+        type='FaceLandmarkMetric', ann_file=paths['test'], thresholds=[0.5]
+    )
+    for key in ('train_dataloader', 'val_dataloader', 'val_evaluator'):
+        cfg[key] = None
+    cfg.train_cfg = cfg.val_cfg = cfg.optim_wrapper = None
+    cfg.param_scheduler = None
+    res = Runner.from_cfg(cfg).test()
+    assert set(res) == {
+        f'{s}{k}' for s in ('', 'blur/') for k in ('NME', 'FR@0.5', 'AUC@0.5')
+    }
+    assert res['NME'] > 0
+    per_image = glob.glob(str(tmp_path / 'work' / '*' / 'wflw.nme.json'))
+    assert len(per_image) == 1
+    entries = json.load(open(per_image[0]))
+    assert [e['subsets'] for e in entries] == [[], ['blur'], [], ['blur']]

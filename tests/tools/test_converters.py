@@ -1,0 +1,387 @@
+"""The dataset converters on tiny fixtures in each official format.
+
+Each test writes a few fake images and annotations in the raw format, runs
+the converter's command line and loads its JSON with MMPose's own dataset
+class.
+"""
+
+import importlib.util
+import json
+import os
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+from scipy.io import savemat
+
+from mmaniso.datasets.converters import parse_wflw_line, read_pts
+from mmaniso.datasets.converters.wflw import ATTRIBUTES
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def load_tool(name):
+    path = osp.join(REPO, 'tools', 'dataset_converters', f'{name}.py')
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_image(path, height, width):
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    img = np.full((height, width, 3), 128, dtype=np.uint8)
+    assert cv2.imwrite(str(path), img)
+
+
+def face_points(rng, num, centre=(40.0, 30.0), size=20.0):
+    return np.asarray(centre) + rng.uniform(-size / 2, size / 2, (num, 2))
+
+
+def load_dataset(cls_name, root, ann_file):
+    import mmpose.datasets as datasets
+
+    cls = getattr(datasets, cls_name)
+    return cls(
+        data_root=str(root) + '/',
+        ann_file=f'annotations/{ann_file}',
+        data_prefix=dict(img='images/'),
+        pipeline=[],
+        test_mode=True,
+    )
+
+
+# ---------------------------------------------------------------- WFLW
+def wflw_line(points, box, flags, name):
+    values = [f'{v:.3f}' for v in points.ravel()]
+    values += [str(b) for b in box] + [str(f) for f in flags] + [name]
+    return ' '.join(values)
+
+
+@pytest.fixture
+def wflw_raw(tmp_path):
+    """3 train faces (two share an image), 3 test faces with flags."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / 'wflw'
+    lists = root / 'WFLW_annotations' / 'list_98pt_rect_attr_train_test'
+    lists.mkdir(parents=True)
+    names = ['0--Parade/a.jpg', '0--Parade/b.jpg', '1--Handshaking/c.jpg']
+    for name in names:
+        write_image(root / 'images' / name, 60, 80)
+    flags = {
+        'train': [(0,) * 6, (1, 0, 0, 0, 0, 0), (0,) * 6],
+        'test': [(1, 0, 0, 0, 0, 1), (0, 1, 0, 0, 1, 0), (1, 1, 1, 1, 1, 1)],
+    }
+    image_of = {'train': [0, 0, 1], 'test': [2, 1, 2]}
+    points = {}
+    for split in ('train', 'test'):
+        pts = [face_points(rng, 98) for _ in range(3)]
+        lines = [
+            wflw_line(p, (25, 15, 55, 45), f, names[i])
+            for p, f, i in zip(pts, flags[split], image_of[split])
+        ]
+        (lists / f'list_98pt_rect_attr_{split}.txt').write_text(
+            '\n'.join(lines) + '\n'
+        )
+        points[split] = pts
+    return root, points, flags
+
+
+def test_wflw_converts_and_loads_in_mmpose(wflw_raw):
+    root, points, flags = wflw_raw
+    paths = load_tool('convert_wflw').main([str(root)])
+    expected = {'train', 'test'} | {f'test_{a}' for a in ATTRIBUTES}
+    assert set(paths) == expected
+
+    train = json.load(open(paths['train']))
+    assert len(train['images']) == 2  # two faces share an image
+    assert train['images'][0]['height'] == 60
+    assert train['images'][0]['width'] == 80
+    ann = train['annotations'][0]
+    assert ann['bbox'] == [25.0, 15.0, 30.0, 30.0]
+    assert ann['iscrowd'] == 0 and ann['category_id'] == 1
+    assert ann['num_keypoints'] == 98
+
+    ds = load_dataset('WFLWDataset', root, 'face_landmarks_wflw_test.json')
+    assert len(ds) == 3
+    for i in range(3):
+        info = ds.get_data_info(i)
+        k = info['id'] - 1  # ids follow the list order
+        np.testing.assert_allclose(
+            info['keypoints'][0], points['test'][k], atol=1e-3
+        )
+        assert info['img_path'].startswith(str(root / 'images'))
+
+    test = json.load(open(paths['test']))
+    for ann, f in zip(test['annotations'], flags['test']):
+        assert ann['attributes'] == dict(zip(ATTRIBUTES, f))
+    # Subset files keep the test ids; pose flags are set on faces 1 and 3.
+    pose = json.load(open(paths['test_largepose']))
+    assert [a['id'] for a in pose['annotations']] == [1, 3]
+    ds = load_dataset(
+        'WFLWDataset', root, 'face_landmarks_wflw_test_makeup.json'
+    )
+    assert len(ds) == 1
+
+
+def test_wflw_malformed_line_names_file_and_line(wflw_raw, capsys):
+    root, _, _ = wflw_raw
+    path = (
+        root
+        / 'WFLW_annotations'
+        / 'list_98pt_rect_attr_train_test'
+        / 'list_98pt_rect_attr_train.txt'
+    )
+    lines = path.read_text().splitlines()
+    lines[1] = ' '.join(lines[1].split()[:12])
+    path.write_text('\n'.join(lines) + '\n')
+    with pytest.raises(SystemExit) as e:
+        load_tool('convert_wflw').main([str(root)])
+    assert 'list_98pt_rect_attr_train.txt:2: expected 207 fields, got 12' in (
+        str(e.value)
+    )
+
+
+def test_wflw_line_errors():
+    good = ['1.0'] * 196 + ['0', '0', '9', '9'] + ['0'] * 6 + ['x.jpg']
+    assert parse_wflw_line(' '.join(good), 'l.txt:1').file_name == 'x.jpg'
+    bad = list(good)
+    bad[5] = 'abc'
+    with pytest.raises(ValueError, match=r"l.txt:3: field 6 'abc' is not"):
+        parse_wflw_line(' '.join(bad), 'l.txt:3')
+    bad = list(good)
+    bad[200] = '2'
+    with pytest.raises(ValueError, match='l.txt:4: attribute flags must be'):
+        parse_wflw_line(' '.join(bad), 'l.txt:4')
+    bad = list(good)
+    bad[198] = '0'
+    with pytest.raises(ValueError, match='l.txt:5: empty face rectangle'):
+        parse_wflw_line(' '.join(bad), 'l.txt:5')
+
+
+def test_wflw_missing_folders(tmp_path):
+    tool = load_tool('convert_wflw')
+    with pytest.raises(SystemExit, match='list_98pt_rect_attr_train_test'):
+        tool.main([str(tmp_path)])
+    lists = tmp_path / 'WFLW_annotations' / 'list_98pt_rect_attr_train_test'
+    lists.mkdir(parents=True)
+    with pytest.raises(SystemExit, match=str(tmp_path / 'images')):
+        tool.main([str(tmp_path)])
+
+
+# ---------------------------------------------------------------- 300W
+def write_pts(path, points):
+    body = '\n'.join(f'{x:.3f} {y:.3f}' for x, y in points)
+    text = f'version: 1\nn_points:  {len(points)}\n{{\n{body}\n}}\n'
+    path.write_text(text)
+
+
+FOLDERS_300W = {
+    'lfpw/trainset': 2,
+    'helen/trainset': 1,
+    'afw': 1,
+    'lfpw/testset': 1,
+    'helen/testset': 2,
+    'ibug': 2,
+    'Test/01_Indoor': 1,
+    'Test/02_Outdoor': 1,
+}
+
+
+@pytest.fixture
+def w300_raw(tmp_path):
+    rng = np.random.default_rng(1)
+    root = tmp_path / '300w'
+    points = {}
+    for folder, num in FOLDERS_300W.items():
+        for i in range(num):
+            ext = '.png' if folder.startswith(('lfpw', 'Test')) else '.jpg'
+            stem = root / 'images' / folder / f'img_{i}'
+            write_image(f'{stem}{ext}', 50, 70)
+            pts = face_points(rng, 68, centre=(35.0, 25.0))
+            write_pts(stem.with_suffix('.pts'), pts)
+            points[f'{folder}/img_{i}{ext}'] = pts
+    return root, points
+
+
+def test_300w_converts_and_loads_in_mmpose(w300_raw):
+    root, points = w300_raw
+    paths = load_tool('convert_300w').main([str(root)])
+    assert set(paths) == {
+        'train',
+        'valid',
+        'valid_common',
+        'valid_challenge',
+        'test',
+    }
+    sizes = {
+        'train': 4,
+        'valid': 5,
+        'valid_common': 3,
+        'valid_challenge': 2,
+        'test': 2,
+    }
+    for split, num in sizes.items():
+        ds = load_dataset(
+            'Face300WDataset', root, f'face_landmarks_300w_{split}.json'
+        )
+        assert len(ds) == num, split
+        for i in range(num):
+            info = ds.get_data_info(i)
+            name = osp.relpath(info['img_path'], str(root / 'images'))
+            # Coordinates are kept as written in the .pts files.
+            np.testing.assert_allclose(
+                info['keypoints'][0], points[name], atol=1e-3
+            )
+    valid = json.load(open(paths['valid']))
+    flags = [a['attributes'] for a in valid['annotations']]
+    assert [f['common'] for f in flags] == [1, 1, 1, 0, 0]
+    assert [f['challenging'] for f in flags] == [0, 0, 0, 1, 1]
+    challenge = json.load(open(paths['valid_challenge']))
+    assert [a['id'] for a in challenge['annotations']] == [4, 5]
+    test = json.load(open(paths['test']))
+    assert test['images'][0]['file_name'] == 'Test/01_Indoor/img_0.png'
+    assert test['annotations'][1]['attributes']['outdoor'] == 1
+
+
+def test_300w_zero_based_and_no_private(w300_raw, tmp_path):
+    root, points = w300_raw
+    out = tmp_path / 'out'
+    paths = load_tool('convert_300w').main(
+        [str(root), '--out-dir', str(out), '--no-private', '--zero-based']
+    )
+    assert 'test' not in paths
+    ann = json.load(open(paths['train']))['annotations'][0]
+    kpts = np.array(ann['keypoints']).reshape(-1, 3)[:, :2]
+    np.testing.assert_allclose(
+        kpts + 1, points['lfpw/trainset/img_0.png'], atol=1e-3
+    )
+
+
+def test_300w_malformed_pts(w300_raw):
+    root, _ = w300_raw
+    path = root / 'images' / 'afw' / 'img_0.pts'
+    lines = path.read_text().splitlines()
+    lines[7] = '12.0 oops'
+    path.write_text('\n'.join(lines) + '\n')
+    with pytest.raises(SystemExit) as e:
+        load_tool('convert_300w').main([str(root)])
+    assert f'{path}:8: expected a point "x y", got \'12.0 oops\'' in str(
+        e.value
+    )
+
+
+def test_pts_errors(tmp_path):
+    path = tmp_path / 'a.pts'
+    write_pts(path, np.zeros((5, 2)))
+    with pytest.raises(ValueError, match='expected 68 points, .* has 5'):
+        read_pts(str(path))
+    assert read_pts(str(path), num_points=5).shape == (5, 2)
+    path.write_text('version: 1\nn_points: 2\n{\n1 2\n3 4\n')
+    with pytest.raises(ValueError, match=r'a.pts:5: unexpected end'):
+        read_pts(str(path), num_points=2)
+    path.write_text('version: 1\nn_points: 3\n{\n1 2\n3 4\n}\n')
+    with pytest.raises(ValueError, match='n_points says 3 but 2 points'):
+        read_pts(str(path), num_points=3)
+
+
+def test_300w_missing_folder(w300_raw):
+    root, _ = w300_raw
+    for name in os.listdir(root / 'images' / 'ibug'):
+        os.remove(root / 'images' / 'ibug' / name)
+    os.rmdir(root / 'images' / 'ibug')
+    with pytest.raises(SystemExit, match=r'300W folder ibug not found: .*'):
+        load_tool('convert_300w').main([str(root)])
+
+
+# ---------------------------------------------------------------- AFLW
+@pytest.fixture
+def aflw_raw(tmp_path):
+    """8 faces in 5 images; 5 train, 3 test (2 of them frontal)."""
+    rng = np.random.default_rng(2)
+    root = tmp_path / 'aflw'
+    n = 8
+    names = [f'{d}/image{i:05d}.jpg' for i, d in enumerate([0, 2, 3, 0, 2])]
+    for name in names:
+        write_image(root / 'images' / 'flickr' / name, 64, 90)
+    face_names = [names[i % 5] for i in range(n)]
+    pts = np.stack([face_points(rng, 19, (45.0, 32.0)) for _ in range(n)])
+    data = np.concatenate([pts[..., 0], pts[..., 1]], 1)  # 19 x, then 19 y
+    x1 = rng.uniform(20, 25, n)
+    y1 = rng.uniform(10, 15, n)
+    boxes = np.stack([x1, x1 + 40, y1, y1 + 30], 1)  # x1 x2 y1 y2
+    mask = np.ones((n, 19))
+    ra = rng.permutation(n) + 1
+    test_faces = ra[5:] - 1
+    mask[test_faces[0], 3] = 0  # one test face is not frontal
+    mask[ra[0] - 1, 7] = 0  # nor is a training face
+    mat = root / 'AFLWinfo_release.mat'
+    savemat(
+        str(mat),
+        dict(
+            nameList=np.array(face_names, dtype=object).reshape(-1, 1),
+            data=data,
+            bbox=boxes,
+            mask_new=mask,
+            ra=ra.reshape(1, -1).astype(np.float64),
+        ),
+    )
+    return root, dict(pts=pts, boxes=boxes, ra=ra, names=face_names)
+
+
+def test_aflw_converts_and_loads_in_mmpose(aflw_raw):
+    root, raw = aflw_raw
+    paths = load_tool('convert_aflw').main([str(root), '--num-train', '5'])
+    assert set(paths) == {'train', 'test', 'test_frontal'}
+    for split, num in dict(train=5, test=3, test_frontal=2).items():
+        ds = load_dataset(
+            'AFLWDataset', root, f'face_landmarks_aflw_{split}.json'
+        )
+        assert len(ds) == num
+    test_ids = raw['ra'][5:] - 1  # 0-based face indices, in test order
+    ds = load_dataset('AFLWDataset', root, 'face_landmarks_aflw_test.json')
+    infos = sorted(
+        (ds.get_data_info(i) for i in range(3)), key=lambda d: d['id']
+    )
+    for info, face in zip(infos, test_ids):
+        np.testing.assert_allclose(
+            info['keypoints'][0], raw['pts'][face], atol=1e-4
+        )
+        assert info['img_path'].endswith('flickr/' + raw['names'][face])
+        x1, x2, y1, y2 = raw['boxes'][face]
+        size = np.sqrt((x2 - x1) * (y2 - y1))
+        assert info['box_size'] == pytest.approx(size)
+        # MMPose's square crop box has side box_size (norm='bbox').
+        assert info['bbox_scale'][0, 0] == pytest.approx(size, rel=1e-5)
+        np.testing.assert_allclose(
+            info['bbox_center'][0], [(x1 + x2) / 2, (y1 + y2) / 2], rtol=1e-5
+        )
+    test = json.load(open(paths['test']))
+    frontal = [a['attributes']['frontal'] for a in test['annotations']]
+    assert frontal == [0, 1, 1]
+    ann = test['annotations'][0]
+    assert ann['bbox'][2:] == pytest.approx([40.0, 30.0])
+    assert ann['visible'][3] == 0
+    assert ann['keypoints'][3 * 3 + 2] == 1  # hidden but labelled
+    assert ann['keypoints'][2] == 2
+    assert ann['num_keypoints'] == 19
+
+
+def test_aflw_errors(aflw_raw):
+    root, _ = aflw_raw
+    tool = load_tool('convert_aflw')
+    with pytest.raises(SystemExit, match=r'num_train must be in \[1, 7\]'):
+        tool.main([str(root), '--num-train', '8'])
+    with pytest.raises(SystemExit, match='AFLWinfo_release.mat'):
+        tool.main([str(root / 'nowhere')])
+    mat = str(root / 'AFLWinfo_release.mat')
+    from scipy.io import loadmat
+
+    fields = {k: v for k, v in loadmat(mat).items() if not k.startswith('_')}
+    savemat(mat, dict(fields, ra=np.ones((1, 8))))
+    with pytest.raises(SystemExit, match="'ra' must be a permutation"):
+        tool.main([str(root), '--num-train', '5'])
+    savemat(mat, dict(fields, data=fields['data'][:, :30]))
+    with pytest.raises(SystemExit, match=r"'data' has shape \(8, 30\)"):
+        tool.main([str(root), '--num-train', '5'])

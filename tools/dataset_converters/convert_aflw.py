@@ -1,0 +1,63 @@
+"""Convert AFLW-19 (AFLWinfo_release.mat) to MMPose's JSON layout.
+
+    python tools/dataset_converters/convert_aflw.py data/aflw \
+        [--mat FILE] [--img-dir DIR] [--out-dir DIR] [--num-train 20000]
+
+Reads ``<root>/AFLWinfo_release.mat`` and the images under
+``<root>/images`` (``flickr/0``, ``2``, ``3``); writes
+``face_landmarks_aflw_{train,test,test_frontal}.json`` to
+``<root>/annotations``: the first ``--num-train`` faces of the release's
+permutation ``ra`` train, the rest test; frontal = all 19 points visible.
+"""
+
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(
+    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+)
+
+from mmaniso.datasets.converters.aflw import (  # noqa: E402
+    NUM_TRAIN,
+    STANDARD_SIZES,
+    convert_aflw,
+)
+from mmaniso.datasets.converters.coco import summary_lines  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('root', help='AFLW data root, e.g. data/aflw')
+    parser.add_argument(
+        '--mat', help='the release (default <root>/AFLWinfo_release.mat)'
+    )
+    parser.add_argument(
+        '--img-dir', help='image folder (default <root>/images)'
+    )
+    parser.add_argument(
+        '--out-dir', help='output folder (default <root>/annotations)'
+    )
+    parser.add_argument(
+        '--num-train',
+        type=int,
+        default=NUM_TRAIN,
+        help='faces in the training split (default %(default)s)',
+    )
+    args = parser.parse_args(argv)
+    try:
+        paths = convert_aflw(
+            args.mat or osp.join(args.root, 'AFLWinfo_release.mat'),
+            args.img_dir or osp.join(args.root, 'images'),
+            args.out_dir or osp.join(args.root, 'annotations'),
+            num_train=args.num_train,
+        )
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f'error: {e}') from None
+    for line in summary_lines(paths, STANDARD_SIZES):
+        print(line)
+    return paths
+
+
+if __name__ == '__main__':
+    main()
