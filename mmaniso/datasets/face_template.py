@@ -23,6 +23,34 @@ WFLW_TO_300W = np.array(
     dtype=np.int64,
 )
 
+# WFLW -> AFLW-19: brows as outer end, middle, inner end; eyes as outer
+# corner, pupil, inner corner; nose wings and tip; mouth corners with the
+# upper inner-lip centre standing in for the mouth centre; the chin.
+WFLW_TO_AFLW = np.array(
+    [
+        33,
+        35,
+        37,
+        42,
+        44,
+        46,
+        60,
+        96,
+        64,
+        68,
+        97,
+        72,
+        55,
+        54,
+        59,
+        76,
+        90,
+        82,
+        16,
+    ],
+    dtype=np.int64,
+)
+
 
 def _arc(
     cx: float, cy: float, rx: float, ry: float, t0: float, t1: float, n: int
@@ -104,13 +132,15 @@ def wflw_mean_face() -> np.ndarray:
 
 
 def mean_face(num_keypoints: int) -> np.ndarray:
-    """The template for 98 (WFLW) or 68 (300W) points, shape (K, 2)."""
+    """The template for 98 (WFLW), 68 (300W) or 19 (AFLW) points, (K, 2)."""
     face = wflw_mean_face()
     if num_keypoints == 98:
         return face
     if num_keypoints == 68:
         return face[WFLW_TO_300W]
+    if num_keypoints == 19:
+        return face[WFLW_TO_AFLW]
     raise ValueError(
-        f'no face template for {num_keypoints} keypoints; '
-        'templates exist for 98 (WFLW) and 68 (300W)'
+        f'no face template for {num_keypoints} keypoints; templates exist '
+        'for 98 (WFLW), 68 (300W) and 19 (AFLW)'
     )

@@ -33,6 +33,7 @@ _WFLW_STROKES = [
 ANN_NAMES = {
     98: 'face_landmarks_wflw_{split}.json',
     68: 'face_landmarks_300w_{split}.json',
+    19: 'face_landmarks_aflw_{split}.json',
 }
 
 
@@ -90,6 +91,8 @@ def _annotation(ann_id: int, points: np.ndarray) -> dict:
         area=float((x1 - x0) * (y1 - y0)),
         center=[float(c) for c in centre],
         scale=float(side / 200.0),
+        # AFLW's normalising box size, sqrt(w * h) of the face box.
+        box_size=float(np.sqrt((x1 - x0) * (y1 - y0))),
     )
 
 
@@ -105,7 +108,7 @@ def write_face_fixture(
     Args:
         root: The data root; ``images/`` and ``annotations/`` go below it.
         splits: Number of faces per split. Defaults to 8 train, 4 test.
-        num_keypoints: 98 (WFLW layout) or 68 (300W layout).
+        num_keypoints: 98 (WFLW layout), 68 (300W) or 19 (AFLW).
         image_size: Side of the square images in pixels.
         seed: Everything written is a function of the seed.
 

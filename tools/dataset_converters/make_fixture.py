@@ -19,7 +19,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('root', help='data root to write')
     parser.add_argument(
-        '--num-keypoints', type=int, default=98, choices=[98, 68]
+        '--num-keypoints', type=int, default=98, choices=[98, 68, 19]
     )
     parser.add_argument('--train', type=int, default=8)
     parser.add_argument('--test', type=int, default=4)
