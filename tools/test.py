@@ -4,7 +4,11 @@ Mirrors MMPose's ``tools/test.py`` flags::
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]
         [--show-dir DIR] [--show] [--cfg-options k=v ...]
-        [--launcher {none,pytorch,slurm,mpi}]
+        [--launcher {none,pytorch,slurm,mpi}] [--metrics-out FILE.json]
+
+With mmaniso's ``FaceLandmarkMetric`` as the test evaluator, one command
+evaluates every subset of the test file (WFLW's six attributes, 300W's
+common/challenging, AFLW's frontal) and prints them as one table.
 """
 
 import argparse
@@ -54,6 +58,11 @@ def parse_args(argv=None):
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher',
+    )
+    parser.add_argument(
+        '--metrics-out',
+        help='also write the metrics as JSON to this file (mmaniso; '
+        'tools/study.py collects runs through it)',
     )
     parser.add_argument('--local_rank', '--local-rank', type=int)
     return parser.parse_args(argv)
@@ -112,7 +121,31 @@ def main(argv=None):
     import mmaniso  # noqa: F401  (registers modules and checkpoint types)
 
     runner = Runner.from_cfg(cfg)
-    return runner.test()
+    metrics = runner.test()
+    report(metrics, args.config, args.metrics_out)
+    return metrics
+
+
+def report(metrics: dict, config: str, metrics_out=None) -> None:
+    """Prints the paper-style table on rank 0 and writes --metrics-out."""
+    from mmengine.dist import is_main_process
+
+    from mmaniso.evaluation.table import format_face_table
+
+    if not is_main_process():
+        return
+    table = format_face_table(
+        metrics, title=f'Face alignment results of {config}'
+    )
+    if table:
+        print(table, flush=True)
+    if metrics_out:
+        import json
+        import os
+
+        os.makedirs(osp.dirname(osp.abspath(metrics_out)), exist_ok=True)
+        with open(metrics_out, 'w') as f:
+            json.dump({k: float(v) for k, v in metrics.items()}, f, indent=1)
 
 
 if __name__ == '__main__':
