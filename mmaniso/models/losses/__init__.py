@@ -1,1 +1,3 @@
+from .anisotropic_loss import AnisotropicLoss
 
+__all__ = ['AnisotropicLoss']

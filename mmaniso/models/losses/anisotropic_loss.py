@@ -1,0 +1,288 @@
+"""The anisotropic landmark cost of Rayhan, Galata and Cootes (BMVC 2020).
+
+A registered, thin wrapper over :mod:`mmaniso.ops`: it checks its config,
+turns the point types into neighbour-index buffers once, and per batch
+computes ground-truth tangents and the weighted residuals.
+"""
+
+import math
+from contextlib import nullcontext
+from typing import Optional, Sequence, Union
+
+import torch
+from mmpose.registry import MODELS
+from torch import Tensor, nn
+
+from mmaniso.datasets.point_types import PointTypes, get_point_types
+from mmaniso.ops.tangents import curve_differences
+from mmaniso.ops.weights import (
+    anisotropic_weight_entries,
+    symmetric_quadratic_form,
+)
+
+_DISTANCES = ('squared', 'mahalanobis')
+_REDUCTIONS = ('mean', 'sum', 'none')
+
+
+def _autocast_off(device: torch.device):
+    """A context that runs float32 maths under AMP on ``device``."""
+    try:
+        enabled = torch.is_autocast_enabled(device.type)
+    except (TypeError, RuntimeError):  # torch < 2.4, or no autocast there
+        enabled = {
+            'cuda': torch.is_autocast_enabled,
+            'cpu': getattr(torch, 'is_autocast_cpu_enabled', bool),
+        }.get(device.type, bool)()
+    if not enabled:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
+@MODELS.register_module()
+class AnisotropicLoss(nn.Module):
+    """Curve-aware weighted squared error of regressed keypoints.
+
+    Each keypoint's error ``r = x - z`` (prediction minus ground truth)
+    costs ``r^T W r`` with ``W = t t^T / a^2 + (I - t t^T) / b^2``, ``t`` the
+    unit tangent of the point's curve at the ground truth (see
+    :mod:`mmaniso.ops.tangents`), so with ``a > b`` sliding along a curve is
+    cheaper than leaving it: an error along the curve costs ``(b / a)^2`` of
+    the same error across it. Corners, points on no curve and points
+    without a tangent get ``W = I``.
+
+    Units: MMPose's ``RegressionLabel`` codec regresses coordinates divided
+    by the input size. Since ``W = I`` at corners fixes the unit in which
+    ``a`` and ``b`` are read, residuals and tangents are taken in pixels of
+    the input crop (the paper's reading): both coordinates are multiplied by
+    ``input_size = (w, h)`` first. With ``a = b = 1`` the cost of a point is
+    its squared pixel error. Set ``input_size`` to the codec's.
+
+    The weights are functions of the ground truth only and are treated as
+    constants: the gradient flows through the residuals, never through the
+    tangents.
+
+    Visibility: when ``target_weight`` is given, a keypoint with weight 0
+    (unlabelled, or outside the crop) never steers a tangent, whatever
+    ``use_target_weight`` says: its neighbours fall back to the one-sided
+    difference, or to ``W = I`` when neither neighbour is visible.
+
+    Reduction: ``'none'`` returns the per-point costs, shape (B, K),
+    multiplied by ``target_weight`` when ``use_target_weight``; ``'sum'``
+    their sum; ``'mean'`` their sum divided by ``B * K``, i.e. the mean over
+    all points, masked ones counting as 0 (as MMPose's regression losses
+    average). When nothing is visible the result is an exact zero that
+    still depends on ``output`` (as ``output.sum() * 0``), so every DDP rank
+    keeps the same graph; this needs no host synchronisation.
+
+    The maths runs in float32 (or float64 for float64 inputs) with autocast
+    disabled.
+
+    Args:
+        point_types: A dataset name (MMPose's ``dataset_name``, e.g.
+            ``'wflw'``) or a point-types dict for a custom dataset (see
+            :func:`mmaniso.datasets.point_types.get_point_types`).
+        a: Semi-axis along the curve, in input pixels.
+        b: Semi-axis across the curve, in input pixels.
+        distance: ``'squared'``, the paper's quadratic form ``r^T W r``, or
+            ``'mahalanobis'``, its square root per point (an L1-like
+            variant), computed as ``sqrt(q + eps) - sqrt(eps)`` with
+            ``eps = 1e-6`` pixels squared: 0 at the target, with a finite
+            (zero) gradient there and a difference of at most ``1e-3``
+            pixels from ``sqrt(q)`` elsewhere.
+        use_target_weight: Multiply each point's cost by its target weight.
+        loss_weight: Factor on the loss.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'`` (see above).
+        input_size: Width and height of the model input in pixels, the
+            codec's ``input_size``.
+    """
+
+    MAHALANOBIS_EPS = 1e-6
+    MIN_TANGENT_LENGTH = 1e-6  # pixels
+
+    def __init__(
+        self,
+        point_types: Union[str, dict, PointTypes],
+        a: float = 5.0,
+        b: float = 3.0,
+        distance: str = 'squared',
+        use_target_weight: bool = False,
+        loss_weight: float = 1.0,
+        reduction: str = 'mean',
+        input_size: Sequence[float] = (256, 256),
+    ):
+        super().__init__()
+        if not (a > 0 and b > 0):
+            raise ValueError(
+                f'AnisotropicLoss: a and b must be positive pixel lengths, '
+                f'got a={a}, b={b} (the paper uses a=5.0, b=3.0)'
+            )
+        if distance not in _DISTANCES:
+            raise ValueError(
+                f'AnisotropicLoss: distance must be one of {_DISTANCES}, got '
+                f'{distance!r}'
+            )
+        if reduction not in _REDUCTIONS:
+            raise ValueError(
+                f'AnisotropicLoss: reduction must be one of {_REDUCTIONS}, '
+                f'got {reduction!r}'
+            )
+        if (
+            not isinstance(input_size, (list, tuple))
+            or len(input_size) != 2
+            or not all(s > 0 for s in input_size)
+        ):
+            raise ValueError(
+                f'AnisotropicLoss: input_size must be (width, height) in '
+                f"pixels, the codec's input_size, got {input_size!r}"
+            )
+        self.point_types = get_point_types(point_types)
+        self.a = float(a)
+        self.b = float(b)
+        self.distance = distance
+        self.use_target_weight = use_target_weight
+        self.loss_weight = loss_weight
+        self.reduction = reduction
+        # Previous and next neighbour of each point along its curve, -1 for
+        # none, shape (2, K). Derived from the config: not in checkpoints.
+        self.register_buffer(
+            'neighbours', self.point_types.neighbours(), persistent=False
+        )
+        self._size = tuple(float(s) for s in input_size)
+        self.register_buffer(
+            'input_size', torch.tensor(self._size), persistent=False
+        )
+
+    @property
+    def num_keypoints(self) -> int:
+        return self.point_types.num_keypoints
+
+    def extra_repr(self) -> str:
+        return (
+            f'point_types={self.point_types.name!r}, a={self.a}, b={self.b}, '
+            f'distance={self.distance!r}, reduction={self.reduction!r}, '
+            f'input_size={tuple(self.input_size.tolist())}'
+        )
+
+    def _check(
+        self, output: Tensor, target: Tensor, target_weight: Optional[Tensor]
+    ) -> None:
+        if output.dim() != 3 or output.shape[-1] != 2:
+            raise ValueError(
+                f'AnisotropicLoss: output must have shape (B, K, 2), got '
+                f'{tuple(output.shape)}'
+            )
+        if target.shape != output.shape:
+            raise ValueError(
+                f'AnisotropicLoss: target shape {tuple(target.shape)} must '
+                f'equal the output shape {tuple(output.shape)}'
+            )
+        if output.shape[1] != self.num_keypoints:
+            raise ValueError(
+                f'AnisotropicLoss: the output has {output.shape[1]} '
+                f'keypoints but point types {self.point_types.name!r} have '
+                f'{self.num_keypoints}; set point_types to the dataset the '
+                'head is trained on'
+            )
+        if target_weight is None:
+            if self.use_target_weight:
+                raise ValueError(
+                    'AnisotropicLoss: use_target_weight=True needs a '
+                    'target_weight'
+                )
+        elif target_weight.shape not in (
+            output.shape[:2],
+            output.shape[:2] + (1,),
+        ):
+            raise ValueError(
+                f'AnisotropicLoss: target_weight must have shape (B, K) or '
+                f'(B, K, 1) = {tuple(output.shape[:2])}(, 1), got '
+                f'{tuple(target_weight.shape)}'
+            )
+
+    def forward(
+        self,
+        output: Tensor,
+        target: Tensor,
+        target_weight: Optional[Tensor] = None,
+    ) -> Tensor:
+        """Computes the loss.
+
+        Args:
+            output: Predicted keypoints, normalised by the input size,
+                shape (B, K, 2).
+            target: Ground-truth keypoints, same units, shape (B, K, 2).
+            target_weight: Keypoint weights (0 = invisible), shape (B, K)
+                or (B, K, 1).
+
+        Returns:
+            Tensor: A scalar, or the per-point costs of shape (B, K) with
+            ``reduction='none'``.
+        """
+        self._check(output, target, target_weight)
+        if output.numel() == 0:
+            zero = output.sum() * 0
+            return (
+                zero.expand(output.shape[:2])
+                if (self.reduction == 'none')
+                else zero
+            )
+        batch, num_keypoints = output.shape[:2]
+        dtype = torch.promote_types(output.dtype, torch.float32)
+        sx, sy = self._size
+        with _autocast_off(output.device):
+            out = output.to(dtype)
+            tgt = target.to(dtype)
+            weight = None
+            if target_weight is not None:
+                weight = target_weight.reshape(batch, num_keypoints)
+                weight = weight.to(dtype)
+            # Tangents and weights come from the ground truth, in pixels;
+            # they are constants of the loss (no gradient flows into them).
+            with torch.no_grad():
+                # A square input scales all directions alike, which leaves
+                # W unchanged: only the length threshold needs the scale.
+                square = sx == sy
+                directions = curve_differences(
+                    tgt,
+                    self.neighbours,
+                    weight,
+                    scale=None if square else self.input_size,
+                )
+                # Pixel residuals are size * normalised residuals, so W in
+                # normalised units is diag(size) W diag(size). The squared
+                # cost also takes each point's factor into W.
+                factor = sx * sx
+                if self.distance == 'squared':
+                    factor = self._point_factor(
+                        weight, batch * num_keypoints, factor
+                    )
+                w00, w01, w11 = anisotropic_weight_entries(
+                    directions,
+                    self.a,
+                    self.b,
+                    scale=factor,
+                    min_length=self.MIN_TANGENT_LENGTH / (sx if square else 1),
+                )
+                if not square:
+                    w01 = w01 * (sy / sx)
+                    w11 = w11 * (sy * sy / (sx * sx))
+            cost = symmetric_quadratic_form(out - tgt, w00, w01, w11)
+            if self.distance == 'mahalanobis':
+                eps = self.MAHALANOBIS_EPS
+                cost = (cost.clamp_min(0) + eps).sqrt() - math.sqrt(eps)
+                factor = self._point_factor(weight, cost.numel())
+                cost = cost * factor
+            return cost if self.reduction == 'none' else cost.sum()
+
+    def _point_factor(
+        self, weight: Optional[Tensor], num_points: int, extra: float = 1.0
+    ) -> Union[Tensor, float]:
+        """What each point's cost is multiplied by: ``extra``, the loss
+        weight, for the mean ``1 / (B * K)`` and, with
+        ``use_target_weight``, the target weight."""
+        factor = self.loss_weight * extra
+        if self.reduction == 'mean':
+            factor = factor / num_points
+        if self.use_target_weight:
+            return weight * factor
+        return factor

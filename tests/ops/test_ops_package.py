@@ -1,0 +1,43 @@
+"""mmaniso/ops is pure torch/numpy: no mmengine or mmpose import."""
+
+import ast
+import glob
+import os.path as osp
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+FORBIDDEN = ('mmengine', 'mmpose', 'mmcv', 'mmdet')
+
+
+def imported_modules(path):
+    tree = ast.parse(open(path).read(), path)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                yield node.module or ''
+            elif node.level > 1:
+                # ``from ..x import`` leaves ops/ for the rest of mmaniso.
+                yield 'mmaniso.' + (node.module or '')
+
+
+def test_ops_import_no_framework():
+    files = sorted(glob.glob(osp.join(REPO, 'mmaniso', 'ops', '*.py')))
+    assert any(f.endswith('tangents.py') for f in files)
+    offending = []
+    for path in files:
+        for name in imported_modules(path):
+            top = name.split('.')[0]
+            inside = name.startswith('mmaniso.') and not name.startswith(
+                'mmaniso.ops'
+            )
+            if top in FORBIDDEN or inside:
+                offending.append(f'{osp.basename(path)} imports {name}')
+    assert not offending, offending
+
+
+def test_checker_sees_forbidden_imports(tmp_path):
+    path = tmp_path / 'bad.py'
+    path.write_text('import mmpose.models\nfrom mmengine import Config\n')
+    assert set(imported_modules(str(path))) == {'mmpose.models', 'mmengine'}

@@ -1,0 +1,140 @@
+"""Time forward + backward of AnisotropicLoss against MMPose's SoftWingLoss.
+
+    python tools/analysis/benchmark_loss.py [--device cpu|cuda]
+        [--batch-size 64] [--point-types wflw] [--repeats 200]
+        [--warmup 20] [--rounds 5] [--distance squared|mahalanobis]
+
+Both losses see the same random prediction (requiring grad), target and
+target weight of shape (B, K, 2) and (B, K, 1), as MMPose's RegressionHead
+passes them. Each timed call is one forward and one backward; the median
+over ``--rounds`` rounds of ``--repeats`` calls is printed for each loss,
+with the ratio aniso / softwing. The losses alternate round by round, so
+slow drifts of the machine hit both alike. On a CPU shared with other
+work, ``--threads 1`` gives steadier figures: at these sizes (B * K * 2 =
+12,544 numbers) intra-op threads that wait for a busy core dominate.
+"""
+
+import argparse
+import os.path as osp
+import statistics
+import sys
+import time
+from typing import Callable, Dict, List, Optional
+
+sys.path.insert(
+    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+)
+
+import torch  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--device', default='cpu', help='cpu or cuda[:i]')
+    parser.add_argument('--batch-size', type=int, default=64)
+    parser.add_argument(
+        '--point-types', default='wflw', help='dataset name of the layout'
+    )
+    parser.add_argument(
+        '--distance', default='squared', choices=['squared', 'mahalanobis']
+    )
+    parser.add_argument(
+        '--repeats', type=int, default=200, help='calls per timed round'
+    )
+    parser.add_argument(
+        '--warmup', type=int, default=20, help='untimed calls per loss'
+    )
+    parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument(
+        '--threads', type=int, default=0, help='torch CPU threads (0: keep)'
+    )
+    parser.add_argument('--seed', type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def _step(
+    loss_fn: Callable, output: Tensor, target: Tensor, weight: Tensor
+) -> None:
+    output.grad = None
+    loss_fn(output, target, weight).backward()
+
+
+def _time_round(
+    loss_fn: Callable,
+    output: Tensor,
+    target: Tensor,
+    weight: Tensor,
+    repeats: int,
+    device: torch.device,
+) -> float:
+    """Seconds per forward + backward, averaged over ``repeats`` calls."""
+    sync = torch.cuda.synchronize if device.type == 'cuda' else None
+    if sync:
+        sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        _step(loss_fn, output, target, weight)
+    if sync:
+        sync(device)
+    return (time.perf_counter() - start) / repeats
+
+
+def benchmark(args: argparse.Namespace) -> Dict[str, float]:
+    """Times both losses; returns median seconds per call of each."""
+    from mmpose.models.losses import SoftWingLoss
+
+    from mmaniso.datasets.point_types import get_point_types
+    from mmaniso.models.losses import AnisotropicLoss
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit('--device cuda: no CUDA device is available here')
+    num_keypoints = get_point_types(args.point_types).num_keypoints
+    gen = torch.Generator().manual_seed(args.seed)
+    shape = (args.batch_size, num_keypoints, 2)
+    target = torch.rand(shape, generator=gen).to(device)
+    output = (target + 0.05 * torch.randn(shape, generator=gen)).to(device)
+    output.requires_grad_(True)
+    weight = (torch.rand(shape[:2] + (1,), generator=gen) > 0.05).float()
+    weight = weight.to(device)
+    losses = dict(
+        aniso=AnisotropicLoss(
+            args.point_types,
+            distance=args.distance,
+            use_target_weight=True,
+        ).to(device),
+        softwing=SoftWingLoss(use_target_weight=True).to(device),
+    )
+    for fn in losses.values():
+        for _ in range(args.warmup):
+            _step(fn, output, target, weight)
+    times = {name: [] for name in losses}
+    for _ in range(args.rounds):
+        for name, fn in losses.items():
+            times[name].append(
+                _time_round(fn, output, target, weight, args.repeats, device)
+            )
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
+    args = parse_args(argv)
+    result = benchmark(args)
+    aniso, softwing = result['aniso'], result['softwing']
+    print(
+        f'forward+backward, B={args.batch_size}, point types '
+        f'{args.point_types!r}, device {args.device}, torch '
+        f'{torch.__version__}, {torch.get_num_threads()} CPU threads, '
+        f'median of {args.rounds} rounds x {args.repeats} calls'
+    )
+    print(f'AnisotropicLoss ({args.distance}): {aniso * 1e6:9.1f} us')
+    print(f'SoftWingLoss:                {softwing * 1e6:9.1f} us')
+    print(f'ratio aniso/softwing: {aniso / softwing:.2f}')
+    return result
+
+
+if __name__ == '__main__':
+    main()
