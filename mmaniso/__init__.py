@@ -5,7 +5,7 @@ Importing this package registers every component into MMPose's registries
 (``custom_imports = dict(imports=['mmaniso'])`` in a config).
 """
 
-from . import datasets, evaluation, models  # noqa: F401  (registers)
+from . import datasets, engine, evaluation, models  # noqa: F401  (registers)
 from .utils import register_checkpoint_safe_globals
 from .version import __version__
 
@@ -14,4 +14,4 @@ from .version import __version__
 # allow-listed here so that load_from, resume and tools/test.py work.
 register_checkpoint_safe_globals()
 
-__all__ = ['__version__', 'datasets', 'evaluation', 'models']
+__all__ = ['__version__', 'datasets', 'engine', 'evaluation', 'models']

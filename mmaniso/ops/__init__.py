@@ -1,1 +1,37 @@
 """Pure torch/numpy maths. Nothing here imports mmengine or mmpose."""
+
+from .procrustes import (
+    PoseBins,
+    SimilarityTransform,
+    balanced_mean_shape,
+    generalized_procrustes,
+    pose_bins,
+    procrustes_align,
+    weighted_pca,
+)
+from .tangents import curve_differences, curve_neighbours, curve_tangents
+from .weights import (
+    anisotropic_quadratic_form,
+    anisotropic_weight_entries,
+    anisotropic_weight_matrices,
+    quadratic_form,
+    symmetric_quadratic_form,
+)
+
+__all__ = [
+    'anisotropic_quadratic_form',
+    'anisotropic_weight_entries',
+    'anisotropic_weight_matrices',
+    'curve_differences',
+    'curve_neighbours',
+    'curve_tangents',
+    'quadratic_form',
+    'symmetric_quadratic_form',
+    'PoseBins',
+    'SimilarityTransform',
+    'balanced_mean_shape',
+    'generalized_procrustes',
+    'pose_bins',
+    'procrustes_align',
+    'weighted_pca',
+]

@@ -1,1 +1,3 @@
+from .mean_shape_head import MeanShapeRegressionHead
 
+__all__ = ['MeanShapeRegressionHead']

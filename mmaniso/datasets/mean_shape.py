@@ -1,0 +1,248 @@
+"""Training shapes read from annotations, and their pose-balanced mean.
+
+Both the pose bins of :class:`~mmaniso.datasets.PoseBalancedSampler` and the
+mean shape of :class:`~mmaniso.models.heads.MeanShapeRegressionHead` come
+from the keypoints, visibilities and boxes of a dataset's ``data_list``; no
+image is loaded and no pipeline runs.
+
+The mean shape lives in the frame the head regresses: that of MMPose's
+``RegressionLabel`` codec, i.e. keypoints mapped into the input crop by
+``GetBBoxCenterScale(padding)`` and ``TopdownAffine(input_size)`` (without
+the training-time random shift, scale and rotation) and divided by the
+input size. Without rotation that map is, per sample,
+
+.. math:: u = (p - c) / s' + 1/2,
+
+with ``c`` the box centre and ``s'`` the padded box size widened to the
+input's aspect ratio.
+"""
+
+from typing import NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mmaniso.ops.procrustes import balanced_mean_shape
+
+# GetBBoxCenterScale's default padding.
+DEFAULT_BBOX_PADDING = 1.25
+
+
+class PoseAnnotations(NamedTuple):
+    """Per-sample annotations, stacked.
+
+    Attributes:
+        keypoints (ndarray): Image coordinates, shape (N, K, 2), float32.
+        visible (ndarray): Visibility in [0, 1], shape (N, K), float32.
+        bbox_center (ndarray): Box centre, shape (N, 2), float32.
+        bbox_scale (ndarray): Box size (w, h) before padding, shape (N, 2),
+            float32.
+    """
+
+    keypoints: np.ndarray
+    visible: np.ndarray
+    bbox_center: np.ndarray
+    bbox_scale: np.ndarray
+
+
+def read_pose_annotations(dataset) -> PoseAnnotations:
+    """Stacks every sample's keypoints, visibility and box.
+
+    Reads ``dataset.get_data_info(i)`` for each index, as MMPose's top-down
+    datasets (and MMEngine's ``ConcatDataset``/``RepeatDataset``) provide it
+    without loading images. The box is taken the way ``GetBBoxCenterScale``
+    takes it: ``bbox_center``/``bbox_scale`` where the dataset gives them
+    (WFLW, 300W, AFLW, COFW), else the ``bbox`` corners.
+
+    Args:
+        dataset: A top-down pose dataset.
+
+    Returns:
+        PoseAnnotations: ``keypoints`` (N, K, 2), ``visible`` (N, K),
+        ``bbox_center`` (N, 2) and ``bbox_scale`` (N, 2).
+
+    Raises:
+        TypeError: For datasets whose ``get_data_info`` would load images
+            (MMPose's ``CombinedDataset``) or that have none.
+        ValueError: If the dataset is empty, a sample has no box or several
+            instances, or keypoint counts differ.
+    """
+    name = type(dataset).__name__
+    if name == 'CombinedDataset':
+        raise TypeError(
+            "MMPose's CombinedDataset builds each sample through its "
+            'pipeline, so its annotations cannot be read without loading '
+            'every image; balance each sub-dataset or use ConcatDataset'
+        )
+    if not callable(getattr(dataset, 'get_data_info', None)):
+        raise TypeError(
+            f'{name} has no get_data_info(index); pose balancing reads the '
+            'annotations through it'
+        )
+    if hasattr(dataset, 'full_init'):
+        dataset.full_init()
+    num = len(dataset)
+    if num == 0:
+        raise ValueError(f'{name} is empty; there are no shapes to bin')
+    info = dataset.get_data_info(0)
+    num_kpts = np.shape(info['keypoints'])[-2]
+    keypoints = np.empty((num, num_kpts, 2), np.float32)
+    visible = np.ones((num, num_kpts), np.float32)
+    centres = np.empty((num, 2), np.float32)
+    scales = np.empty((num, 2), np.float32)
+    corners = np.full((num, 4), np.nan, np.float32)  # boxes given as bbox
+    for idx in range(num):
+        if idx:
+            info = dataset.get_data_info(idx)
+        # Assignment drops a leading instance axis of length 1 and refuses
+        # any other shape.
+        try:
+            keypoints[idx] = info['keypoints']
+            if info.get('keypoints_visible') is not None:
+                visible[idx] = info['keypoints_visible']
+            if 'bbox_center' in info and 'bbox_scale' in info:
+                centres[idx] = info['bbox_center']
+                scales[idx] = info['bbox_scale']
+            elif info.get('bbox') is not None:
+                corners[idx] = info['bbox']
+            else:
+                raise ValueError(
+                    f'sample {idx} has neither bbox nor bbox_center/'
+                    'bbox_scale; top-down training needs a box per sample'
+                )
+        except ValueError as e:
+            if str(e).startswith(f'sample {idx} '):
+                raise
+            raise ValueError(
+                f'sample {idx} does not hold one instance of {num_kpts} '
+                'keypoints with a box (pose balancing needs top-down data, '
+                f'one instance per sample, like sample 0): {e}'
+            ) from None
+    from_corners = ~np.isnan(corners[:, 0])
+    if from_corners.any():
+        x0, y0, x1, y1 = corners[from_corners].T
+        centres[from_corners] = np.stack([x0 + x1, y0 + y1], 1) * 0.5
+        scales[from_corners] = np.stack([x1 - x0, y1 - y0], 1)
+    np.clip(visible, 0.0, 1.0, out=visible)
+    return PoseAnnotations(keypoints, visible, centres, scales)
+
+
+def crop_scale(
+    bbox_scale: np.ndarray,
+    input_size: Sequence[int] = (1, 1),
+    padding: float = DEFAULT_BBOX_PADDING,
+) -> np.ndarray:
+    """The crop size TopdownAffine cuts: padded, then widened to the input's
+    aspect ratio.
+
+    Args:
+        bbox_scale (ndarray): Box sizes (w, h), shape (N, 2).
+        input_size: Model input (w, h).
+        padding: GetBBoxCenterScale's padding.
+
+    Returns:
+        ndarray: Crop sizes, shape (N, 2).
+    """
+    scale = np.asarray(bbox_scale, dtype=np.float64) * padding
+    aspect = input_size[0] / input_size[1]
+    w, h = scale[:, 0], scale[:, 1]
+    wide = w > h * aspect
+    return np.stack(
+        [np.where(wide, w, h * aspect), np.where(wide, w / aspect, h)], 1
+    )
+
+
+def crop_normalised_keypoints(
+    annotations: PoseAnnotations,
+    input_size: Sequence[int] = (1, 1),
+    padding: float = DEFAULT_BBOX_PADDING,
+    dtype: type = np.float64,
+) -> np.ndarray:
+    """Keypoints in the RegressionLabel frame of an input crop.
+
+    The same map as ``GetBBoxCenterScale(padding)``, ``TopdownAffine``
+    without rotation and ``RegressionLabel.encode``: (0, 0) is the crop's
+    top-left corner and (1, 1) its bottom-right. With the default square
+    ``input_size`` this is each sample's box normalised by a similarity,
+    which is all the pose bins need.
+
+    .. math:: u = (p - c) / s' + 1/2
+
+    Args:
+        annotations (PoseAnnotations): From :func:`read_pose_annotations`.
+        input_size: Model input (w, h); only its aspect ratio matters.
+        padding: GetBBoxCenterScale's padding.
+        dtype: Floating type of the result.
+
+    Returns:
+        ndarray: Normalised keypoints, shape (N, K, 2).
+
+    Example:
+        >>> ann = PoseAnnotations(
+        ...     np.array([[[10., 20.], [30., 20.]]]), np.ones((1, 2)),
+        ...     np.array([[20., 20.]]), np.array([[20., 10.]]))
+        >>> crop_normalised_keypoints(ann, (64, 64), padding=1.0).tolist()
+        [[[0.0, 0.5], [1.0, 0.5]]]
+    """
+    if padding <= 0:
+        raise ValueError(f'padding must be positive, got {padding}')
+    if len(input_size) != 2 or min(input_size) <= 0:
+        raise ValueError(f'input_size must be (w, h) > 0, got {input_size}')
+    size = crop_scale(annotations.bbox_scale, input_size, padding)  # (N, 2)
+    if not np.all(size > 0):
+        bad = int(np.argmin(size.min(1)))
+        raise ValueError(f'sample {bad} has an empty box: {size[bad]}')
+    out = np.array(annotations.keypoints, dtype=dtype)  # a copy
+    out -= np.asarray(annotations.bbox_center, dtype=dtype)[:, None]
+    out /= size.astype(dtype)[:, None]
+    out += 0.5
+    return out
+
+
+def pipeline_setting(dataset, transform: str, key: str):
+    """A setting of a transform in a dataset's pipeline, or None.
+
+    Looks through ``dataset.pipeline.transforms`` (and the first
+    sub-dataset of dataset wrappers) for an instance named ``transform``.
+    """
+    for _ in range(8):
+        pipeline = getattr(dataset, 'pipeline', None)
+        for t in getattr(pipeline, 'transforms', None) or []:
+            if type(t).__name__ == transform and hasattr(t, key):
+                return getattr(t, key)
+        inner = getattr(dataset, 'datasets', None)
+        if inner:
+            dataset = inner[0]
+        elif getattr(dataset, 'dataset', None) is not None:
+            dataset = dataset.dataset
+        else:
+            return None
+    return None
+
+
+def pose_balanced_mean_shape(
+    annotations: PoseAnnotations,
+    bin_ids: Tensor,
+    input_size: Tuple[int, int],
+    padding: float = DEFAULT_BBOX_PADDING,
+    num_bins: Optional[int] = None,
+) -> Tensor:
+    """The mean over pose bins of the bins' mean shapes, in the head's frame.
+
+    Args:
+        annotations (PoseAnnotations): From :func:`read_pose_annotations`.
+        bin_ids (Tensor): Pose bin of each sample, shape (N,).
+        input_size: Model input (w, h).
+        padding: GetBBoxCenterScale's padding.
+        num_bins: Number of bins.
+
+    Returns:
+        Tensor: Mean shape in [0, 1] crop coordinates, shape (K, 2),
+        float32.
+    """
+    shapes = crop_normalised_keypoints(annotations, input_size, padding)
+    mean = balanced_mean_shape(
+        shapes, bin_ids, annotations.visible, num_bins=num_bins
+    )
+    return torch.as_tensor(mean, dtype=torch.float32)

@@ -1,0 +1,249 @@
+"""Pose-balanced sampling (Rayhan et al., BMVC 2020; Feng et al., CVPR 2018).
+
+The training shapes are put in equal-width bins along the first principal
+component of their Procrustes-aligned coordinates
+(:func:`mmaniso.ops.procrustes.pose_bins`), once, when the sampler is built.
+Each epoch then draws a balanced list of indices from a private generator
+seeded with ``seed + epoch``; every rank draws the same list and keeps its
+``[rank::world_size]`` share, as MMEngine's ``DefaultSampler`` does.
+"""
+
+import math
+from typing import Iterator, Optional, Sized
+
+import numpy as np
+import torch
+from mmengine.dist import broadcast, get_dist_info, sync_random_seed
+from mmengine.logging import print_log
+from mmpose.registry import DATA_SAMPLERS
+from torch import Tensor
+from torch.utils.data import Sampler
+
+from mmaniso.ops.procrustes import pose_bins
+
+from .mean_shape import crop_normalised_keypoints, read_pose_annotations
+
+MODES = ('undersample', 'oversample')
+
+
+def balanced_epoch_size(counts: Tensor, mode: str) -> int:
+    """Length of a balanced epoch: non-empty bins times their target size.
+
+    .. math::
+        L = |\\{b : n_b > 0\\}| \\cdot \\min_{n_b > 0} n_b
+        \\ \\text{(undersample)} \\quad \\text{or} \\quad \\cdot \\max_b n_b
+        \\ \\text{(oversample)}
+
+    Args:
+        counts (Tensor): Shapes per bin, shape (num_bins,).
+        mode: ``'undersample'`` or ``'oversample'``.
+
+    Returns:
+        int: The number of indices in one epoch, over all ranks.
+
+    Example:
+        >>> balanced_epoch_size(torch.tensor([5, 0, 2, 9]), 'undersample')
+        6
+    """
+    nonempty = counts[counts > 0]
+    if len(nonempty) == 0:
+        return 0
+    per_bin = nonempty.min() if mode == 'undersample' else nonempty.max()
+    return int(len(nonempty) * per_bin)
+
+
+def balanced_epoch(
+    bin_ids: Tensor,
+    num_bins: int,
+    mode: str,
+    generator: torch.Generator,
+    shuffle: bool = True,
+) -> Tensor:
+    """Draws one epoch of pose-balanced dataset indices.
+
+    ``undersample``: every non-empty bin gives as many indices as the
+    smallest non-empty bin holds, drawn without replacement.
+    ``oversample``: every non-empty bin gives as many as the largest holds;
+    a smaller bin repeats all its members as often as fits, and the rest
+    are drawn without replacement. Only ``generator`` is used, so the
+    result depends on nothing but its seed.
+
+    Args:
+        bin_ids (Tensor): Bin of each sample, shape (N,), int64.
+        num_bins: Number of bins.
+        mode: ``'undersample'`` or ``'oversample'``.
+        generator (torch.Generator): Source of randomness.
+        shuffle: Shuffle the drawn indices; else return them sorted.
+
+    Returns:
+        Tensor: Indices, shape (L,), int64, with L from
+        :func:`balanced_epoch_size`.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> ids = torch.tensor([0, 0, 0, 1, 2, 2])
+        >>> epoch = balanced_epoch(ids, 3, 'undersample', g)
+        >>> sorted(ids[epoch].tolist())
+        [0, 1, 2]
+    """
+    if mode not in MODES:
+        raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
+    num = len(bin_ids)
+    counts = torch.bincount(bin_ids, minlength=num_bins)
+    # Group the samples by bin, in a random order within each bin.
+    perm = torch.randperm(num, generator=generator)
+    order = perm[torch.argsort(bin_ids[perm], stable=True)]  # (N,)
+    starts = torch.cumsum(counts, 0) - counts  # (num_bins,)
+    rank_in_bin = torch.arange(num) - starts[bin_ids[order]]  # (N,)
+    nonempty = counts[counts > 0]
+    if mode == 'undersample':
+        chosen = order[rank_in_bin < nonempty.min()]
+    else:
+        target = int(nonempty.max())
+        parts = []
+        for b in torch.nonzero(counts).flatten().tolist():
+            members = order[starts[b] : starts[b] + counts[b]]
+            repeats, rest = divmod(target, len(members))
+            parts += [members.repeat(repeats), members[:rest]]
+        chosen = torch.cat(parts)
+    if shuffle:
+        chosen = chosen[torch.randperm(len(chosen), generator=generator)]
+    else:
+        chosen = torch.sort(chosen).values
+    return chosen
+
+
+@DATA_SAMPLERS.register_module()
+class PoseBalancedSampler(Sampler):
+    """Samples every pose bin equally often, on one or many ranks.
+
+    The training shapes (keypoints normalised to each sample's box, read
+    from the annotations without loading images) are binned along their
+    first principal component after generalised Procrustes alignment,
+    once, at construction; the bin counts and the epoch length are logged.
+    Each epoch:
+
+    - ``undersample`` (Rayhan et al.): each non-empty bin contributes as
+      many samples as the smallest non-empty bin, drawn afresh without
+      replacement. An epoch is ``num_nonempty_bins * min_count`` samples,
+      often far fewer than the dataset: scale ``max_epochs`` (and epoch
+      milestones) by ``len(dataset) / epoch_size`` to keep the number of
+      iterations.
+    - ``oversample`` (Wing loss): minority bins are repeated up to the
+      largest bin.
+
+    Randomness comes from a private ``torch.Generator`` seeded with
+    ``seed + epoch``, so global reseeding does not change the draw and a run
+    resumed at epoch ``e`` (``set_epoch(e)``, by MMEngine's
+    ``DistSamplerSeedHook``) draws what an uninterrupted run would, given
+    the same seed (``PoseBalancingHook`` keeps the seed in checkpoints).
+    Every rank draws the same list, padded by repetition to a multiple of
+    the world size when ``round_up``, and takes ``[rank::world_size]``.
+
+    Args:
+        dataset (Sized): A top-down pose dataset.
+        num_bins: Number of equal-width pose bins.
+        mode: ``'undersample'`` or ``'oversample'``.
+        shuffle: Shuffle each epoch's indices; else yield them in dataset
+            order (the balanced draw is still new each epoch).
+        seed: Seed shared by all ranks; a synchronised random one when not
+            given.
+        round_up: Pad the epoch so that every rank gets the same number of
+            indices.
+
+    Attributes:
+        bin_ids (Tensor): Pose bin of each sample, shape (N,), int64.
+        bin_counts (Tensor): Samples per bin, shape (num_bins,), int64.
+        bin_edges (Tensor): Bin edges along the first principal component,
+            shape (num_bins + 1,).
+        pose_scores (Tensor): Each sample's coordinate along that
+            component, shape (N,).
+        epoch_size (int): Indices per epoch over all ranks, before padding.
+        annotations (PoseAnnotations): The keypoints, visibilities and boxes
+            read from the dataset.
+    """
+
+    def __init__(
+        self,
+        dataset: Sized,
+        num_bins: int = 9,
+        mode: str = 'undersample',
+        shuffle: bool = True,
+        seed: Optional[int] = None,
+        round_up: bool = True,
+    ) -> None:
+        if isinstance(num_bins, bool) or not isinstance(num_bins, int):
+            raise TypeError(f'num_bins must be an int, got {num_bins!r}')
+        if num_bins < 1:
+            raise ValueError(f'num_bins must be >= 1, got {num_bins}')
+        if mode not in MODES:
+            raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
+        rank, world_size = get_dist_info()
+        self.rank = rank
+        self.world_size = world_size
+        self.dataset = dataset
+        self.num_bins = num_bins
+        self.mode = mode
+        self.shuffle = shuffle
+        if seed is None:
+            seed = sync_random_seed()
+        self.seed = seed
+        self.epoch = 0
+        self.round_up = round_up
+
+        self.annotations = read_pose_annotations(dataset)
+        # Float32 is ample for binning and halves the memory traffic.
+        shapes = crop_normalised_keypoints(
+            self.annotations, dtype=np.float32
+        )  # (N, K, 2)
+        bins = pose_bins(shapes, self.annotations.visible, num_bins)
+        bin_ids = bins.ids
+        if world_size > 1:
+            # Bins are computed on every rank; rank 0's are used so that
+            # the epoch lists agree even if rounding differs between hosts.
+            broadcast(bin_ids, src=0)
+        self.bin_ids = bin_ids
+        self.bin_counts = torch.bincount(bin_ids, minlength=num_bins)
+        self.bin_edges = bins.edges
+        self.pose_scores = bins.scores
+        self.epoch_size = balanced_epoch_size(self.bin_counts, mode)
+
+        if self.round_up:
+            self.num_samples = math.ceil(self.epoch_size / world_size)
+            self.total_size = self.num_samples * world_size
+        else:
+            self.num_samples = math.ceil((self.epoch_size - rank) / world_size)
+            self.total_size = self.epoch_size
+        print_log(
+            f'PoseBalancedSampler: {len(self.bin_ids)} samples in '
+            f'{num_bins} pose bins, counts '
+            f'{self.bin_counts.tolist()}; {mode} epoch of '
+            f'{self.epoch_size} samples ({self.num_samples} per rank, '
+            f'world size {world_size})',
+            logger='current',
+        )
+
+    def __iter__(self) -> Iterator[int]:
+        """Yields this rank's share of the current epoch's indices."""
+        generator = torch.Generator()
+        generator.manual_seed(self.seed + self.epoch)
+        indices = balanced_epoch(
+            self.bin_ids, self.num_bins, self.mode, generator, self.shuffle
+        )
+        if self.round_up and len(indices) < self.total_size:
+            repeats = math.ceil(self.total_size / len(indices))
+            indices = indices.repeat(repeats)[: self.total_size]
+        indices = indices[self.rank : self.total_size : self.world_size]
+        return iter(indices.tolist())
+
+    def __len__(self) -> int:
+        """The number of indices this rank yields per epoch."""
+        return self.num_samples
+
+    def set_epoch(self, epoch: int) -> None:
+        """Sets the epoch, and so the seed ``seed + epoch`` of its draw.
+
+        Args:
+            epoch: Epoch number.
+        """
+        self.epoch = epoch

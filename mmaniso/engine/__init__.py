@@ -1,0 +1,5 @@
+"""Runner hooks."""
+
+from .hooks import PoseBalancingHook
+
+__all__ = ['PoseBalancingHook']

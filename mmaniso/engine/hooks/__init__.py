@@ -1,0 +1,3 @@
+from .pose_balancing_hook import PoseBalancingHook
+
+__all__ = ['PoseBalancingHook']

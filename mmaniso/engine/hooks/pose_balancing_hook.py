@@ -1,0 +1,188 @@
+"""Fills the head's mean shape and keeps the pose sampler's seed."""
+
+from typing import List, Optional
+
+import numpy as np
+from mmengine.dist import broadcast
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmpose.registry import HOOKS
+
+from mmaniso.datasets.mean_shape import (
+    DEFAULT_BBOX_PADDING,
+    crop_normalised_keypoints,
+    pipeline_setting,
+    pose_balanced_mean_shape,
+    read_pose_annotations,
+)
+from mmaniso.datasets.samplers import PoseBalancedSampler
+from mmaniso.models.heads.mean_shape_head import MeanShapeRegressionHead
+from mmaniso.ops.procrustes import pose_bins
+
+SEED_KEY = 'pose_balanced_sampler_seed'
+
+
+@HOOKS.register_module()
+class PoseBalancingHook(Hook):
+    """Training-time companion of pose balancing; one line in a config.
+
+    ``custom_hooks = [dict(type='PoseBalancingHook')]`` does two things:
+
+    - **Mean shape.** At ``before_train`` (after ``load_from``/resume), each
+      :class:`~mmaniso.models.heads.MeanShapeRegressionHead` whose
+      ``mean_shape`` is still unset (not in the checkpoint, not in the
+      config) gets the mean over pose bins of the bins' mean shapes, from
+      the training annotations (no image is read). The bins are those of
+      the :class:`~mmaniso.datasets.PoseBalancedSampler` when it is the
+      training sampler, else computed here with ``num_bins``. Rank 0's value
+      is broadcast, so every rank starts identical.
+    - **Sampler seed.** The sampler's seed is stored in every checkpoint and
+      restored on resume, so that the resumed epochs draw what an
+      uninterrupted run would have drawn even when the run's seed was
+      random.
+
+    Args:
+        num_bins: Pose bins for the mean shape when the training sampler is
+            not a PoseBalancedSampler.
+        bbox_padding: GetBBoxCenterScale's padding; read from the training
+            pipeline when not given (1.25 if it is not found there).
+    """
+
+    priority = 'ABOVE_NORMAL'
+
+    def __init__(
+        self, num_bins: int = 9, bbox_padding: Optional[float] = None
+    ) -> None:
+        if isinstance(num_bins, bool) or not isinstance(num_bins, int):
+            raise TypeError(f'num_bins must be an int, got {num_bins!r}')
+        if num_bins < 1:
+            raise ValueError(f'num_bins must be >= 1, got {num_bins}')
+        if bbox_padding is not None and bbox_padding <= 0:
+            raise ValueError(
+                f'bbox_padding must be positive, got {bbox_padding}'
+            )
+        self.num_bins = num_bins
+        self.bbox_padding = bbox_padding
+        self._checkpoint_seed = None
+
+    @staticmethod
+    def _sampler(runner):
+        return getattr(runner.train_dataloader, 'sampler', None)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Remembers the sampler seed stored in the checkpoint."""
+        self._checkpoint_seed = (checkpoint.get('meta') or {}).get(SEED_KEY)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Stores the sampler seed in the checkpoint's meta."""
+        sampler = self._sampler(runner)
+        if isinstance(sampler, PoseBalancedSampler):
+            checkpoint.setdefault('meta', {})[SEED_KEY] = int(sampler.seed)
+
+    def before_train(self, runner) -> None:
+        """Restores the sampler seed on resume; fills unset mean shapes."""
+        self._restore_seed(runner)
+        self._fill_mean_shapes(runner)
+
+    def _restore_seed(self, runner) -> None:
+        sampler = self._sampler(runner)
+        seed = self._checkpoint_seed
+        # Resumed (not merely load_from): the loop starts past iteration 0.
+        resumed = runner.iter > 0 or runner.epoch > 0
+        if (
+            seed is None
+            or not resumed
+            or not isinstance(sampler, PoseBalancedSampler)
+        ):
+            return
+        if sampler.seed != seed:
+            print_log(
+                f'PoseBalancingHook: sampler seed {sampler.seed} -> {seed} '
+                'from the resumed checkpoint',
+                logger='current',
+            )
+            sampler.seed = seed
+
+    @staticmethod
+    def _heads(runner) -> List[MeanShapeRegressionHead]:
+        model = runner.model
+        if is_model_wrapper(model):
+            model = model.module
+        return [
+            m
+            for m in model.modules()
+            if isinstance(m, MeanShapeRegressionHead)
+        ]
+
+    def _fill_mean_shapes(self, runner) -> None:
+        heads = self._heads(runner)
+        if not heads:
+            print_log(
+                'PoseBalancingHook: the model has no MeanShapeRegressionHead;'
+                ' no mean shape to fill',
+                logger='current',
+            )
+            return
+        unset = [h for h in heads if not h.has_mean_shape]
+        if not unset:
+            print_log(
+                'PoseBalancingHook: keeping the mean shape of the checkpoint '
+                'or config',
+                logger='current',
+            )
+            return
+        dataset = runner.train_dataloader.dataset
+        sampler = self._sampler(runner)
+        if isinstance(sampler, PoseBalancedSampler):
+            annotations = sampler.annotations
+            bin_ids, num_bins = sampler.bin_ids, sampler.num_bins
+        else:
+            annotations = read_pose_annotations(dataset)
+            shapes = crop_normalised_keypoints(annotations, dtype=np.float32)
+            bins = pose_bins(shapes, annotations.visible, self.num_bins)
+            bin_ids, num_bins = bins.ids, self.num_bins
+            broadcast(bin_ids, src=0)
+        padding = self.bbox_padding
+        if padding is None:
+            padding = pipeline_setting(
+                dataset, 'GetBBoxCenterScale', 'padding'
+            )
+        if padding is None:
+            padding = DEFAULT_BBOX_PADDING
+        for head in unset:
+            input_size = self._input_size(head, dataset)
+            mean = pose_balanced_mean_shape(
+                annotations, bin_ids, input_size, padding, num_bins
+            )
+            if mean.shape[0] != head.num_joints:
+                raise ValueError(
+                    f'the training data has {mean.shape[0]} keypoints but '
+                    f'the head predicts num_joints={head.num_joints}'
+                )
+            broadcast(mean, src=0)
+            head.set_mean_shape(mean)
+            counts = [int(c) for c in bin_ids.bincount(minlength=num_bins)]
+            print_log(
+                f'PoseBalancingHook: mean shape of {len(bin_ids)} training '
+                f'shapes over the non-empty of {num_bins} pose bins '
+                f'(counts {counts}), input size {tuple(input_size)}, box '
+                f'padding {padding}; range x [{float(mean[:, 0].min()):.3f}, '
+                f'{float(mean[:, 0].max()):.3f}], y '
+                f'[{float(mean[:, 1].min()):.3f}, '
+                f'{float(mean[:, 1].max()):.3f}]',
+                logger='current',
+            )
+
+    @staticmethod
+    def _input_size(head: MeanShapeRegressionHead, dataset):
+        size = getattr(getattr(head, 'decoder', None), 'input_size', None)
+        if size is None:
+            size = pipeline_setting(dataset, 'TopdownAffine', 'input_size')
+        if size is None:
+            raise ValueError(
+                'cannot tell the input size for the mean shape: give the '
+                'head a RegressionLabel decoder or put TopdownAffine in '
+                'the training pipeline'
+            )
+        return tuple(size)

@@ -1,0 +1,45 @@
+"""Smoke tests of tools/analysis/benchmark_sampler.py."""
+
+import os.path as osp
+import re
+
+import pytest
+from conftest import REPO, run_tool
+
+SCRIPT = osp.join(REPO, 'tools', 'analysis', 'benchmark_sampler.py')
+
+
+def test_prints_one_timed_row_per_size():
+    proc = run_tool(
+        [SCRIPT, '--sizes', '300', '600', '--rounds', '1'], timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = re.findall(
+        r'^\s*(\d+)((?:\s+[0-9.]+/[0-9.]+){4})\s+([0-9.]+)\s*$',
+        proc.stdout,
+        re.M,
+    )
+    assert [int(r[0]) for r in rows] == [300, 600]
+    for _, cells, per_shape in rows:
+        times = [float(t) for c in cells.split() for t in c.split('/')]
+        assert all(t >= 0 for t in times)
+        assert float(per_shape) > 0
+
+
+@pytest.mark.slow
+def test_epoch_lengths_follow_the_formula():
+    proc = run_tool([SCRIPT, '--epoch-lengths'], timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = re.findall(
+        r'^(\w+): N=(\d+) .*counts \[([\d, ]+)\]; epoch = (\d+) x (\d+) = '
+        r'(\d+)',
+        proc.stdout,
+        re.M,
+    )
+    assert [line[0] for line in lines] == ['300W', 'WFLW', 'AFLW']
+    for _, num, counts, bins, per_bin, epoch in lines:
+        counts = [int(c) for c in counts.split(',')]
+        nonempty = [c for c in counts if c > 0]
+        assert sum(counts) == int(num)
+        assert int(bins) == len(nonempty) and int(per_bin) == min(nonempty)
+        assert int(epoch) == len(nonempty) * min(nonempty) < int(num)
