@@ -1,0 +1,6 @@
+# Ablation (Rayhan, Galata and Cootes, BMVC 2020, Table 4): direct
+# prediction of the coordinates with MMPose's RegressionHead instead of the
+# displacement from the mean shape. Loss and pose balancing unchanged.
+_base_ = ['../aniso_res50_wflw.py']
+
+model = dict(head=dict(type='RegressionHead'))

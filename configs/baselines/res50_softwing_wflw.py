@@ -1,0 +1,12 @@
+# Baseline for the loss comparison of Rayhan, Galata and Cootes (BMVC 2020,
+# Table 6) on WFLW:
+# MMPose's SoftWingLoss in place of AnisotropicLoss, everything
+# else as configs/aniso_res50_wflw.py (pose-balanced sampler, mean-shape
+# head, schedule), so only the loss differs.
+_base_ = ['../aniso_res50_wflw.py']
+
+model = dict(
+    head=dict(
+        loss=dict(_delete_=True, type='SoftWingLoss', use_target_weight=True)
+    )
+)
