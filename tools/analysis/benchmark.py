@@ -151,7 +151,7 @@ def bench_train(args, root):
             torch.cuda.synchronize()
 
     times = {name: [] for name in models}
-    for name, (model, optim, _) in models.items():
+    for model, optim, _ in models.values():
         for _ in range(3):  # warm-up
             step(model, optim)
     order = list(models)
