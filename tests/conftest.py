@@ -1,5 +1,6 @@
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 
@@ -44,3 +45,21 @@ def run_tool(args, cwd=None, env=None, timeout=600):
         timeout=timeout,
     )
     return proc
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, for a torchrun rendezvous."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def dist_env() -> dict:
+    """Environment of a multi-process CPU run: the repo and the test hooks
+    (tests/helpers) importable, one thread per rank on this small machine."""
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(
+        [REPO, osp.join(REPO, 'tests', 'helpers'), env.get('PYTHONPATH', '')]
+    )
+    env['OMP_NUM_THREADS'] = '1'
+    return env

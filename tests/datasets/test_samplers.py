@@ -1,9 +1,7 @@
 """Tests of PoseBalancedSampler: balance, shards, determinism, DDP."""
 
-import os
 import os.path as osp
 import random
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -11,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, data_root_options
+from conftest import REPO, data_root_options, dist_env, free_port
 
 from mmaniso.datasets import samplers
 from mmaniso.datasets.samplers import (
@@ -335,12 +333,6 @@ def test_reads_a_real_mmpose_dataset(wflw_fixture):
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 @pytest.mark.ddp
 def test_two_process_gloo_training_shards_the_same_bins(tmp_path):
@@ -359,11 +351,7 @@ def test_two_process_gloo_training_shards_the_same_bins(tmp_path):
         "                dict(type='RankDumpHook')]\n"
     )
     work = tmp_path / 'work'
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(
-        [REPO, osp.join(REPO, 'tests', 'helpers'), env.get('PYTHONPATH', '')]
-    )
-    env['OMP_NUM_THREADS'] = '1'
+    env = dist_env()
     proc = subprocess.run(
         [
             sys.executable,
@@ -371,7 +359,7 @@ def test_two_process_gloo_training_shards_the_same_bins(tmp_path):
             'torch.distributed.run',
             '--nproc_per_node=2',
             '--master_addr=127.0.0.1',
-            f'--master_port={_free_port()}',
+            f'--master_port={free_port()}',
             osp.join(REPO, 'tools', 'train.py'),
             str(config),
             '--launcher',

@@ -1,28 +1,23 @@
 """A real 2-process run of tools/dist_train.sh (torchrun, gloo on CPU)."""
 
-import os
 import os.path as osp
-import socket
+import subprocess
+import sys
 
 import pytest
 import torch
-from conftest import FIXTURE_CONFIG, REPO, data_root_options
-
-HELPERS = osp.join(REPO, 'tests', 'helpers')
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+from conftest import (
+    FIXTURE_CONFIG,
+    REPO,
+    data_root_options,
+    dist_env,
+    free_port,
+)
 
 
 @pytest.mark.slow
 @pytest.mark.ddp
 def test_two_rank_train_ends_with_identical_weights(wflw_fixture, tmp_path):
-    import subprocess
-    import sys
-
     config = tmp_path / 'ddp_fixture.py'
     config.write_text(
         f'_base_ = [{FIXTURE_CONFIG!r}]\n'
@@ -30,13 +25,8 @@ def test_two_rank_train_ends_with_identical_weights(wflw_fixture, tmp_path):
         "custom_hooks = [dict(type='SyncBuffersHook'), "
         "dict(type='RankDumpHook')]\n"
     )
-    env = dict(os.environ)
-    env.update(
-        PYTHON=sys.executable,
-        PORT=str(_free_port()),
-        PYTHONPATH=os.pathsep.join([REPO, HELPERS]),
-        OMP_NUM_THREADS='1',
-    )
+    env = dist_env()
+    env.update(PYTHON=sys.executable, PORT=str(free_port()))
     proc = subprocess.run(
         [
             'bash',
