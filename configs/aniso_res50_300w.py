@@ -3,9 +3,7 @@
 #
 # The WFLW set-up (configs/aniso_res50_wflw.py: MMPose's ResNet50 regression
 # recipe, AnisotropicLoss a=5 b=3, PoseBalancedSampler K=9, mean-shape head)
-# on 300W's 68 points: MMPose has no 300W regression recipe. The schedule
-# keeps MMPose's 210 epochs of 3,148 faces at batch 512 (7 iterations each)
-# as 1,470 iterations.
+# on 300W's 68 points (MMPose has no 300W regression recipe), 210 epochs.
 #
 # tools/test.py evaluates the 689 validation faces (full, common,
 # challenging). The private 600-face test set:
@@ -18,24 +16,6 @@ point_types = '300w'
 dataset_type = 'Face300WDataset'
 data_root = 'data/300w/'
 model = dict(head=dict(num_joints=68, loss=dict(point_types=point_types)))
-
-max_iters = 1470
-val_interval = 147
-train_cfg = dict(max_iters=max_iters, val_interval=val_interval)
-param_scheduler = [
-    dict(
-        type='LinearLR', begin=0, end=500, start_factor=0.001, by_epoch=False
-    ),
-    dict(
-        type='MultiStepLR',
-        begin=0,
-        end=max_iters,
-        milestones=[1190, 1400],
-        gamma=0.1,
-        by_epoch=False,
-    ),
-]
-default_hooks = dict(checkpoint=dict(interval=val_interval))
 
 train_dataloader = dict(
     dataset=dict(

@@ -9,7 +9,7 @@ seeded with ``seed + epoch``; every rank draws the same list and keeps its
 """
 
 import math
-from typing import Iterator, Optional, Sized
+from typing import Iterator, Optional, Sized, Union
 
 import numpy as np
 import torch
@@ -113,6 +113,18 @@ def balanced_epoch(
     return chosen
 
 
+def _draws_per_epoch(
+    value: Union[int, str], num_samples: int, draw_size: int
+) -> int:
+    if value == 'auto':
+        return max(1, round(num_samples / max(draw_size, 1)))
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"draws_per_epoch must be a positive int or 'auto', got {value!r}"
+        )
+    return value
+
+
 @DATA_SAMPLERS.register_module()
 class PoseBalancedSampler(Sampler):
     """Samples every pose bin equally often, on one or many ranks.
@@ -150,6 +162,14 @@ class PoseBalancedSampler(Sampler):
             given.
         round_up: Pad the epoch so that every rank gets the same number of
             indices.
+        draws_per_epoch: Balanced draws concatenated into one epoch, each
+            drawn afresh (one paper epoch each). ``'auto'`` takes as many
+            as make an epoch about as long as the dataset, so that a
+            schedule written in dataset epochs (MMPose's 210e) keeps its
+            number of iterations. Also a matter of speed: MMEngine pays a
+            fixed cost per epoch (worker start-up; a 2 s pause per epoch in
+            ``IterBasedTrainLoop``), which short undersampled epochs would
+            pay every few iterations.
 
     Attributes:
         bin_ids (Tensor): Pose bin of each sample, shape (N,), int64.
@@ -158,6 +178,8 @@ class PoseBalancedSampler(Sampler):
             shape (num_bins + 1,).
         pose_scores (Tensor): Each sample's coordinate along that
             component, shape (N,).
+        draw_size (int): Indices in one balanced draw.
+        draws_per_epoch (int): Balanced draws per epoch.
         epoch_size (int): Indices per epoch over all ranks, before padding.
         annotations (PoseAnnotations): The keypoints, visibilities and boxes
             read from the dataset.
@@ -171,6 +193,7 @@ class PoseBalancedSampler(Sampler):
         shuffle: bool = True,
         seed: Optional[int] = None,
         round_up: bool = True,
+        draws_per_epoch: Union[int, str] = 1,
     ) -> None:
         if isinstance(num_bins, bool) or not isinstance(num_bins, int):
             raise TypeError(f'num_bins must be an int, got {num_bins!r}')
@@ -206,7 +229,11 @@ class PoseBalancedSampler(Sampler):
         self.bin_counts = torch.bincount(bin_ids, minlength=num_bins)
         self.bin_edges = bins.edges
         self.pose_scores = bins.scores
-        self.epoch_size = balanced_epoch_size(self.bin_counts, mode)
+        self.draw_size = balanced_epoch_size(self.bin_counts, mode)
+        self.draws_per_epoch = _draws_per_epoch(
+            draws_per_epoch, len(self.bin_ids), self.draw_size
+        )
+        self.epoch_size = self.draw_size * self.draws_per_epoch
 
         if self.round_up:
             self.num_samples = math.ceil(self.epoch_size / world_size)
@@ -217,9 +244,10 @@ class PoseBalancedSampler(Sampler):
         print_log(
             f'PoseBalancedSampler: {len(self.bin_ids)} samples in '
             f'{num_bins} pose bins, counts '
-            f'{self.bin_counts.tolist()}; {mode} epoch of '
-            f'{self.epoch_size} samples ({self.num_samples} per rank, '
-            f'world size {world_size})',
+            f'{self.bin_counts.tolist()}; {mode} draw of '
+            f'{self.draw_size} samples, {self.draws_per_epoch} draw(s) per '
+            f'epoch: epoch of {self.epoch_size} samples '
+            f'({self.num_samples} per rank, world size {world_size})',
             logger='current',
         )
 
@@ -227,8 +255,19 @@ class PoseBalancedSampler(Sampler):
         """Yields this rank's share of the current epoch's indices."""
         generator = torch.Generator()
         generator.manual_seed(self.seed + self.epoch)
-        indices = balanced_epoch(
-            self.bin_ids, self.num_bins, self.mode, generator, self.shuffle
+        # Successive draws of one generator: the same sequence of balanced
+        # draws whatever their grouping into epochs.
+        indices = torch.cat(
+            [
+                balanced_epoch(
+                    self.bin_ids,
+                    self.num_bins,
+                    self.mode,
+                    generator,
+                    self.shuffle,
+                )
+                for _ in range(self.draws_per_epoch)
+            ]
         )
         if self.round_up and len(indices) < self.total_size:
             repeats = math.ceil(self.total_size / len(indices))

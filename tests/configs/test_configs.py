@@ -65,17 +65,17 @@ def test_paper_config_trains_two_iterations_and_tests(config_name, tmp_path):
     root = str(tmp_path / 'data') + '/'
     options = [
         'model.backbone.init_cfg=None',
-        'train_cfg.max_iters=2',
-        'train_cfg.val_interval=2',
+        'train_cfg.max_epochs=1',
+        'train_cfg.val_interval=1',
         'default_hooks.logger.interval=1',
-        'default_hooks.checkpoint.interval=2',
+        'default_hooks.checkpoint.interval=1',
         f'val_evaluator.ann_file={paths[eval_split]}',
         f'test_evaluator.ann_file={paths[eval_split]}',
     ]
     for split in ('train', 'val', 'test'):
         options += [
             f'{split}_dataloader.dataset.data_root={root}',
-            f'{split}_dataloader.batch_size=2',
+            f'{split}_dataloader.batch_size=4',
             f'{split}_dataloader.num_workers=0',
             f'{split}_dataloader.persistent_workers=False',
         ]
@@ -93,14 +93,18 @@ def test_paper_config_trains_two_iterations_and_tests(config_name, tmp_path):
     )
     log = train.stdout + train.stderr
     assert train.returncode == 0, log[-4000:]
-    assert re.search(r'Iter\(train\) \[2/2\]', log)
-    assert 'PoseBalancedSampler' in log
-    assert osp.isfile(work / 'iter_2.pth')
+    # One epoch of the balanced draw (at most the 8 faces): 1-2 iterations.
+    steps = re.findall(r'Epoch\(train\)\s+\[1\]\[(\d+)/(\d+)\]', log)
+    assert steps and int(steps[-1][1]) <= 2
+    assert steps[-1][0] == steps[-1][1]
+    assert 'PoseBalancedSampler: 8 samples in 9 pose bins' in log
+    assert re.search(r'Epoch\(val\).*NME: [0-9.]+', log)
+    assert osp.isfile(work / 'epoch_1.pth')
     test = run_tool(
         [
             osp.join(REPO, 'tools', 'test.py'),
             config,
-            work / 'iter_2.pth',
+            work / 'epoch_1.pth',
             '--work-dir',
             work,
             '--cfg-options',

@@ -412,3 +412,28 @@ def test_two_process_gloo_training_shards_the_same_bins(tmp_path):
     for key in states[0]:
         torch.testing.assert_close(states[0][key], states[1][key])
     assert torch.isfinite(states[0]['head.mean_shape']).all()
+
+
+def test_draws_per_epoch_concatenates_fresh_balanced_draws(dataset):
+    one = PoseBalancedSampler(dataset, num_bins=5, seed=4)
+    three = PoseBalancedSampler(dataset, num_bins=5, seed=4, draws_per_epoch=3)
+    draw = 5 * min(GROUP_SIZES)
+    assert three.epoch_size == 3 * one.epoch_size == 3 * draw
+    draws = torch.tensor(list(three)).reshape(3, draw)
+    for part in draws:  # each third is one balanced draw, no repeats
+        counts = torch.bincount(three.bin_ids[part], minlength=5)
+        assert counts.tolist() == [min(GROUP_SIZES)] * 5
+        assert len(set(part.tolist())) == draw
+    # The first draw is the one-draw epoch; the later ones are new draws.
+    assert draws[0].tolist() == list(one)
+    assert draws[1].tolist() != draws[0].tolist()
+
+
+def test_auto_draws_make_an_epoch_about_the_dataset_size(dataset):
+    sampler = PoseBalancedSampler(
+        dataset, num_bins=5, seed=0, draws_per_epoch='auto'
+    )
+    assert sampler.draws_per_epoch == round(len(dataset) / 15) == 3
+    assert len(sampler) == 45
+    with pytest.raises(ValueError, match='draws_per_epoch'):
+        PoseBalancedSampler(dataset, num_bins=5, draws_per_epoch=0)
