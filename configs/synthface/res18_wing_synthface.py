@@ -1,0 +1,9 @@
+# SynthFace study baseline: MMPose's WingLoss on the SoftWing baseline's
+# backbone, input, sampler and schedule (res18_softwing_synthface.py).
+_base_ = ['./res18_softwing_synthface.py']
+
+model = dict(
+    head=dict(
+        loss=dict(_delete_=True, type='WingLoss', use_target_weight=True)
+    )
+)
