@@ -20,20 +20,25 @@ _MMPOSE_LAYOUT = (
 )
 PREPARATION = {
     'WFLWDataset': (
-        'WFLW: download WFLW_images.tar.gz from '
-        'https://wywu.github.io/projects/LAB/WFLW.html, ' + _MMPOSE_LAYOUT
+        'WFLW: download WFLW_images.tar.gz and WFLW_annotations.tar.gz from '
+        'https://wywu.github.io/projects/LAB/WFLW.html, then '
+        'python tools/dataset_converters/convert_wflw.py <data_root>'
     ),
     'Face300WDataset': (
-        '300W: download the iBUG 300W images (afw, helen, lfpw, ibug), '
-        + _MMPOSE_LAYOUT
+        '300W: download the iBUG 300W images and .pts files (afw, helen, '
+        'lfpw, ibug, 300W private), then '
+        'python tools/dataset_converters/convert_300w.py <data_root>'
     ),
-    'AFLWDataset': 'AFLW: download the AFLW images, ' + _MMPOSE_LAYOUT,
+    'AFLWDataset': (
+        'AFLW: get the images and AFLWinfo_release.mat, then '
+        'python tools/dataset_converters/convert_aflw.py <data_root>'
+    ),
     'COFWDataset': 'COFW: download the COFW images, ' + _MMPOSE_LAYOUT,
 }
 FIXTURE_HINT = (
-    'For a quick look without any download, generate the test '
-    'fixture: python tools/dataset_converters/make_fixture.py '
-    'data/fixture_wflw'
+    'Without any download, generate SynthFace (rendered faces in the WFLW '
+    'layout): python tools/dataset_converters/make_synthface.py '
+    'data/synthface'
 )
 
 

@@ -46,6 +46,8 @@ def test_missing_data_folder_names_files_and_steps(tmp_path, monkeypatch):
     assert 'data/wflw/images/' in message
     assert 'docs/data_preparation.md' in message
     assert 'WFLW_images.tar.gz' in message
+    assert 'tools/dataset_converters/convert_wflw.py' in message
+    assert 'make_synthface.py' in message
     # Raised before the runner existed: it would have made the work dir.
     assert not (tmp_path / 'work').exists()
 
