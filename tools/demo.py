@@ -127,13 +127,15 @@ def point_errors(preds_file: str, clean_ann: str):
         preds = pickle.load(f)
     with open(clean_ann) as f:
         anns = {a['id']: a for a in json.load(f)['annotations']}
+    from mmaniso.evaluation.functional import NORM_INDICES
+    eye_a, eye_b = NORM_INDICES['inter_ocular']['wflw']
     errors = []
     for sample in preds:
         gt = np.asarray(anns[sample['id']]['keypoints'], dtype=float).reshape(
             -1, 3
         )[:, :2]
         pred = np.asarray(sample['pred_instances']['keypoints'])[0]
-        iod = np.linalg.norm(gt[60] - gt[72])  # WFLW outer eye corners
+        iod = np.linalg.norm(gt[eye_a] - gt[eye_b])
         errors.append(np.linalg.norm(pred - gt, axis=1) / iod)
     return np.stack(errors), [s['id'] for s in preds], preds
 

@@ -46,6 +46,7 @@ import cv2
 import numpy as np
 
 from . import face_template_3d as t3d
+from .converters.wflw import ATTRIBUTES  # WFLW's subset flags
 from .face_template import WFLW_TO_300W
 from .point_types import PointTypes, get_point_types
 
@@ -59,15 +60,6 @@ LAYOUTS = {
     'wflw': (98, 'face_landmarks_wflw_{split}.json'),
     '300w': (68, 'face_landmarks_300w_{split}.json'),
 }
-#: WFLW's subset flags, written to every annotation.
-ATTRIBUTES = (
-    'largepose',
-    'expression',
-    'illumination',
-    'makeup',
-    'occlusion',
-    'blur',
-)
 #: Outer eye corners of each layout (the inter-ocular distance).
 OUTER_EYE_CORNERS = {'wflw': (60, 72), '300w': (36, 45)}
 LARGE_POSE_DEG = 40.0
