@@ -43,10 +43,10 @@ def parse_args(argv=None):
     parser.add_argument('--num-train', type=int, default=2000)
     parser.add_argument('--num-test', type=int, default=500)
     parser.add_argument(
-        '--iters',
+        '--epochs',
         type=int,
         default=None,
-        help="training iterations of each model (default: the configs')",
+        help="training epochs of each model (default: the configs')",
     )
     parser.add_argument(
         '--workers', type=int, default=2, help='dataloader workers'
@@ -197,11 +197,11 @@ def main(argv=None):
     start = time.time()
     ensure_data(args.data_root, args.num_train, args.num_test)
     options = loader_options(args.data_root, args.workers)
-    if args.iters:
+    if args.epochs:
         options += [
-            f'train_cfg.max_iters={args.iters}',
-            f'train_cfg.val_interval={args.iters}',
-            f'default_hooks.checkpoint.interval={args.iters}',
+            f'train_cfg.max_epochs={args.epochs}',
+            f'train_cfg.val_interval={args.epochs}',
+            f'default_hooks.checkpoint.interval={args.epochs}',
         ]
     results = {}
     for name, config in RUNS:
