@@ -6,12 +6,13 @@ Importing this package registers every component into MMPose's registries
 """
 
 from . import datasets, engine, evaluation, models  # noqa: F401  (registers)
-from .utils import register_checkpoint_safe_globals
+from .utils import register_checkpoint_loaders
 from .version import __version__
 
-# Checkpoints are loaded with torch's weights_only unpickler on torch>=2.6;
-# the few numpy/mmengine types MMEngine puts in checkpoint metadata are
-# allow-listed here so that load_from, resume and tools/test.py work.
-register_checkpoint_safe_globals()
+# Every checkpoint MMEngine loads (load_from, resume, Pretrained init,
+# tools/test.py, mmpose.apis.init_model), from a file or a URL, goes through
+# mmaniso's restricted unpickler (mmaniso/utils/checkpoint.py). torch's own
+# global allow-list is left as it is.
+register_checkpoint_loaders()
 
 __all__ = ['__version__', 'datasets', 'engine', 'evaluation', 'models']

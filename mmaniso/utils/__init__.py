@@ -1,11 +1,13 @@
 from .checkpoint import (
-    CHECKPOINT_SAFE_GLOBALS,
-    register_checkpoint_safe_globals,
+    CheckpointRefusedError,
+    load_checkpoint_file,
+    register_checkpoint_loaders,
 )
 from .dist import prepare_cpu_distributed
 
 __all__ = [
-    'CHECKPOINT_SAFE_GLOBALS',
-    'register_checkpoint_safe_globals',
+    'CheckpointRefusedError',
+    'load_checkpoint_file',
+    'register_checkpoint_loaders',
     'prepare_cpu_distributed',
 ]

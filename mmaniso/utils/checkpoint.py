@@ -1,58 +1,249 @@
-"""Loading MMEngine checkpoints with torch's ``weights_only`` unpickler.
+"""One loading policy for every checkpoint mmaniso's users load.
 
-torch >= 2.6 loads with ``weights_only=True`` by default, which refuses any
-global that is not allow-listed. MMEngine checkpoints carry, besides tensors,
-the message hub (``HistoryBuffer`` objects holding numpy arrays) and the
-dataset metainfo (numpy arrays and scalars). We allow exactly those types;
-``weights_only`` stays on, so a checkpoint still cannot run code.
+A checkpoint is a pickle, and a pickle can run code. ``import mmaniso``
+registers, for every scheme MMEngine's ``CheckpointLoader`` knows (local
+paths, ``http(s)://``, ``torchvision://``/``modelzoo://``,
+``open-mmlab://``/``openmmlab://``, ``mmcls://``, ``s3://``/``petrel://``,
+``pavi://``), a loader that reads the file with :class:`SafeUnpickler`. So
+``load_from``, ``--resume``, ``init_cfg=dict(type='Pretrained')``,
+``tools/test.py``, MMPose's own tools and ``mmpose.apis.init_model`` (all of
+which go through ``CheckpointLoader``) load the same way, on every torch
+version (torch 2.1 has no weights-only allow-list; this does not need one).
+Downloads land in torch's hub cache first and are then read the same way.
+
+What the unpickler accepts, and nothing else:
+
+- tensors and parameters (torch's rebuild functions, no backward hooks),
+  torch dtypes, ``torch.Size``, ``torch.device``;
+- ``dict``/``list``/``tuple``/``set`` and ``OrderedDict``/``Counter``
+  (MMEngine's ``MultiStepParamScheduler`` keeps its milestones in one);
+- numpy arrays and scalars of a plain boolean or numeric dtype, written by
+  numpy 1.x (``numpy.core``) or 2.x (``numpy._core``). A dtype's pickled
+  state must be exactly that of a built-in dtype: ``np.dtype.__setstate__``
+  otherwise accepts fields at any offset, with which a file can make eight
+  data bytes be read as a pointer to a Python object;
+- MMEngine's ``HistoryBuffer`` (the message hub's logs), whose state must be
+  its four known fields, and ``getattr`` only in the form
+  ``getattr(HistoryBuffer, 'min' | 'max' | 'current' | 'mean' | ...)``
+  with which a buffer names its statistics methods.
+
+Anything else (``os.system``, a class to build, ``getattr`` on any other
+object) raises :class:`CheckpointRefusedError` naming the file and what it
+asked for, before the object is built. What comes out is walked once more,
+and every numpy dtype in it is checked to be plain before it is returned.
 """
 
+import io
+import os
+import os.path as osp
 import pickle
-from typing import List
+import re
+import tempfile
+import types
+from collections import Counter, OrderedDict
+from typing import Any, Callable, Dict, Optional, Tuple
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
 
+DOC = 'README.md, "Checkpoints"'
 
-def _numpy_globals() -> List[object]:
-    # numpy pickles arrays through ``_reconstruct`` (numpy.core became
-    # numpy._core in numpy 2), scalars through ``scalar`` with their raw
-    # ``bytes``, and dtypes as ``np.dtype(...)`` whose state is then set on
-    # an instance of the concrete dtype class (numpy >= 1.25). Only boolean
-    # and numeric dtypes are allowed: metainfo holds nothing else.
+
+class CheckpointRefusedError(pickle.UnpicklingError):
+    """A checkpoint asked for something a weights-only load does not allow."""
+
+
+# ---------------------------------------------------------------- numpy ---
+
+# numpy type codes of the dtypes a checkpoint may hold, and the flags a
+# built-in one of each kind has (0: no object, no fields).
+_PLAIN_DTYPE_KINDS = frozenset('biufc')
+_BYTE_ORDERS = frozenset('<>|=')
+
+
+def is_plain_dtype(dtype: object) -> bool:
+    """Whether ``dtype`` is a built-in boolean or numeric numpy dtype.
+
+    Plain means: no fields, no sub-array, no object type, the flags and
+    size of the built-in dtype of its type code (either byte order).
+    """
+    if not isinstance(dtype, np.dtype):
+        return False
+    if dtype.kind not in _PLAIN_DTYPE_KINDS or dtype.hasobject:
+        return False
+    if dtype.fields is not None or dtype.subdtype is not None:
+        return False
+    if dtype.names is not None or dtype.metadata is not None:
+        return False
+    reference = np.dtype(dtype.kind + str(dtype.itemsize))
+    return dtype.flags == reference.flags and dtype.itemsize == (
+        reference.itemsize
+    )
+
+
+def _dtype_spec_allowed(spec: object) -> bool:
+    if not isinstance(spec, str):
+        return False
+    match = re.fullmatch(r'[<>|=]?([biufc])(\d{1,2})', spec)
+    if not match:
+        return False
     try:
-        from numpy._core import multiarray
-    except ImportError:  # numpy < 2
-        from numpy.core import multiarray
-    found = [
-        multiarray._reconstruct,
-        multiarray.scalar,
-        np.ndarray,
-        np.dtype,
-        bytes,
-    ]
-    dtypes = getattr(np, 'dtypes', None)
-    if dtypes is not None:
-        for kind in (
-            np.bool_,
-            np.int8,
-            np.int16,
-            np.int32,
-            np.int64,
-            np.uint8,
-            np.uint16,
-            np.uint32,
-            np.uint64,
-            np.float16,
-            np.float32,
-            np.float64,
-            np.longdouble,
-        ):
-            found.append(type(np.dtype(kind)))
-    return found
+        return is_plain_dtype(np.dtype(spec))
+    except TypeError:
+        return False
 
+
+def _plain_dtype(spec, align=False, copy=False):
+    """``np.dtype(spec, align, copy)`` for a plain numeric type code only."""
+    if not _dtype_spec_allowed(spec) or align not in (False, 0):
+        raise CheckpointRefusedError(
+            f'a numpy dtype {spec!r} (align={align!r}); only boolean and '
+            'numeric dtypes are allowed'
+        )
+    return np.dtype(spec, align=False, copy=bool(copy))
+
+
+def _check_dtype_state(dtype: np.dtype, state: object) -> None:
+    # (version, byteorder, subarray, names, fields, elsize, alignment,
+    # flags): everything but the byte order must be what a built-in dtype
+    # pickles; a different elsize or any fields would redefine its layout.
+    if not (
+        isinstance(state, tuple)
+        and len(state) in (8, 9)
+        and state[0] in (3, 4)
+        and state[1] in _BYTE_ORDERS
+        and state[2:5] == (None, None, None)
+        and state[5:7] == (-1, -1)
+        and state[7] == dtype.flags
+        and (len(state) == 8 or state[8] is None)
+    ):
+        raise CheckpointRefusedError(
+            f'a numpy dtype {dtype.str!r} with the state {state!r}; only '
+            'the state of a built-in dtype (no fields, no sub-array, '
+            'standard flags) is allowed'
+        )
+
+
+def _reconstruct(subtype, shape, typecode):
+    """numpy's ``_reconstruct``: an empty bare ``ndarray`` to set state on.
+
+    numpy always pickles it as ``_reconstruct(ndarray, (0,), b'b')``; the
+    real shape, dtype and data come with the BUILD that follows.
+    """
+    if subtype is not np.ndarray:
+        raise CheckpointRefusedError(
+            f'an array of type {subtype!r}; only numpy.ndarray is allowed'
+        )
+    if tuple(shape) != (0,) or typecode not in (b'b', 'b'):
+        raise CheckpointRefusedError(
+            f"numpy _reconstruct{(shape, typecode)!r}; numpy writes (0,), b'b'"
+        )
+    return np.ndarray.__new__(np.ndarray, (0,), np.int8)
+
+
+def _check_array_state(array: np.ndarray, state: object) -> None:
+    # (version, shape, dtype, is_fortran, data); the data of a plain dtype
+    # is a bytes object, never a list of objects.
+    ok = (
+        isinstance(state, tuple)
+        and len(state) == 5
+        and isinstance(state[1], tuple)
+        and all(isinstance(s, int) and s >= 0 for s in state[1])
+        and is_plain_dtype(state[2])
+        and isinstance(state[4], (bytes, bytearray))
+    )
+    if not ok:
+        raise CheckpointRefusedError(
+            'a numpy array whose state is not (shape, plain dtype, bytes)'
+        )
+
+
+def _scalar(dtype, data=None):
+    """numpy's ``scalar``, for a plain dtype and raw bytes of its size."""
+    if not is_plain_dtype(dtype):
+        raise CheckpointRefusedError(
+            f'a numpy scalar of dtype {dtype!r}; only boolean and numeric '
+            'scalars are allowed'
+        )
+    if not isinstance(data, bytes) or len(data) != dtype.itemsize:
+        raise CheckpointRefusedError(
+            f'a numpy {dtype} scalar whose data is not {dtype.itemsize} bytes'
+        )
+    return np.frombuffer(data, dtype=dtype)[0].copy()
+
+
+def _encode(text, encoding='latin1'):
+    """``_codecs.encode`` as protocol-2 pickles use it for ``bytes``."""
+    if not isinstance(text, str) or encoding != 'latin1':
+        raise CheckpointRefusedError(
+            f'_codecs.encode({type(text).__name__}, {encoding!r}); only the '
+            'latin1 encoding of a str, as pickle writes bytes, is allowed'
+        )
+    return text.encode('latin1')
+
+
+def _bytes(*args):
+    if args and not (
+        len(args) == 1 and isinstance(args[0], (list, tuple, bytes))
+    ):
+        raise CheckpointRefusedError(f'bytes{args!r}')
+    return bytes(*args)
+
+
+# ---------------------------------------------------------------- torch ---
+
+
+def _no_hooks(hooks) -> None:
+    if hooks:
+        raise CheckpointRefusedError(
+            'a tensor with backward hooks; checkpoints hold plain tensors'
+        )
+
+
+def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks,
+                       metadata=None):  # fmt: skip
+    _no_hooks(hooks)
+    return torch._utils._rebuild_tensor_v2(
+        storage, offset, size, stride, requires_grad, OrderedDict(), metadata
+    )
+
+
+def _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, hooks,
+                       dtype, metadata=None):  # fmt: skip
+    _no_hooks(hooks)
+    return torch._utils._rebuild_tensor_v3(
+        storage, offset, size, stride, requires_grad, OrderedDict(), dtype,
+        metadata,
+    )  # fmt: skip
+
+
+def _rebuild_parameter(data, requires_grad, hooks):
+    _no_hooks(hooks)
+    if not isinstance(data, torch.Tensor):
+        raise CheckpointRefusedError('a parameter whose data is no tensor')
+    return torch.nn.Parameter(data, requires_grad)
+
+
+def _device(spec, index=None):
+    if not isinstance(spec, str) or not isinstance(index, (int, type(None))):
+        raise CheckpointRefusedError(f'torch.device{(spec, index)!r}')
+    return torch.device(spec) if index is None else torch.device(spec, index)
+
+
+# -------------------------------------------------------------- mmengine ---
 
 _HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
+_HISTORY_BUFFER_FIELDS = frozenset(
+    ('max_length', '_log_history', '_count_history', 'statistics_methods',
+     '_statistics_methods')
+)  # fmt: skip
+
+
+def _history_buffer_class():
+    from mmengine.logging import HistoryBuffer
+
+    return HistoryBuffer
 
 
 def history_buffer_getattr(obj: object, name: str) -> object:
@@ -61,52 +252,433 @@ def history_buffer_getattr(obj: object, name: str) -> object:
     A pickled ``HistoryBuffer`` refers to its ``min``/``max``/``current``/
     ``mean`` methods as ``builtins.getattr(HistoryBuffer, 'min')``. Allowing
     the real ``getattr`` would let a pickle reach any attribute of any
-    allowed object (``__globals__`` included); this stand-in is registered
-    under the name ``builtins.getattr`` and answers only those lookups.
+    allowed object (``__globals__`` included); this stand-in answers only
+    those lookups.
     """
-    from mmengine.logging import HistoryBuffer
-
+    history_buffer = _history_buffer_class()
     # The four built-in methods are only added to _statistics_methods when
     # a first buffer is created, so they are named here as well.
     allowed = set(_HISTORY_BUFFER_METHODS).union(
-        HistoryBuffer._statistics_methods
+        history_buffer._statistics_methods
     )
     if (
-        obj is HistoryBuffer
+        obj is history_buffer
         and name in allowed
-        and callable(getattr(HistoryBuffer, name, None))
+        and callable(getattr(history_buffer, name, None))
     ):
-        return getattr(HistoryBuffer, name)
-    raise pickle.UnpicklingError(
-        f'checkpoint asks for getattr({obj!r}, {name!r}); only '
-        'HistoryBuffer statistics methods are allowed'
+        return getattr(history_buffer, name)
+    raise CheckpointRefusedError(
+        f'getattr({obj!r}, {name!r}); only HistoryBuffer statistics methods '
+        'are allowed'
     )
 
 
-def _mmengine_globals() -> List[object]:
-    from mmengine.logging import HistoryBuffer
+def _check_history_buffer_state(buffer, state) -> None:
+    if not isinstance(state, dict) or not set(state) <= _HISTORY_BUFFER_FIELDS:
+        keys = sorted(state) if isinstance(state, dict) else state
+        raise CheckpointRefusedError(
+            f'a HistoryBuffer with the state {keys!r}; only '
+            f'{sorted(_HISTORY_BUFFER_FIELDS)} are known'
+        )
+    for key in ('_log_history', '_count_history'):
+        if key in state and not isinstance(state[key], np.ndarray):
+            raise CheckpointRefusedError(
+                f'a HistoryBuffer whose {key} is not a numpy array'
+            )
+    # Its statistics methods must be HistoryBuffer's own functions.
+    cls = type(buffer)
+    for key in ('statistics_methods', '_statistics_methods'):
+        methods = state.get(key, {})
+        if not isinstance(methods, dict) or any(
+            getattr(cls, str(name), None) is not method
+            for name, method in methods.items()
+        ):
+            raise CheckpointRefusedError(
+                f'a HistoryBuffer whose {key} are not its own methods'
+            )
 
-    return [HistoryBuffer, (history_buffer_getattr, 'builtins.getattr')]
+
+# ---------------------------------------------------------- unpickler ---
 
 
-def checkpoint_safe_globals() -> List[object]:
-    """Every global an MMEngine/MMPose checkpoint holds beyond tensors.
+# (module, name) -> what the unpickler hands out. numpy 1.x pickles name
+# numpy.core, numpy 2.x numpy._core; both are read without importing them.
+def _allowed_globals() -> Dict[Tuple[str, str], object]:
+    allowed: Dict[Tuple[str, str], object] = {
+        ('collections', 'OrderedDict'): OrderedDict,
+        ('collections', 'Counter'): Counter,
+        ('builtins', 'set'): set,
+        ('builtins', 'frozenset'): frozenset,
+        ('builtins', 'complex'): complex,
+        ('builtins', 'bytes'): _bytes,
+        ('builtins', 'getattr'): history_buffer_getattr,
+        ('_codecs', 'encode'): _encode,
+        ('numpy', 'dtype'): _plain_dtype,
+        ('numpy', 'ndarray'): np.ndarray,
+        ('torch', 'Size'): torch.Size,
+        ('torch', 'device'): _device,
+        ('torch._utils', '_rebuild_tensor_v2'): _rebuild_tensor_v2,
+        ('torch._utils', '_rebuild_parameter'): _rebuild_parameter,
+        ('mmengine.logging.history_buffer', 'HistoryBuffer'): (
+            _history_buffer_class()
+        ),
+    }
+    if hasattr(torch._utils, '_rebuild_tensor_v3'):
+        allowed[('torch._utils', '_rebuild_tensor_v3')] = _rebuild_tensor_v3
+    for core in ('numpy.core.multiarray', 'numpy._core.multiarray'):
+        allowed[(core, '_reconstruct')] = _reconstruct
+        allowed[(core, 'scalar')] = _scalar
+    return allowed
 
-    Items are objects or ``(object, 'qualified.name')`` pairs, as
-    ``torch.serialization.add_safe_globals`` takes them.
+
+_ALLOWED = None
+# Classes a pickle may instantiate with NEWOBJ (``cls.__new__(cls)``).
+_NEWOBJ_CLASSES = (OrderedDict, Counter, set, frozenset)
+
+
+def _allowed() -> Dict[Tuple[str, str], object]:
+    global _ALLOWED
+    if _ALLOWED is None:
+        _ALLOWED = _allowed_globals()
+    return _ALLOWED
+
+
+class SafeUnpickler(pickle._Unpickler):
+    """A pickle reader that builds only what a checkpoint holds.
+
+    Pure Python (``pickle._Unpickler``), so that the opcodes which call or
+    set state on objects (REDUCE, NEWOBJ, BUILD) can be checked one by
+    one; checkpoints keep their tensors outside the pickle, so the pickle
+    itself is small.
     """
-    return _numpy_globals() + _mmengine_globals()
+
+    def find_class(self, module: str, name: str) -> object:
+        module = {'__builtin__': 'builtins'}.get(module, module)
+        found = _allowed().get((module, name))
+        if found is None and module == 'torch':
+            dtype = getattr(torch, name, None)
+            if isinstance(dtype, torch.dtype):
+                return dtype
+        if found is None:
+            raise CheckpointRefusedError(
+                f'it asks for {module}.{name}, which is not a tensor, a '
+                'plain numpy value or MMEngine metadata'
+            )
+        return found
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def _callable(self, func) -> None:
+        calls = set(map(id, _allowed().values()))
+        if id(func) not in calls or func in (
+            np.ndarray,
+            _history_buffer_class(),
+        ):
+            raise CheckpointRefusedError(f'it calls {func!r}')
+
+    def load_reduce(self):
+        args = self.stack.pop()
+        func = self.stack[-1]
+        self._callable(func)
+        if not isinstance(args, tuple):
+            raise CheckpointRefusedError(f'call of {func!r} with {args!r}')
+        self.stack[-1] = func(*args)
+
+    dispatch[pickle.REDUCE[0]] = load_reduce
+
+    def load_newobj(self):
+        args = self.stack.pop()
+        cls = self.stack.pop()
+        if cls is not _history_buffer_class() and cls not in _NEWOBJ_CLASSES:
+            raise CheckpointRefusedError(f'it creates a {cls!r}')
+        self.append(cls.__new__(cls, *args))
+
+    dispatch[pickle.NEWOBJ[0]] = load_newobj
+
+    def load_newobj_ex(self):
+        raise CheckpointRefusedError('NEWOBJ_EX (keyword construction)')
+
+    dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
+
+    def load_inst(self):
+        raise CheckpointRefusedError('INST/OBJ (old-style construction)')
+
+    dispatch[pickle.INST[0]] = load_inst
+    dispatch[pickle.OBJ[0]] = load_inst
+
+    def load_build(self):
+        state = self.stack.pop()
+        inst = self.stack[-1]
+        if isinstance(inst, np.dtype):
+            _check_dtype_state(inst, state)
+            inst.__setstate__(state)
+            if not is_plain_dtype(inst):
+                raise CheckpointRefusedError(f'a numpy dtype {inst!r}')
+        elif type(inst) is np.ndarray:
+            _check_array_state(inst, state)
+            inst.__setstate__(state)
+        elif type(inst) is OrderedDict:
+            # A module's state_dict carries its version as ``_metadata``.
+            if not (
+                isinstance(state, dict)
+                and set(state) <= {'_metadata'}
+                and isinstance(state.get('_metadata', {}), dict)
+            ):
+                raise CheckpointRefusedError(
+                    f'an OrderedDict with the attributes {state!r}; only '
+                    "a state_dict's _metadata is allowed"
+                )
+            inst.__dict__.update(state)
+        elif type(inst) is _history_buffer_class():
+            _check_history_buffer_state(inst, state)
+            # Its __setstate__ adds the (checked) methods to the class's
+            # table, as an unrestricted load would.
+            inst.__setstate__(dict(state))
+        else:
+            raise CheckpointRefusedError(
+                f'it sets the state of a {type(inst).__name__}'
+            )
+
+    dispatch[pickle.BUILD[0]] = load_build
 
 
-CHECKPOINT_SAFE_GLOBALS = checkpoint_safe_globals()
+def _pickle_load(file, **kwargs):
+    return SafeUnpickler(file, **kwargs).load()
 
 
-def register_checkpoint_safe_globals() -> None:
-    """Allow-lists :data:`CHECKPOINT_SAFE_GLOBALS` for ``torch.load``.
+def _safe_pickle_module() -> types.ModuleType:
+    """A module object with the interface torch.load takes as pickle_module."""
+    module = types.ModuleType('mmaniso_safe_pickle')
+    module.Unpickler = SafeUnpickler
+    module.load = _pickle_load
+    module.UnpicklingError = pickle.UnpicklingError
+    return module
 
-    A no-op on torch versions without ``add_safe_globals`` (< 2.4), which
-    load checkpoints with the full unpickler anyway.
+
+SAFE_PICKLE = _safe_pickle_module()
+
+
+def check_loaded(obj: Any, source: str = 'checkpoint') -> Any:
+    """Walks a loaded checkpoint; raises on any non-plain numpy dtype.
+
+    A second line of defence behind :class:`SafeUnpickler`, and what makes
+    the guarantee testable: nothing leaves :func:`load_checkpoint_file`
+    carrying a forged dtype.
     """
-    add = getattr(torch.serialization, 'add_safe_globals', None)
-    if add is not None:
-        add(CHECKPOINT_SAFE_GLOBALS)
+    todo = [obj]
+    seen = set()
+    history_buffer = _history_buffer_class()
+    while todo:
+        item = todo.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, dict):
+            todo.extend(item.keys())
+            todo.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            todo.extend(item)
+        elif isinstance(item, (np.ndarray, np.generic, np.dtype)):
+            dtype = item if isinstance(item, np.dtype) else item.dtype
+            if not is_plain_dtype(dtype):
+                raise CheckpointRefusedError(
+                    f'{source}: refused: it holds a numpy value of dtype '
+                    f'{dtype!r}; only boolean and numeric dtypes are allowed '
+                    f'({DOC})'
+                )
+        elif isinstance(item, history_buffer):
+            todo.append(vars(item))
+    return obj
+
+
+def load_checkpoint_file(
+    file, map_location=None, source: Optional[str] = None
+) -> Any:
+    """``torch.load`` through :class:`SafeUnpickler`, on any torch >= 2.1.
+
+    Args:
+        file: A path or a binary file object.
+        map_location: As for ``torch.load``.
+        source: What to call the file in errors (a URL, say); the path by
+            default.
+
+    Returns:
+        The checkpoint, every numpy dtype in it checked to be plain.
+
+    Raises:
+        CheckpointRefusedError: naming the file and what it asked for.
+    """
+    if source is None:
+        source = file if isinstance(file, (str, os.PathLike)) else 'checkpoint'
+    if os.environ.get('TORCH_FORCE_WEIGHTS_ONLY_LOAD', '0').lower() in (
+        '1',
+        'y',
+        'yes',
+        'true',
+    ):
+        # torch then refuses any pickle_module; its own allow-list is
+        # stricter still (no numpy), which is what the user asked for.
+        loaded = torch.load(file, map_location=map_location, weights_only=True)
+        return check_loaded(loaded, str(source))
+    try:
+        loaded = torch.load(
+            file,
+            map_location=map_location,
+            pickle_module=SAFE_PICKLE,
+            weights_only=False,
+        )
+    except CheckpointRefusedError as e:
+        raise CheckpointRefusedError(
+            f'{source}: refused to load this checkpoint: {e}. mmaniso reads '
+            'checkpoints with a restricted unpickler, so that a file cannot '
+            'run code; only tensors, containers, plain numpy arrays and '
+            f'scalars and MMEngine metadata are accepted ({DOC}). If you '
+            'made this file yourself, save only its state_dict.'
+        ) from None
+    return check_loaded(loaded, str(source))
+
+
+# ------------------------------------------------- CheckpointLoader ---
+
+
+def load_from_local(filename, map_location=None):
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    return load_checkpoint_file(filename, map_location)
+
+
+def checkpoint_cache_dir() -> str:
+    """Where downloaded checkpoints are kept: torch's hub cache."""
+    return osp.join(torch.hub.get_dir(), 'checkpoints')
+
+
+def download_checkpoint(url: str, model_dir: Optional[str] = None) -> str:
+    """Downloads ``url`` into the cache once (rank 0 first); its path."""
+    from mmengine.dist import get_dist_info
+
+    model_dir = model_dir or checkpoint_cache_dir()
+    name = osp.basename(urlparse(url).path) or 'checkpoint.pth'
+    cached = osp.join(model_dir, name)
+
+    def fetch():
+        if not osp.isfile(cached):
+            os.makedirs(model_dir, exist_ok=True)
+            torch.hub.download_url_to_file(url, cached, progress=os.isatty(2))
+
+    rank, world_size = get_dist_info()
+    if rank == 0:
+        fetch()
+    if world_size > 1:
+        torch.distributed.barrier()
+        if rank > 0:
+            fetch()
+    return cached
+
+
+def load_from_http(filename, map_location=None, model_dir=None):
+    cached = download_checkpoint(filename, model_dir)
+    return load_checkpoint_file(
+        cached, map_location, source=f'{filename} (cached as {cached})'
+    )
+
+
+def load_from_torchvision(filename, map_location=None):
+    from mmengine.runner.checkpoint import get_torchvision_models
+
+    name = filename.split('://', 1)[1]
+    return load_from_http(get_torchvision_models()[name], map_location)
+
+
+def load_from_openmmlab(filename, map_location=None):
+    from mmengine.runner.checkpoint import (
+        _get_mmengine_home,
+        get_deprecated_model_names,
+        get_external_models,
+    )
+
+    name = filename.split('://', 1)[1]
+    name = get_deprecated_model_names().get(name, name)
+    url = get_external_models()[name]
+    if url.startswith(('http://', 'https://')):
+        return load_from_http(url, map_location)
+    return load_from_local(osp.join(_get_mmengine_home(), url), map_location)
+
+
+def load_from_mmcls(filename, map_location=None):
+    from mmengine.runner.checkpoint import (
+        _process_mmcls_checkpoint,
+        get_mmcls_models,
+    )
+
+    name = filename.split('://', 1)[1]
+    checkpoint = load_from_http(get_mmcls_models()[name], map_location)
+    return _process_mmcls_checkpoint(checkpoint)
+
+
+def load_from_ceph(filename, map_location=None, backend='petrel'):
+    from mmengine.fileio import get_file_backend
+
+    file_backend = get_file_backend(
+        filename, backend_args=dict(backend=backend)
+    )
+    with io.BytesIO(file_backend.get(filename)) as buffer:
+        return load_checkpoint_file(buffer, map_location, source=filename)
+
+
+def load_from_pavi(filename, map_location=None):
+    try:
+        from pavi import modelcloud
+    except ImportError:
+        raise ImportError(
+            f'{filename}: install pavi to load checkpoints from its model '
+            'cloud'
+        ) from None
+    model = modelcloud.get(filename[len('pavi://') :])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = osp.join(tmp, model.name)
+        model.download(path)
+        return load_checkpoint_file(path, map_location, source=filename)
+
+
+# MMEngine's prefixes, each with the loader that replaces its own.
+SCHEMES: Dict[Tuple[str, ...], Callable] = {
+    ('',): load_from_local,
+    ('http://', 'https://'): load_from_http,
+    ('modelzoo://', 'torchvision://'): load_from_torchvision,
+    ('open-mmlab://', 'openmmlab://'): load_from_openmmlab,
+    ('mmcls://',): load_from_mmcls,
+    (r'(\S+\:)?s3://', r'(\S+\:)?petrel://'): load_from_ceph,
+    ('pavi://',): load_from_pavi,
+}
+
+
+def register_checkpoint_loaders() -> None:
+    """Routes every MMEngine checkpoint scheme through the safe loader.
+
+    MMEngine logs ``Loads checkpoint by <loader name[10:]> backend``; the
+    loaders are named ``load_from_<scheme>`` as MMEngine's are, so its log
+    reads as before.
+    """
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    for prefixes, loader in SCHEMES.items():
+        CheckpointLoader.register_scheme(list(prefixes), loader, force=True)
+    # Every prefix MMEngine has must now be ours: a scheme added by a newer
+    # MMEngine would otherwise bypass the policy.
+    ours = set(SCHEMES.values())
+    for prefix, loader in list(CheckpointLoader._schemes.items()):
+        if loader not in ours:
+            CheckpointLoader.register_scheme(
+                prefix, _refuse_unknown, force=True
+            )
+
+
+def _refuse_unknown(filename, map_location=None):
+    raise CheckpointRefusedError(
+        f'{filename}: mmaniso has no safe loader for this checkpoint scheme; '
+        'download the file and give its local path'
+    )
+
+
+_refuse_unknown.__name__ = 'load_from_unknown_scheme'

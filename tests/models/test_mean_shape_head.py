@@ -183,6 +183,8 @@ def test_mean_shape_is_a_saved_buffer():
 def test_mean_shape_survives_mmengine_checkpoint_weights_only(tmp_path):
     from mmengine.runner.checkpoint import load_checkpoint, save_checkpoint
 
+    from mmaniso.utils.checkpoint import load_checkpoint_file
+
     mean = symmetric_mean_face()
     model = torch.nn.Module()
     model.head = build_head(mean.tolist())
@@ -200,8 +202,8 @@ def test_mean_shape_survives_mmengine_checkpoint_weights_only(tmp_path):
     )
     path = str(tmp_path / 'epoch_1.pth')
     save_checkpoint(checkpoint, path)
-    # torch.load's safe unpickler accepts it (numpy types allow-listed).
-    loaded = torch.load(path, weights_only=True)
+    # mmaniso's restricted unpickler accepts it (plain numpy metadata).
+    loaded = load_checkpoint_file(path)
     torch.testing.assert_close(loaded['state_dict']['head.mean_shape'], mean)
 
     target = torch.nn.Module()
