@@ -8,6 +8,7 @@ seeded with ``seed + epoch``; every rank draws the same list and keeps its
 ``[rank::world_size]`` share, as MMEngine's ``DefaultSampler`` does.
 """
 
+import hashlib
 import math
 from typing import Iterator, Optional, Sized, Union
 
@@ -250,6 +251,41 @@ class PoseBalancedSampler(Sampler):
             f'({self.num_samples} per rank, world size {world_size})',
             logger='current',
         )
+
+    def checkpoint_settings(self) -> dict:
+        """What decides this sampler's sequence of draws, for checkpoints.
+
+        A resumed run draws what the uninterrupted run would only if these
+        are unchanged (``PoseBalancingHook`` compares them on resume).
+        ``annotations`` is a fingerprint of the training keypoints,
+        visibilities and boxes.
+
+        Returns:
+            dict: ``num_bins``, ``mode``, ``shuffle``, ``round_up``,
+            ``draws_per_epoch``, ``num_samples`` and ``annotations``, all
+            plain Python values.
+        """
+        return dict(
+            num_bins=int(self.num_bins),
+            mode=str(self.mode),
+            shuffle=bool(self.shuffle),
+            round_up=bool(self.round_up),
+            draws_per_epoch=int(self.draws_per_epoch),
+            num_samples=int(len(self.bin_ids)),
+            annotations=self.annotation_fingerprint,
+        )
+
+    @property
+    def annotation_fingerprint(self) -> str:
+        """SHA-256 (first 16 hex digits) of the training annotations."""
+        if getattr(self, '_fingerprint', None) is None:
+            digest = hashlib.sha256()
+            for array in self.annotations:
+                array = np.ascontiguousarray(array, dtype=np.float32)
+                digest.update(str(array.shape).encode())
+                digest.update(array.tobytes())
+            self._fingerprint = digest.hexdigest()[:16]
+        return self._fingerprint
 
     def __iter__(self) -> Iterator[int]:
         """Yields this rank's share of the current epoch's indices."""

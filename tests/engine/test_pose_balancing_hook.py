@@ -21,6 +21,7 @@ from mmaniso.datasets.samplers import PoseBalancedSampler
 from mmaniso.engine import PoseBalancingHook
 from mmaniso.models.heads import MeanShapeRegressionHead
 from mmaniso.ops.procrustes import pose_bins
+from mmaniso.utils.checkpoint import load_checkpoint_file
 
 TRAIN = osp.join(REPO, 'tools', 'train.py')
 TEST = osp.join(REPO, 'tools', 'test.py')
@@ -151,6 +152,80 @@ def test_sampler_seed_goes_through_checkpoints():
     assert other.seed == 99
 
 
+def _saved(sampler, dataset) -> dict:
+    checkpoint = dict(meta=dict(epoch=2))
+    PoseBalancingHook().before_save_checkpoint(
+        fake_runner(dataset, sampler), checkpoint
+    )
+    return checkpoint
+
+
+def test_checkpoint_records_the_samplers_settings():
+    dataset = FakePoseDataset()
+    sampler = PoseBalancedSampler(
+        dataset, num_bins=3, seed=17, draws_per_epoch=2
+    )
+    settings = _saved(sampler, dataset)['meta']['pose_balanced_sampler']
+    assert settings == dict(
+        num_bins=3,
+        mode='undersample',
+        shuffle=True,
+        round_up=True,
+        draws_per_epoch=2,
+        num_samples=30,
+        annotations=sampler.annotation_fingerprint,
+    )
+    # The fingerprint follows the data, not the sampler's other settings.
+    same = PoseBalancedSampler(dataset, num_bins=5, seed=1)
+    moved = PoseBalancedSampler(FakePoseDataset(seed=1), num_bins=3, seed=17)
+    assert same.annotation_fingerprint == sampler.annotation_fingerprint
+    assert moved.annotation_fingerprint != sampler.annotation_fingerprint
+
+
+@pytest.mark.parametrize(
+    'change, named',
+    [
+        (dict(num_bins=4), 'num_bins: 3 in the checkpoint, 4 now'),
+        (dict(mode='oversample'), "mode: 'undersample' in the checkpoint"),
+        (dict(draws_per_epoch=3), 'draws_per_epoch: 1 in the checkpoint'),
+        (dict(dataset_seed=1), 'annotations: '),
+    ],
+)
+def test_resume_with_a_changed_sampler_stops_and_says_what(change, named):
+    dataset = FakePoseDataset()
+    checkpoint = _saved(
+        PoseBalancedSampler(dataset, num_bins=3, seed=17), dataset
+    )
+    settings = dict(num_bins=3, seed=99)
+    settings.update(change)
+    resumed_data = FakePoseDataset(seed=settings.pop('dataset_seed', 0))
+    fresh = PoseBalancedSampler(resumed_data, **settings)
+    hook = PoseBalancingHook()
+    hook.after_load_checkpoint(fake_runner(resumed_data, fresh), checkpoint)
+    with pytest.raises(RuntimeError, match='another sequence') as info:
+        hook.before_train(fake_runner(resumed_data, fresh, it=20))
+    assert named in str(info.value)
+    assert 'accept_changed_sampler=True' in str(info.value)
+
+    # Accepted on purpose: the run goes on with the checkpoint's seed.
+    hook = PoseBalancingHook(accept_changed_sampler=True)
+    hook.after_load_checkpoint(fake_runner(resumed_data, fresh), checkpoint)
+    hook.before_train(fake_runner(resumed_data, fresh, it=20))
+    assert fresh.seed == 17
+
+
+def test_load_from_with_other_settings_is_a_new_run():
+    dataset = FakePoseDataset()
+    checkpoint = _saved(
+        PoseBalancedSampler(dataset, num_bins=3, seed=17), dataset
+    )
+    other = PoseBalancedSampler(FakePoseDataset(seed=1), num_bins=4, seed=5)
+    hook = PoseBalancingHook()
+    hook.after_load_checkpoint(fake_runner(dataset, other), checkpoint)
+    hook.before_train(fake_runner(dataset, other, it=0))  # no error
+    assert other.seed == 5
+
+
 def test_validates_and_is_registered():
     from mmpose.registry import HOOKS
 
@@ -258,7 +333,7 @@ def test_training_logs_bins_and_fills_the_mean(first_run, balanced_data):
     assert 'PoseBalancingHook: mean shape of 16 training shapes' in log
     assert re.search(r'Epoch\(train\)\s+\[1\]\[\d+/\d+\]', log)
 
-    checkpoint = torch.load(osp.join(work, 'epoch_1.pth'))
+    checkpoint = load_checkpoint_file(osp.join(work, 'epoch_1.pth'))
     mean = checkpoint['state_dict']['head.mean_shape']
     seed = checkpoint['meta']['pose_balanced_sampler_seed']
     local = _local_sampler(root, seed)
@@ -310,6 +385,28 @@ def test_resume_draws_what_an_uninterrupted_run_draws(
 
 
 @pytest.mark.slow
+def test_resume_with_changed_bins_stops_before_training(
+    first_run, balanced_data, recorder_config, tmp_path
+):
+    work, _ = first_run
+    root, _ = balanced_data
+    resumed = tmp_path / 'resumed'
+    resumed.mkdir()
+    os.link(osp.join(work, 'epoch_1.pth'), resumed / 'epoch_1.pth')
+    proc = _run(
+        [TRAIN, recorder_config, '--work-dir', resumed,
+         '--resume', str(resumed / 'epoch_1.pth'), '--cfg-options',
+         'train_cfg.max_epochs=2', 'train_dataloader.sampler.num_bins=4',
+         *data_root_options(root)],
+        tmp_path,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert 'num_bins: 3 in the checkpoint, 4 now' in out, out[-3000:]
+    assert not (resumed / 'epoch_2.pth').exists()
+
+
+@pytest.mark.slow
 def test_load_from_keeps_the_checkpoints_mean(
     first_run, balanced_data, recorder_config, tmp_path
 ):
@@ -331,8 +428,8 @@ def test_load_from_keeps_the_checkpoints_mean(
         )
     )
     assert 'keeping the mean shape of the checkpoint' in log
-    before = torch.load(osp.join(work, 'epoch_1.pth'))['state_dict']
-    after = torch.load(tmp_path / 'epoch_1.pth')['state_dict']
+    before = load_checkpoint_file(osp.join(work, 'epoch_1.pth'))['state_dict']
+    after = load_checkpoint_file(tmp_path / 'epoch_1.pth')['state_dict']
     torch.testing.assert_close(
         after['head.mean_shape'], before['head.mean_shape']
     )

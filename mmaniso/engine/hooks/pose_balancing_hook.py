@@ -21,6 +21,7 @@ from mmaniso.models.heads.mean_shape_head import MeanShapeRegressionHead
 from mmaniso.ops.procrustes import pose_bins
 
 SEED_KEY = 'pose_balanced_sampler_seed'
+SETTINGS_KEY = 'pose_balanced_sampler'
 
 
 @HOOKS.register_module()
@@ -41,18 +42,30 @@ class PoseBalancingHook(Hook):
       restored on resume, so that the resumed epochs draw what an
       uninterrupted run would have drawn even when the run's seed was
       random.
+    - **Resume check.** Beside the seed, every checkpoint records the
+      sampler's settings (``num_bins``, ``mode``, ``shuffle``,
+      ``round_up``, ``draws_per_epoch``) and a fingerprint of the training
+      annotations. A resumed run whose sampler differs in any of them would
+      silently draw another sequence than the uninterrupted run: it stops
+      at ``before_train`` and says what changed, unless
+      ``accept_changed_sampler=True``.
 
     Args:
         num_bins: Pose bins for the mean shape when the training sampler is
             not a PoseBalancedSampler.
         bbox_padding: GetBBoxCenterScale's padding; read from the training
             pipeline when not given (1.25 if it is not found there).
+        accept_changed_sampler: Resume even when the sampler's settings or
+            the training annotations differ from the checkpoint's.
     """
 
     priority = 'ABOVE_NORMAL'
 
     def __init__(
-        self, num_bins: int = 9, bbox_padding: Optional[float] = None
+        self,
+        num_bins: int = 9,
+        bbox_padding: Optional[float] = None,
+        accept_changed_sampler: bool = False,
     ) -> None:
         if isinstance(num_bins, bool) or not isinstance(num_bins, int):
             raise TypeError(f'num_bins must be an int, got {num_bins!r}')
@@ -64,21 +77,27 @@ class PoseBalancingHook(Hook):
             )
         self.num_bins = num_bins
         self.bbox_padding = bbox_padding
+        self.accept_changed_sampler = bool(accept_changed_sampler)
         self._checkpoint_seed = None
+        self._checkpoint_settings = None
 
     @staticmethod
     def _sampler(runner):
         return getattr(runner.train_dataloader, 'sampler', None)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Remembers the sampler seed stored in the checkpoint."""
-        self._checkpoint_seed = (checkpoint.get('meta') or {}).get(SEED_KEY)
+        """Remembers the sampler seed and settings of the checkpoint."""
+        meta = checkpoint.get('meta') or {}
+        self._checkpoint_seed = meta.get(SEED_KEY)
+        self._checkpoint_settings = meta.get(SETTINGS_KEY)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Stores the sampler seed in the checkpoint's meta."""
+        """Stores the sampler seed and settings in the checkpoint's meta."""
         sampler = self._sampler(runner)
         if isinstance(sampler, PoseBalancedSampler):
-            checkpoint.setdefault('meta', {})[SEED_KEY] = int(sampler.seed)
+            meta = checkpoint.setdefault('meta', {})
+            meta[SEED_KEY] = int(sampler.seed)
+            meta[SETTINGS_KEY] = sampler.checkpoint_settings()
 
     def before_train(self, runner) -> None:
         """Restores the sampler seed on resume; fills unset mean shapes."""
@@ -96,6 +115,7 @@ class PoseBalancingHook(Hook):
             or not isinstance(sampler, PoseBalancedSampler)
         ):
             return
+        self._check_settings(sampler)
         if sampler.seed != seed:
             print_log(
                 f'PoseBalancingHook: sampler seed {sampler.seed} -> {seed} '
@@ -103,6 +123,43 @@ class PoseBalancingHook(Hook):
                 logger='current',
             )
             sampler.seed = seed
+
+    def _check_settings(self, sampler: PoseBalancedSampler) -> None:
+        saved = self._checkpoint_settings
+        if saved is None:
+            print_log(
+                'PoseBalancingHook: the checkpoint records no sampler '
+                'settings (written before they were recorded); the resumed '
+                'draws are not checked against it',
+                logger='current',
+            )
+            return
+        now = sampler.checkpoint_settings()
+        changed = [
+            f'  {key}: {saved.get(key)!r} in the checkpoint, {now[key]!r} now'
+            for key in now
+            if saved.get(key) != now[key]
+        ]
+        if not changed:
+            return
+        what = '\n'.join(changed)
+        if self.accept_changed_sampler:
+            print_log(
+                'PoseBalancingHook: resuming with a changed sampler '
+                f'(accept_changed_sampler=True):\n{what}',
+                logger='current',
+            )
+            return
+        raise RuntimeError(
+            'PoseBalancingHook: the resumed run would draw another sequence '
+            'of training samples than the run that wrote the checkpoint:\n'
+            f'{what}\n'
+            '("annotations" is a fingerprint of the training keypoints and '
+            'boxes; "num_samples" their number.) Resume with the '
+            "checkpoint's settings and data, or accept the change on "
+            "purpose with dict(type='PoseBalancingHook', "
+            'accept_changed_sampler=True) in custom_hooks.'
+        )
 
     @staticmethod
     def _heads(runner) -> List[MeanShapeRegressionHead]:
