@@ -66,7 +66,9 @@ def read_pose_annotations(dataset) -> PoseAnnotations:
         TypeError: For datasets whose ``get_data_info`` would load images
             (MMPose's ``CombinedDataset``) or that have none.
         ValueError: If the dataset is empty, a sample has no box or several
-            instances, or keypoint counts differ.
+            instances, keypoint counts differ, or a sample holds a NaN or
+            infinite keypoint, visibility or box value (it would turn the
+            pose bins and the mean shape into NaN).
     """
     name = type(dataset).__name__
     if name == 'CombinedDataset':
@@ -91,7 +93,10 @@ def read_pose_annotations(dataset) -> PoseAnnotations:
     visible = np.ones((num, num_kpts), np.float32)
     centres = np.empty((num, 2), np.float32)
     scales = np.empty((num, 2), np.float32)
-    corners = np.full((num, 4), np.nan, np.float32)  # boxes given as bbox
+    corners = np.zeros((num, 4), np.float32)  # boxes given as bbox
+    # A flag, not a NaN sentinel in ``corners``: a NaN in the data must be
+    # reported, not mistaken for "no corners".
+    from_corners = np.zeros(num, bool)
     for idx in range(num):
         if idx:
             info = dataset.get_data_info(idx)
@@ -106,6 +111,7 @@ def read_pose_annotations(dataset) -> PoseAnnotations:
                 scales[idx] = info['bbox_scale']
             elif info.get('bbox') is not None:
                 corners[idx] = info['bbox']
+                from_corners[idx] = True
             else:
                 raise ValueError(
                     f'sample {idx} has neither bbox nor bbox_center/'
@@ -119,13 +125,44 @@ def read_pose_annotations(dataset) -> PoseAnnotations:
                 'keypoints with a box (pose balancing needs top-down data, '
                 f'one instance per sample, like sample 0): {e}'
             ) from None
-    from_corners = ~np.isnan(corners[:, 0])
     if from_corners.any():
         x0, y0, x1, y1 = corners[from_corners].T
         centres[from_corners] = np.stack([x0 + x1, y0 + y1], 1) * 0.5
         scales[from_corners] = np.stack([x1 - x0, y1 - y0], 1)
+    _check_finite(keypoints, visible, centres, scales, from_corners, name)
     np.clip(visible, 0.0, 1.0, out=visible)
     return PoseAnnotations(keypoints, visible, centres, scales)
+
+
+def _check_finite(
+    keypoints: np.ndarray,
+    visible: np.ndarray,
+    centres: np.ndarray,
+    scales: np.ndarray,
+    from_corners: np.ndarray,
+    name: str,
+) -> None:
+    """Raises ValueError naming the first sample and field that is NaN or
+    infinite; one pass of ``np.isfinite`` per stacked array."""
+    fields = (
+        ('keypoints', np.isfinite(keypoints).all((1, 2))),
+        ('keypoints_visible', np.isfinite(visible).all(1)),
+        ('bbox_center', np.isfinite(centres).all(1)),
+        ('bbox_scale', np.isfinite(scales).all(1)),
+    )
+    finite = np.logical_and.reduce([ok for _, ok in fields])
+    if finite.all():
+        return
+    idx = int(np.argmin(finite))
+    field = next(f for f, ok in fields if not ok[idx])
+    if field.startswith('bbox_') and from_corners[idx]:
+        field = 'bbox'  # centre and scale were computed from the corners
+    raise ValueError(
+        f'sample {idx} of {name} has a NaN or infinite value in '
+        f'"{field}"; it would make the pose bins and the mean shape NaN. '
+        'Fix or drop that annotation (python tools/train.py checks every '
+        'annotation file before training and names the record)'
+    )
 
 
 def crop_scale(

@@ -171,3 +171,36 @@ def test_pose_balanced_mean_shape_by_hand():
     bin2 = np.array([1.0, 0.0])
     assert mean.dtype == torch.float32
     np.testing.assert_allclose(mean.numpy(), [(bin0 + bin2) / 2], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    'bad, field',
+    [
+        (dict(keypoints=np.array([[[0.0, 1.0], [np.nan, 1.0]]])), 'keypoints'),
+        (
+            dict(keypoints_visible=np.array([[1.0, np.nan]])),
+            'keypoints_visible',
+        ),
+        (dict(bbox_center=np.array([[np.inf, 1.0]])), 'bbox_center'),
+        (dict(bbox_scale=np.array([[1.0, -np.inf]])), 'bbox_scale'),
+        # Corners given as bbox: a NaN there used to be taken for "no
+        # corners" and left the box uninitialised.
+        (dict(bbox=np.array([[np.nan, 0.0, 2.0, 2.0]])), 'bbox'),
+        (dict(bbox=np.array([[0.0, 0.0, np.inf, 2.0]])), 'bbox'),
+    ],
+)
+def test_non_finite_annotation_names_sample_and_field(bad, field):
+    good = dict(
+        keypoints=np.ones((1, 2, 2)),
+        bbox_center=np.array([[1.0, 1.0]]),
+        bbox_scale=np.array([[2.0, 2.0]]),
+    )
+    sample = dict(good, **bad)
+    if 'bbox' in bad:
+        del sample['bbox_center'], sample['bbox_scale']
+    with pytest.raises(ValueError) as err:
+        read_pose_annotations(InfoList([good, good, sample]))
+    assert (
+        f'sample 2 of InfoList has a NaN or infinite value in "{field}"'
+        in (str(err.value))
+    )

@@ -385,3 +385,146 @@ def test_aflw_errors(aflw_raw):
     savemat(mat, dict(fields, data=fields['data'][:, :30]))
     with pytest.raises(SystemExit, match=r"'data' has shape \(8, 30\)"):
         tool.main([str(root), '--num-train', '5'])
+
+
+# ------------------------------------------ non-finite values, overwrite
+def test_pts_non_finite_point_names_file_and_line(tmp_path):
+    path = tmp_path / 'a.pts'
+    path.write_text('version: 1\nn_points: 2\n{\n1 2\nnan 4\n}\n')
+    with pytest.raises(ValueError, match=r'a.pts:5: point 2 is not finite'):
+        read_pts(str(path), num_points=2)
+    path.write_text('version: 1\nn_points: 2\n{\n1 2\n3 -inf\n}\n')
+    with pytest.raises(ValueError, match=r"a.pts:5: point 2 .*'3 -inf'"):
+        read_pts(str(path), num_points=2)
+
+
+def test_wflw_non_finite_field_names_line_and_field():
+    good = ['1.0'] * 196 + ['0', '0', '9', '9'] + ['0'] * 6 + ['x.jpg']
+    bad = list(good)
+    bad[5] = 'nan'
+    with pytest.raises(
+        ValueError, match=r"l.txt:7: field 6 'nan' \(y of point 2\) is not"
+    ):
+        parse_wflw_line(' '.join(bad), 'l.txt:7')
+    bad = list(good)
+    bad[198] = 'inf'
+    with pytest.raises(
+        ValueError, match=r"l.txt:8: field 199 'inf' \(x_max of the box\)"
+    ):
+        parse_wflw_line(' '.join(bad), 'l.txt:8')
+
+
+def test_wflw_bad_test_list_writes_no_train_file(wflw_raw):
+    root, _, _ = wflw_raw
+    lists = root / 'WFLW_annotations' / 'list_98pt_rect_attr_train_test'
+    path = lists / 'list_98pt_rect_attr_test.txt'
+    lines = path.read_text().splitlines()
+    fields = lines[2].split()
+    fields[0] = 'nan'
+    lines[2] = ' '.join(fields)
+    path.write_text('\n'.join(lines) + '\n')
+    with pytest.raises(SystemExit, match='list_98pt_rect_attr_test.txt:3'):
+        load_tool('convert_wflw').main([str(root)])
+    assert not (root / 'annotations').exists()
+
+
+def _aflw_with(root, key, row, col, value):
+    from scipy.io import loadmat
+
+    mat = str(root / 'AFLWinfo_release.mat')
+    fields = {k: v for k, v in loadmat(mat).items() if not k.startswith('_')}
+    fields[key] = fields[key].astype(np.float64)
+    fields[key][row, col] = value
+    savemat(mat, fields)
+
+
+@pytest.mark.parametrize(
+    'key, col, value', [('bbox', 2, np.nan), ('data', 20, np.inf)]
+)
+def test_aflw_non_finite_names_record_and_field(aflw_raw, key, col, value):
+    root, raw = aflw_raw
+    _aflw_with(root, key, 3, col, value)
+    with pytest.raises(SystemExit) as e:
+        load_tool('convert_aflw').main([str(root), '--num-train', '5'])
+    assert (
+        f'AFLWinfo_release.mat: record 4 ({raw["names"][3]!r}), field '
+        f'{key!r} column {col + 1}: {value} is not a finite number'
+    ) in str(e.value)
+    assert not (root / 'annotations').exists()
+
+
+def test_write_coco_refuses_non_finite_faces(tmp_path):
+    from mmaniso.datasets.converters import Face, write_coco
+
+    def face(**kw):
+        fields = dict(
+            file_name='a.jpg',
+            keypoints=np.ones((3, 2)),
+            bbox=[0, 0, 2, 2],
+            center=[1, 1],
+            scale=0.01,
+            source='list.txt:4',
+        )
+        return Face(**dict(fields, **kw))
+
+    path = tmp_path / 'out.json'
+    bad_points = np.ones((3, 2))
+    bad_points[1, 0] = np.nan
+    for bad, field in [
+        (face(keypoints=bad_points), 'keypoints'),
+        (face(bbox=[0, 0, np.inf, 2]), 'bbox'),
+        (face(center=[np.nan, 1]), 'center'),
+        (face(scale=np.inf), 'scale'),
+        (face(extra=dict(box_size=np.nan)), 'box_size'),
+    ]:
+        with pytest.raises(
+            ValueError,
+            match=f'list.txt:4: field "{field}" of the face of \'a.jpg\' '
+            'holds a NaN or infinite value',
+        ):
+            write_coco([face(), bad], {'a.jpg': (4, 4)}, str(path))
+        assert not path.exists()
+
+
+def test_write_coco_refuses_to_overwrite(tmp_path):
+    from mmaniso.datasets.converters import Face, write_coco
+
+    face = Face('a.jpg', np.ones((3, 2)), [0, 0, 2, 2], [1, 1], 0.01)
+    path = tmp_path / 'out.json'
+    path.write_text('keep')
+    with pytest.raises(FileExistsError, match=rf'{path}; pass --overwrite'):
+        write_coco([face], {'a.jpg': (4, 4)}, str(path))
+    assert path.read_text() == 'keep'
+    write_coco([face], {'a.jpg': (4, 4)}, str(path), overwrite=True)
+    assert len(json.load(open(path))['annotations']) == 1
+
+
+@pytest.mark.parametrize(
+    'tool, raw, args, first',
+    [
+        ('convert_wflw', 'wflw_raw', [], 'face_landmarks_wflw_train.json'),
+        ('convert_300w', 'w300_raw', [], 'face_landmarks_300w_train.json'),
+        (
+            'convert_aflw',
+            'aflw_raw',
+            ['--num-train', '5'],
+            'face_landmarks_aflw_train.json',
+        ),
+    ],
+)
+def test_converters_refuse_to_overwrite_without_flag(
+    request, tool, raw, args, first
+):
+    root = request.getfixturevalue(raw)[0]
+    main = load_tool(tool).main
+    paths = main([str(root)] + args)
+    train = root / 'annotations' / first
+    train.write_text('edited by hand')
+    with pytest.raises(SystemExit) as e:
+        main([str(root)] + args)
+    message = str(e.value)
+    assert str(train) in message and '--overwrite' in message
+    assert all(p in message for p in paths.values())  # every existing one
+    assert train.read_text() == 'edited by hand'
+    assert main([str(root), '--overwrite'] + args) == paths
+    assert json.load(open(train))['annotations']

@@ -2,7 +2,7 @@
 
     python tools/dataset_converters/convert_300w.py data/300w \
         [--img-dir DIR] [--out-dir DIR] [--private-dir Test] [--no-private]
-        [--zero-based]
+        [--zero-based] [--overwrite]
 
 Reads the images and their ``.pts`` files under ``<root>/images``
 (``afw``, ``helen/{trainset,testset}``, ``lfpw/{trainset,testset}``,
@@ -50,6 +50,12 @@ def main(argv=None):
         action='store_true',
         help='subtract 1 from the 1-based .pts coordinates',
     )
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace existing annotation files (by default an existing '
+        'one stops the conversion before anything is read)',
+    )
     args = parser.parse_args(argv)
     try:
         paths = convert_300w(
@@ -58,8 +64,9 @@ def main(argv=None):
             private_dir=args.private_dir,
             with_private=not args.no_private,
             zero_based=args.zero_based,
+            overwrite=args.overwrite,
         )
-    except (FileNotFoundError, ValueError) as e:
+    except (FileExistsError, FileNotFoundError, ValueError) as e:
         raise SystemExit(f'error: {e}') from None
     for line in summary_lines(paths, STANDARD_SIZES):
         print(line)

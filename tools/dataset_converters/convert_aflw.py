@@ -2,6 +2,7 @@
 
     python tools/dataset_converters/convert_aflw.py data/aflw \
         [--mat FILE] [--img-dir DIR] [--out-dir DIR] [--num-train 20000]
+        [--overwrite]
 
 Reads ``<root>/AFLWinfo_release.mat`` and the images under
 ``<root>/images`` (``flickr/0``, ``2``, ``3``); writes
@@ -44,6 +45,12 @@ def main(argv=None):
         default=NUM_TRAIN,
         help='faces in the training split (default %(default)s)',
     )
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace existing annotation files (by default an existing '
+        'one stops the conversion before anything is read)',
+    )
     args = parser.parse_args(argv)
     try:
         paths = convert_aflw(
@@ -51,8 +58,9 @@ def main(argv=None):
             args.img_dir or osp.join(args.root, 'images'),
             args.out_dir or osp.join(args.root, 'annotations'),
             num_train=args.num_train,
+            overwrite=args.overwrite,
         )
-    except (FileNotFoundError, ValueError) as e:
+    except (FileExistsError, FileNotFoundError, ValueError) as e:
         raise SystemExit(f'error: {e}') from None
     for line in summary_lines(paths, STANDARD_SIZES):
         print(line)

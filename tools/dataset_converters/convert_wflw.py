@@ -1,7 +1,7 @@
 """Convert the official WFLW annotations to MMPose's JSON layout.
 
     python tools/dataset_converters/convert_wflw.py data/wflw \
-        [--list-dir DIR] [--img-dir DIR] [--out-dir DIR]
+        [--list-dir DIR] [--img-dir DIR] [--out-dir DIR] [--overwrite]
 
 Reads ``list_98pt_rect_attr_{train,test}.txt`` (default folder
 ``<root>/WFLW_annotations/list_98pt_rect_attr_train_test``) and the images
@@ -40,14 +40,21 @@ def main(argv=None):
     parser.add_argument(
         '--out-dir', help='output folder (default <root>/annotations)'
     )
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace existing annotation files (by default an existing '
+        'one stops the conversion before anything is read)',
+    )
     args = parser.parse_args(argv)
     try:
         paths = convert_wflw(
             args.list_dir or osp.join(args.root, DEFAULT_LIST_DIR),
             args.img_dir or osp.join(args.root, 'images'),
             args.out_dir or osp.join(args.root, 'annotations'),
+            overwrite=args.overwrite,
         )
-    except (FileNotFoundError, ValueError) as e:
+    except (FileExistsError, FileNotFoundError, ValueError) as e:
         raise SystemExit(f'error: {e}') from None
     for line in summary_lines(paths, STANDARD_SIZES):
         print(line)

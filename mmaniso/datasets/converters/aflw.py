@@ -24,7 +24,14 @@ from typing import Dict, List
 
 import numpy as np
 
-from .coco import Face, read_image_sizes, require_dir, require_file, write_coco
+from .coco import (
+    Face,
+    read_image_sizes,
+    refuse_existing,
+    require_dir,
+    require_file,
+    write_coco,
+)
 
 NUM_KEYPOINTS = 19
 NUM_TRAIN = 20000
@@ -51,6 +58,10 @@ def load_aflw_mat(path: str) -> Dict[str, np.ndarray]:
     Returns:
         ``names`` (N,) str, ``points`` (N, 19, 2), ``boxes`` (N, 4) as
         x1 x2 y1 y2, ``visible`` (N, 19) and ``order`` (N,) 0-based.
+
+    Raises:
+        ValueError: naming the file, and the record (1-based row) and field
+            of a NaN or infinite value, or what else is malformed.
     """
     from scipy.io import loadmat
 
@@ -83,7 +94,24 @@ def load_aflw_mat(path: str) -> Dict[str, np.ndarray]:
                 f'{path}: field {key!r} has shape {np.shape(mat[key])}, '
                 f'expected {shape} for {n} names'
             )
-    data = np.asarray(mat['data'], dtype=np.float64)
+    arrays = {}
+    for key in shapes:
+        try:
+            arrays[key] = np.asarray(mat[key], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f'{path}: field {key!r} is not numeric '
+                f'({np.asarray(mat[key]).dtype})'
+            ) from None
+        finite = np.isfinite(arrays[key])
+        if not finite.all():
+            row, col = np.argwhere(~finite)[0]
+            raise ValueError(
+                f'{path}: record {row + 1} ({names[row]!r}), field {key!r} '
+                f'column {col + 1}: {arrays[key][row, col]} is not a finite '
+                f'number; fix that record of the release'
+            )
+    data = arrays['data']
     order = np.asarray(mat['ra']).ravel()
     if sorted(order.astype(np.int64).tolist()) != list(range(1, n + 1)):
         raise ValueError(
@@ -96,8 +124,8 @@ def load_aflw_mat(path: str) -> Dict[str, np.ndarray]:
     return dict(
         names=np.array(names, dtype=object),
         points=points,
-        boxes=np.asarray(mat['bbox'], dtype=np.float64),
-        visible=np.asarray(mat['mask_new']).astype(np.int64),
+        boxes=arrays['bbox'],
+        visible=arrays['mask_new'].astype(np.int64),
         order=order.astype(np.int64) - 1,
     )
 
@@ -105,12 +133,18 @@ def load_aflw_mat(path: str) -> Dict[str, np.ndarray]:
 def _face(name: str, points, box, visible, where: str) -> Face:
     x1, x2, y1, y2 = (float(v) for v in box)
     w, h = x2 - x1, y2 - y1
+    if not np.isfinite([x1, x2, y1, y2]).all():
+        # A NaN side would pass the empty-box test below.
+        raise ValueError(
+            f"{where}: field 'bbox' is not finite: x1={x1:g} x2={x2:g} "
+            f'y1={y1:g} y2={y2:g}'
+        )
     if w <= 0 or h <= 0:
         raise ValueError(
             f'{where}: empty box x1={x1:g} x2={x2:g} y1={y1:g} y2={y2:g}'
         )
     if not np.isfinite(points).all():
-        raise ValueError(f'{where}: non-finite landmark coordinates')
+        raise ValueError(f"{where}: field 'data' has non-finite landmarks")
     size = float(np.sqrt(w * h))
     return Face(
         file_name=name,
@@ -121,6 +155,7 @@ def _face(name: str, points, box, visible, where: str) -> Face:
         attributes=dict(frontal=int(np.all(visible > 0))),
         visible=[int(v > 0) for v in visible],
         extra=dict(box_size=size),
+        source=where,
     )
 
 
@@ -136,7 +171,11 @@ def _name_prefix(img_dir: str, first: str) -> str:
 
 
 def convert_aflw(
-    mat_file: str, img_dir: str, out_dir: str, num_train: int = NUM_TRAIN
+    mat_file: str,
+    img_dir: str,
+    out_dir: str,
+    num_train: int = NUM_TRAIN,
+    overwrite: bool = False,
 ) -> Dict[str, str]:
     """Writes ``face_landmarks_aflw_{train,test,test_frontal}.json``.
 
@@ -148,10 +187,20 @@ def convert_aflw(
         out_dir: Where the JSON files go.
         num_train: Faces of the training set: the first ``num_train`` of the
             release's permutation ``ra``.
+        overwrite: Replace existing output files; without it an existing
+            one stops the conversion before anything is read.
 
     Returns:
         The path written for each split.
+
+    Raises:
+        FileExistsError: If an output file exists and not ``overwrite``.
     """
+    out = {
+        name: osp.join(out_dir, f'face_landmarks_aflw_{name}.json')
+        for name in STANDARD_SIZES
+    }
+    refuse_existing(out.values(), overwrite)
     release = load_aflw_mat(mat_file)
     require_dir(img_dir, 'AFLW image folder')
     n = len(release['names'])
@@ -168,7 +217,7 @@ def convert_aflw(
                 release['points'][i],
                 release['boxes'][i],
                 release['visible'][i],
-                f'{mat_file}: face {i + 1}',
+                f'{mat_file}: record {i + 1} ({release["names"][i]!r})',
             )
         )
     order = release['order']
@@ -186,8 +235,6 @@ def convert_aflw(
         img_dir, (f.file_name for f in faces), 'AFLW images'
     )
     return {
-        name: write_coco(
-            split, sizes, osp.join(out_dir, f'face_landmarks_aflw_{name}.json')
-        )
+        name: write_coco(split, sizes, out[name], overwrite=overwrite)
         for name, split in splits.items()
     }

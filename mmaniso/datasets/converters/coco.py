@@ -40,6 +40,8 @@ class Face:
         extra: Further annotation fields (e.g. AFLW's ``box_size``).
         ann_id: Annotation id; kept when the face is written to several
             files so that subsets join on it.
+        source: Where the face was read (``path:line``, or the file and
+            record), for error messages.
     """
 
     file_name: str
@@ -51,6 +53,7 @@ class Face:
     visible: Optional[Sequence[int]] = None
     extra: Dict[str, float] = field(default_factory=dict)
     ann_id: Optional[int] = None
+    source: str = ''
 
 
 def landmark_box(points: np.ndarray) -> Tuple[List[float], List[float], float]:
@@ -79,6 +82,32 @@ def image_size(path: str) -> Tuple[int, int]:
     except OSError as e:
         raise ValueError(f'{path}: not a readable image ({e})') from e
     return height, width
+
+
+def _check_finite(face: Face) -> None:
+    """Raises ValueError naming the face's source and field if a
+    coordinate or box value is NaN or infinite: MMPose would train on it."""
+    fields = dict(
+        keypoints=face.keypoints,
+        bbox=face.bbox,
+        center=face.center,
+        scale=face.scale,
+    )
+    fields.update(face.extra)
+    for name, values in fields.items():
+        try:
+            values = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            bad = f'non-numeric values {values!r:.60}'
+        else:
+            if np.isfinite(values).all():
+                continue
+            bad = 'a NaN or infinite value'
+        raise ValueError(
+            f'{face.source or face.file_name}: field "{name}" of the face of '
+            f'{face.file_name!r} holds {bad}; fix the source annotation '
+            'before converting (nothing was written)'
+        )
 
 
 def _annotation(face: Face, ann_id: int, image_id: int) -> dict:
@@ -116,11 +145,17 @@ def build_coco(
         faces: The faces, in file order. A face without ``ann_id`` gets the
             next free id (from 1).
         sizes: (height, width) of each ``file_name``.
+
+    Raises:
+        ValueError: naming the face's ``source`` and the field if a
+            keypoint, box, centre, scale or extra value is NaN or infinite.
     """
     images: List[dict] = []
     image_ids: Dict[str, int] = {}
     anns: List[dict] = []
     faces = list(faces)
+    for face in faces:
+        _check_finite(face)
     next_id = max([f.ann_id or 0 for f in faces] + [0]) + 1
     for face in faces:
         if face.file_name not in image_ids:
@@ -141,14 +176,51 @@ def build_coco(
     return dict(images=images, annotations=anns, categories=CATEGORIES)
 
 
+def refuse_existing(paths: Iterable[str], overwrite: bool = False) -> None:
+    """Raises FileExistsError naming every path of ``paths`` that exists,
+    unless ``overwrite``.
+
+    The converters call it on all their outputs before reading anything, so
+    that a second run neither replaces files silently nor stops halfway.
+    """
+    if overwrite:
+        return
+    existing = [p for p in paths if osp.exists(p)]
+    if existing:
+        raise FileExistsError(
+            'refusing to overwrite existing annotation files: '
+            + ', '.join(existing)
+            + '; pass --overwrite (overwrite=True) to replace them, or '
+            'write elsewhere with --out-dir'
+        )
+
+
 def write_coco(
-    faces: Iterable[Face], sizes: Dict[str, Tuple[int, int]], path: str
+    faces: Iterable[Face],
+    sizes: Dict[str, Tuple[int, int]],
+    path: str,
+    overwrite: bool = False,
 ) -> str:
-    """Writes :func:`build_coco` of ``faces`` to ``path``; returns it."""
-    coco = build_coco(faces, sizes)
+    """Writes :func:`build_coco` of ``faces`` to ``path``; returns it.
+
+    Args:
+        faces: The faces, in file order.
+        sizes: (height, width) of each ``file_name``.
+        path: The JSON file to write.
+        overwrite: Replace ``path`` if it exists.
+
+    Raises:
+        FileExistsError: If ``path`` exists and ``overwrite`` is False.
+        ValueError: If a face holds a NaN or infinite value; nothing is
+            written then.
+    """
+    refuse_existing([path], overwrite)
+    # Serialised before the file is opened, and strictly (no NaN/Infinity,
+    # which Python's json would write): a bad face leaves no partial file.
+    text = json.dumps(build_coco(faces, sizes), allow_nan=False)
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     with open(path, 'w') as f:
-        json.dump(coco, f)
+        f.write(text)
     return path
 
 

@@ -14,6 +14,7 @@ pixels from 1, as Matlab does; MMPose's converters copy coordinates
 unchanged too). ``zero_based=True`` subtracts 1 for a 0-based convention.
 """
 
+import math
 import os
 import os.path as osp
 from typing import Dict, List, Sequence, Tuple
@@ -24,6 +25,7 @@ from .coco import (
     Face,
     landmark_box,
     read_image_sizes,
+    refuse_existing,
     require_dir,
     write_coco,
 )
@@ -45,8 +47,8 @@ def read_pts(path: str, num_points: int = NUM_KEYPOINTS) -> np.ndarray:
     """The points of an iBUG ``.pts`` file, shape (n_points, 2).
 
     Raises:
-        ValueError: naming ``path:line`` of a malformed line, or a point
-            count other than ``num_points``.
+        ValueError: naming ``path:line`` of a malformed line or a NaN or
+            infinite coordinate, or a point count other than ``num_points``.
     """
     with open(path) as f:
         lines = f.read().splitlines()
@@ -85,6 +87,12 @@ def read_pts(path: str, num_points: int = NUM_KEYPOINTS) -> np.ndarray:
                 raise ValueError(
                     f'{where}: expected a point "x y", got {raw!r}'
                 ) from None
+            # float() accepts 'nan' and 'inf'; MMPose would train on them.
+            if not (math.isfinite(x) and math.isfinite(y)):
+                raise ValueError(
+                    f'{where}: point {len(points) + 1} is not finite '
+                    f'({raw!r}); fix its coordinates'
+                )
             points.append((x, y))
         else:
             raise ValueError(f'{where}: text after the closing "}}": {raw!r}')
@@ -153,6 +161,7 @@ def read_pts_folder(
                 bbox=bbox,
                 center=centre,
                 scale=scale,
+                source=pts_path,
             )
         )
     return faces
@@ -179,6 +188,7 @@ def convert_300w(
     private_dir: str = 'Test',
     with_private: bool = True,
     zero_based: bool = False,
+    overwrite: bool = False,
 ) -> Dict[str, str]:
     """Writes MMPose's 300W annotation files.
 
@@ -199,10 +209,22 @@ def convert_300w(
             as ``300W``).
         with_private: Also write ``face_landmarks_300w_test.json``.
         zero_based: Subtract 1 from every coordinate.
+        overwrite: Replace existing output files; without it an existing
+            one stops the conversion before anything is read.
 
     Returns:
         The path written for each split.
+
+    Raises:
+        FileExistsError: If an output file exists and not ``overwrite``.
     """
+    names = ['train', 'valid', 'valid_common', 'valid_challenge']
+    names += ['test'] if with_private else []
+    out = {
+        name: osp.join(out_dir, f'face_landmarks_300w_{name}.json')
+        for name in names
+    }
+    refuse_existing(out.values(), overwrite)
     require_dir(img_root, '300W image root')
     splits: Dict[str, List[Face]] = {}
     splits['train'] = _number(_collect(img_root, TRAIN, zero_based))
@@ -234,8 +256,6 @@ def convert_300w(
         img_root, (f.file_name for f in everything), '300W images'
     )
     return {
-        name: write_coco(
-            faces, sizes, osp.join(out_dir, f'face_landmarks_300w_{name}.json')
-        )
+        name: write_coco(faces, sizes, out[name], overwrite=overwrite)
         for name, faces in splits.items()
     }

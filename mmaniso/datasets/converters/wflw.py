@@ -15,6 +15,7 @@ from .coco import (
     Face,
     landmark_box,
     read_image_sizes,
+    refuse_existing,
     require_dir,
     require_file,
     write_coco,
@@ -74,8 +75,13 @@ def parse_wflw_line(line: str, where: str) -> Face:
         raise ValueError(
             f'{where}: field {bad + 1} {fields[bad]!r} is not a number'
         ) from None
-    if not np.isfinite(numbers).all():
-        raise ValueError(f'{where}: non-finite value in the numeric fields')
+    finite = np.isfinite(numbers)
+    if not finite.all():
+        bad = int(np.argmin(finite))
+        raise ValueError(
+            f'{where}: field {bad + 1} {fields[bad]!r} ({_field_name(bad)}) '
+            'is not a finite number; fix it in the list'
+        )
     points = numbers[: 2 * NUM_KEYPOINTS].reshape(NUM_KEYPOINTS, 2)
     x0, y0, x1, y1 = numbers[2 * NUM_KEYPOINTS : 2 * NUM_KEYPOINTS + 4]
     if x1 <= x0 or y1 <= y0:
@@ -97,7 +103,18 @@ def parse_wflw_line(line: str, where: str) -> Face:
         center=centre,
         scale=scale,
         attributes={a: int(v) for a, v in zip(ATTRIBUTES, flags)},
+        source=where,
     )
+
+
+def _field_name(index: int) -> str:
+    """What the 0-based numeric field ``index`` of a WFLW line holds."""
+    if index < 2 * NUM_KEYPOINTS:
+        return f'{"xy"[index % 2]} of point {index // 2}'
+    index -= 2 * NUM_KEYPOINTS
+    if index < 4:
+        return ('x_min', 'y_min', 'x_max', 'y_max')[index] + ' of the box'
+    return f'flag {ATTRIBUTES[index - 4]}'
 
 
 def _is_num(text: str) -> bool:
@@ -128,7 +145,9 @@ def read_wflw_list(path: str) -> List[Face]:
     return faces
 
 
-def convert_wflw(list_dir: str, img_dir: str, out_dir: str) -> Dict[str, str]:
+def convert_wflw(
+    list_dir: str, img_dir: str, out_dir: str, overwrite: bool = False
+) -> Dict[str, str]:
     """Writes MMPose's WFLW annotation files.
 
     ``face_landmarks_wflw_{train,test}.json`` and one
@@ -141,10 +160,21 @@ def convert_wflw(list_dir: str, img_dir: str, out_dir: str) -> Dict[str, str]:
         img_dir: The unpacked ``WFLW_images`` folder (MMPose's
             ``<data_root>/images``); file names are relative to it.
         out_dir: Where the JSON files go.
+        overwrite: Replace existing output files; without it an existing
+            one stops the conversion before anything is read.
 
     Returns:
         The path written for each split and subset.
+
+    Raises:
+        FileExistsError: If an output file exists and not ``overwrite``.
     """
+    names = ['train', 'test'] + [f'test_{attr}' for attr in ATTRIBUTES]
+    out = {
+        name: osp.join(out_dir, f'face_landmarks_wflw_{name}.json')
+        for name in names
+    }
+    refuse_existing(out.values(), overwrite)
     require_dir(
         list_dir,
         'WFLW annotation folder',
@@ -156,26 +186,26 @@ def convert_wflw(list_dir: str, img_dir: str, out_dir: str) -> Dict[str, str]:
         'WFLW image folder',
         'unpack WFLW_images.tar.gz and rename WFLW_images to images',
     )
-    paths = {}
+    # Both lists are read and checked before anything is written, so that a
+    # bad test line leaves no train file behind.
+    faces, sizes = {}, {}
     for split in ('train', 'test'):
-        faces = read_wflw_list(
+        faces[split] = read_wflw_list(
             osp.join(list_dir, LIST_NAME.format(split=split))
         )
-        sizes = read_image_sizes(
-            img_dir, (f.file_name for f in faces), f'WFLW {split} images'
-        )
-        paths[split] = write_coco(
-            faces,
-            sizes,
-            osp.join(out_dir, f'face_landmarks_wflw_{split}.json'),
-        )
-        if split != 'test':
-            continue
-        for attr in ATTRIBUTES:
-            subset = [f for f in faces if f.attributes[attr]]
-            paths[f'test_{attr}'] = write_coco(
-                subset,
-                sizes,
-                osp.join(out_dir, f'face_landmarks_wflw_test_{attr}.json'),
+        sizes.update(
+            read_image_sizes(
+                img_dir,
+                (f.file_name for f in faces[split]),
+                f'WFLW {split} images',
             )
-    return paths
+        )
+    splits = dict(faces)
+    for attr in ATTRIBUTES:
+        splits[f'test_{attr}'] = [
+            f for f in faces['test'] if f.attributes[attr]
+        ]
+    return {
+        name: write_coco(split, sizes, out[name], overwrite=overwrite)
+        for name, split in splits.items()
+    }
