@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmaniso.ops.procrustes import balanced_mean_shape
+from mmaniso.ops.pose import PoseBins, balanced_mean_shape, pose_bins
 
 # GetBBoxCenterScale's default padding.
 DEFAULT_BBOX_PADDING = 1.25
@@ -235,6 +235,48 @@ def crop_normalised_keypoints(
     out /= size.astype(dtype)[:, None]
     out += 0.5
     return out
+
+
+class DatasetPoseBins(NamedTuple):
+    """A dataset's training shapes and their pose bins.
+
+    Attributes:
+        annotations (PoseAnnotations): What was read from the dataset.
+        bins (PoseBins): Bins of the box-normalised shapes; ``ids`` are
+            rank 0's on every rank.
+    """
+
+    annotations: PoseAnnotations
+    bins: PoseBins
+
+
+def dataset_pose_bins(dataset, num_bins: int) -> DatasetPoseBins:
+    """Reads a dataset's shapes and bins them by pose, the one way.
+
+    The :class:`~mmaniso.datasets.PoseBalancedSampler` and the
+    :class:`~mmaniso.engine.PoseBalancingHook` (without such a sampler)
+    both bin through here: keypoints normalised to each sample's box, in
+    float32 (ample for binning, half the memory traffic), binned by
+    :func:`mmaniso.ops.pose.pose_bins`. In a distributed run every rank
+    computes the bins and rank 0's ids are broadcast, so that the ranks
+    agree even if rounding differs between hosts.
+
+    Args:
+        dataset: A top-down pose dataset.
+        num_bins: Number of equal-width pose bins.
+
+    Returns:
+        DatasetPoseBins: ``annotations`` and ``bins``.
+    """
+    from mmengine.dist import broadcast
+
+    annotations = read_pose_annotations(dataset)
+    shapes = crop_normalised_keypoints(
+        annotations, dtype=np.float32
+    )  # (N, K, 2)
+    bins = pose_bins(shapes, annotations.visible, num_bins)
+    broadcast(bins.ids, src=0)  # a no-op outside distributed runs
+    return DatasetPoseBins(annotations, bins)
 
 
 def pipeline_setting(dataset, transform: str, key: str):

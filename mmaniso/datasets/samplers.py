@@ -2,7 +2,8 @@
 
 The training shapes are put in equal-width bins along the first principal
 component of their Procrustes-aligned coordinates
-(:func:`mmaniso.ops.procrustes.pose_bins`), once, when the sampler is built.
+(:func:`mmaniso.datasets.mean_shape.dataset_pose_bins`), once, when the
+sampler is built.
 Each epoch then draws a balanced list of indices from a private generator
 seeded with ``seed + epoch``; every rank draws the same list and keeps its
 ``[rank::world_size]`` share, as MMEngine's ``DefaultSampler`` does.
@@ -14,15 +15,13 @@ from typing import Iterator, Optional, Sized, Union
 
 import numpy as np
 import torch
-from mmengine.dist import broadcast, get_dist_info, sync_random_seed
+from mmengine.dist import get_dist_info, sync_random_seed
 from mmengine.logging import print_log
 from mmpose.registry import DATA_SAMPLERS
 from torch import Tensor
 from torch.utils.data import Sampler
 
-from mmaniso.ops.procrustes import pose_bins
-
-from .mean_shape import crop_normalised_keypoints, read_pose_annotations
+from .mean_shape import dataset_pose_bins
 
 MODES = ('undersample', 'oversample')
 
@@ -184,6 +183,9 @@ class PoseBalancedSampler(Sampler):
         epoch_size (int): Indices per epoch over all ranks, before padding.
         annotations (PoseAnnotations): The keypoints, visibilities and boxes
             read from the dataset.
+        pose_bins (DatasetPoseBins): Those annotations and their bins, from
+            :func:`~mmaniso.datasets.mean_shape.dataset_pose_bins` (which
+            ``PoseBalancingHook`` reuses for the mean shape).
     """
 
     def __init__(
@@ -215,17 +217,10 @@ class PoseBalancedSampler(Sampler):
         self.epoch = 0
         self.round_up = round_up
 
-        self.annotations = read_pose_annotations(dataset)
-        # Float32 is ample for binning and halves the memory traffic.
-        shapes = crop_normalised_keypoints(
-            self.annotations, dtype=np.float32
-        )  # (N, K, 2)
-        bins = pose_bins(shapes, self.annotations.visible, num_bins)
+        self.pose_bins = dataset_pose_bins(dataset, num_bins)
+        self.annotations = self.pose_bins.annotations
+        bins = self.pose_bins.bins
         bin_ids = bins.ids
-        if world_size > 1:
-            # Bins are computed on every rank; rank 0's are used so that
-            # the epoch lists agree even if rounding differs between hosts.
-            broadcast(bin_ids, src=0)
         self.bin_ids = bin_ids
         self.bin_counts = torch.bincount(bin_ids, minlength=num_bins)
         self.bin_edges = bins.edges

@@ -1,13 +1,11 @@
 """Pure torch/numpy maths. Nothing here imports mmengine or mmpose."""
 
+from .pose import PCA, PoseBins, balanced_mean_shape, pose_bins, weighted_pca
 from .procrustes import (
-    PoseBins,
     SimilarityTransform,
-    balanced_mean_shape,
+    apply_similarity,
     generalized_procrustes,
-    pose_bins,
     procrustes_align,
-    weighted_pca,
 )
 from .tangents import curve_differences, curve_neighbours, curve_tangents
 from .weights import (
@@ -27,7 +25,9 @@ __all__ = [
     'curve_tangents',
     'quadratic_form',
     'symmetric_quadratic_form',
+    'PCA',
     'PoseBins',
+    'apply_similarity',
     'SimilarityTransform',
     'balanced_mean_shape',
     'generalized_procrustes',

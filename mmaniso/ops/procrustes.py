@@ -1,10 +1,9 @@
-"""Similarity Procrustes, generalised Procrustes, PCA and pose bins.
+"""Similarity Procrustes and generalised Procrustes analysis.
 
-The pose-based data balancing of Wing loss (Feng et al., CVPR 2018), used by
-Rayhan, Galata and Cootes (BMVC 2020): the training shapes are aligned to
-their mean by generalised Procrustes analysis (similarity transforms, no
-reflections), projected on the first principal component of the aligned
-shapes (which follows yaw for faces) and cut into equal-width bins.
+One similarity fit (weighted centring, then the best rotation and scale:
+closed form in 2-D, SVD above) serves both :func:`procrustes_align` and
+every round of :func:`generalized_procrustes`; pose binning on top of it is
+in :mod:`mmaniso.ops.pose`.
 
 Every landmark carries a weight; an invisible landmark has weight 0 and
 steers neither an alignment nor a mean. All functions are vectorised over
@@ -55,40 +54,6 @@ class GeneralizedProcrustes(NamedTuple):
     transform: SimilarityTransform
     valid: Tensor
     num_iters: int
-
-
-class PCA(NamedTuple):
-    """Result of :func:`weighted_pca`.
-
-    Attributes:
-        mean (Tensor): The mean, shape (F,).
-        components (Tensor): Unit principal axes, largest variance first,
-            shape (C, F).
-        variances (Tensor): Variance along each axis, shape (C,).
-    """
-
-    mean: Tensor
-    components: Tensor
-    variances: Tensor
-
-
-class PoseBins(NamedTuple):
-    """Result of :func:`pose_bins`.
-
-    Attributes:
-        ids (Tensor): Bin of each shape, shape (N,), int64.
-        edges (Tensor): Bin edges along the first principal component,
-            shape (num_bins + 1,).
-        counts (Tensor): Number of shapes in each bin, shape (num_bins,),
-            int64; empty bins count 0.
-        scores (Tensor): Each shape's coordinate along the first principal
-            component, shape (N,).
-    """
-
-    ids: Tensor
-    edges: Tensor
-    counts: Tensor
-    scores: Tensor
 
 
 def _as_float(x: ArrayLike, dtype: Optional[torch.dtype] = None) -> Tensor:
@@ -364,8 +329,8 @@ def generalized_procrustes(
     there are.
 
     The weighted, centred shapes do not change between rounds and are
-    formed once; each round is then a couple of matrix-vector products (2-D
-    points are handled as complex numbers).
+    formed once; each round is then two matrix products and the same
+    rotation-and-scale fit as :func:`procrustes_align` (closed form in 2-D).
 
     .. math::
         \\bar{x} = \\arg\\min_{\\bar{x}} \\sum_i \\min_{s_i, R_i, t_i}
@@ -402,9 +367,7 @@ def generalized_procrustes(
         raise ValueError(f'max_iters must be >= 1, got {max_iters}')
     w = _point_weights(weights, x.shape[:2], x)
     tol = max(tol, 64 * torch.finfo(x.dtype).eps)
-    if x.shape[-1] == 2:
-        return _gpa_planar(x, w, max_iters, tol)
-    return _gpa_general(x, w, max_iters, tol)
+    return _gpa(x, w, max_iters, tol)
 
 
 def _check_alignable(valid: Tensor, weights: Tensor) -> Tensor:
@@ -426,91 +389,11 @@ def _check_alignable(valid: Tensor, weights: Tensor) -> Tensor:
     return v
 
 
-def _gpa_planar(
+def _gpa(
     x: Tensor, w: Tensor, max_iters: int, tol: float
 ) -> GeneralizedProcrustes:
-    """Generalised Procrustes for 2-D shapes, with points as complex numbers.
-
-    A similarity without reflection is ``z -> a z + b`` with complex ``a``
-    (scale and rotation) and ``b``; the best ``a`` for a centred shape
-    ``z`` and a mean ``m`` is ``sum_k w_k conj(z_k) m_k / sum_k w_k |z_k|^2``
-    (the centroid of ``m`` drops out as ``sum_k w_k z_k = 0``). Each round
-    is then two complex matrix-vector products over all shapes.
-    """
-    num, num_kpts, _ = x.shape
-    tiny = torch.finfo(x.dtype).eps
-    z = torch.view_as_complex(x.contiguous())  # (N, K)
-    total = w.sum(1)  # (N,)
-    wn = w / total.clamp_min(tiny)[:, None]  # (N, K), rows sum to 1
-    mu = (wn * z).sum(1)  # (N,) weighted centroids
-    zc = z - mu[:, None]  # (N, K)
-    sq = zc.real * zc.real + zc.imag * zc.imag  # (N, K)
-    var = (wn * sq).sum(1)  # (N,)
-    spread = mu.real * mu.real + mu.imag * mu.imag + var
-    degenerate = (total <= tiny) | (var <= 1e3 * tiny * tiny * spread)
-    valid = (~degenerate) & ((w > 0).sum(1) >= 2)
-    v = _check_alignable(valid, w)  # (N, K)
-    v_total = v.sum(0)  # (K,)
-    wz = wn * zc.conj()  # (N, K)
-    vz = v * zc  # (N, K)
-    inv_var = torch.where(valid, 1 / var.clamp_min(tiny), 0.0)
-
-    def complex_matvec(real: Tensor, vec: Tensor) -> Tensor:
-        return torch.complex(real @ vec.real, real @ vec.imag)
-
-    def fit_to(mean: Tensor) -> Tuple[Tensor, Tensor]:
-        """Scale-rotations a (N,) and target centroids (N,), complex."""
-        a = (wz @ mean) * inv_var
-        a = torch.where(valid, a, torch.ones_like(a))
-        return a, complex_matvec(wn, mean)
-
-    def normalise(mean: Tensor) -> Tensor:
-        mean = mean - mean.mean()
-        radius = mean.abs().pow(2).mean().sqrt()
-        return mean / radius.clamp_min(tiny)
-
-    seed = int(torch.argmax(v.sum(1)))
-    # The reference may itself miss landmarks: those come from the
-    # per-landmark mean of the unaligned, centred shapes.
-    filled = vz.sum(0) / v_total
-    reference = normalise(torch.where(w[seed] > 0, zc[seed], filled))
-    mean = reference
-    num_iters = 0
-    while num_iters < max_iters:
-        num_iters += 1
-        a, target_mu = fit_to(mean)
-        # Per landmark: sum over shapes of v * (a zc + target_mu).
-        summed = vz.T @ a + complex_matvec(v.T, target_mu)
-        new_mean = normalise(summed / v_total)
-        # Fix the gauge: rotate the new mean onto the reference.
-        turn = (new_mean.conj() * reference).sum()
-        new_mean = new_mean * (turn / turn.abs().clamp_min(tiny))
-        change = float((new_mean - mean).abs().max())
-        mean = new_mean
-        if change < tol:
-            break
-    a, target_mu = fit_to(mean)
-    aligned = torch.view_as_real(a[:, None] * zc + target_mu[:, None])
-    scale = a.abs()
-    unit = a / scale.clamp_min(tiny)
-    rot = torch.stack(
-        [
-            torch.stack([unit.real, -unit.imag], -1),
-            torch.stack([unit.imag, unit.real], -1),
-        ],
-        -2,
-    )  # (N, 2, 2)
-    trans = torch.view_as_real(target_mu - a * mu)
-    fit = SimilarityTransform(rot, trans, scale)
-    return GeneralizedProcrustes(
-        aligned, torch.view_as_real(mean), fit, valid, num_iters
-    )
-
-
-def _gpa_general(
-    x: Tensor, w: Tensor, max_iters: int, tol: float
-) -> GeneralizedProcrustes:
-    """Generalised Procrustes in any dimension, by batched SVD."""
+    """Generalised Procrustes rounds; each fit is :func:`procrustes_align`'s
+    (``_centre`` and ``_rotation_scale``: closed form in 2-D, SVD above)."""
     num, num_kpts, dim = x.shape
     wn, mu, xc, var, degenerate = _centre(x, w)
     valid = (~degenerate) & ((w > 0).sum(1) >= 2)  # (N,)
@@ -559,236 +442,3 @@ def _gpa_general(
     trans = target_mu - torch.einsum('bij,bj->bi', scaled_rot, mu)
     fit = SimilarityTransform(rot, trans, scale)
     return GeneralizedProcrustes(aligned, mean, fit, valid, num_iters)
-
-
-def _principal_axes(
-    centred: Tensor, num_components: int
-) -> Tuple[Tensor, Tensor]:
-    """Leading eigenpairs of the covariance of centred (N, F) data.
-
-    Each axis is signed so that its largest-magnitude entry is positive.
-    The small (F, F) eigenproblem is solved by numpy in float64.
-    """
-    cov = centred.T @ centred / max(len(centred) - 1, 1)  # (F, F)
-    variances, vectors = np.linalg.eigh(cov.detach().cpu().double().numpy())
-    order = np.argsort(variances)[::-1][:num_components]
-    variances = np.clip(variances[order], 0, None)
-    components = vectors[:, order].T  # (C, F)
-    pivot = np.abs(components).argmax(1)
-    sign = np.sign(components[np.arange(len(components)), pivot])
-    components = components * np.where(sign == 0, 1.0, sign)[:, None]
-    return (
-        torch.as_tensor(components).to(centred),
-        torch.as_tensor(variances).to(centred),
-    )
-
-
-def weighted_pca(
-    data: ArrayLike,
-    weights: Optional[ArrayLike] = None,
-    num_components: int = 1,
-) -> PCA:
-    """Principal components of data with missing entries.
-
-    Entries of weight 0 are missing: the mean of each feature is its
-    weighted mean, and a missing entry is filled with that mean before the
-    covariance is taken (so it adds no variance). Each axis is signed so
-    that its largest-magnitude entry is positive, which makes the result
-    deterministic.
-
-    .. math::
-        C = \\frac{1}{N - 1} \\sum_i (\\tilde{x}_i - \\mu)
-        (\\tilde{x}_i - \\mu)^\\top = V \\Lambda V^\\top
-
-    Args:
-        data (Tensor | ndarray): Samples, shape (N, F).
-        weights (Tensor | ndarray, optional): Entry weights, shape (N, F);
-            the mean is weighted, and only whether an entry is 0 matters
-            for the covariance.
-        num_components: Number C of axes to return, at most F.
-
-    Returns:
-        PCA: ``mean`` (F,), ``components`` (C, F), ``variances`` (C,).
-
-    Example:
-        >>> t = torch.linspace(-1, 1, 11)[:, None]
-        >>> pca = weighted_pca(torch.cat([3 * t, t], 1))
-        >>> (pca.components * 10 ** 0.5).round().tolist()
-        [[3.0, 1.0]]
-    """
-    x = _as_float(data)
-    if x.dim() != 2 or x.shape[0] < 1:
-        raise ValueError(f'data must have shape (N, F), got {tuple(x.shape)}')
-    feats = x.shape[1]
-    if not 1 <= num_components <= feats:
-        raise ValueError(
-            f'num_components must be in [1, {feats}], got {num_components}'
-        )
-    w = _point_weights(weights, x.shape, x)
-    total = w.sum(0)
-    _missing_landmarks(total, 'features')
-    mean = (w * x).sum(0) / total
-    centred = (x - mean) * (w > 0)  # (N, F), missing entries at the mean
-    components, variances = _principal_axes(centred, num_components)
-    return PCA(mean, components, variances)
-
-
-def pose_bins(
-    shapes: ArrayLike,
-    weights: Optional[ArrayLike] = None,
-    num_bins: int = 9,
-) -> PoseBins:
-    """Equal-width pose bins along the first principal component.
-
-    Wing loss's pose-based data balancing: the shapes are aligned by
-    :func:`generalized_procrustes`, flattened, and projected on the first
-    principal axis of the aligned shapes (as in :func:`weighted_pca`, a
-    missing landmark takes the mean's value and so adds nothing to the
-    projection). The range of the projections is cut into ``num_bins``
-    equal bins.
-
-    Degenerate input is reported, not hidden: with fewer shapes than bins a
-    warning says that bins will be empty; when the shapes do not vary (all
-    the same up to a similarity) a warning says so and every shape goes to
-    bin 0.
-
-    .. math::
-        b_i = \\min\\left(\\left\\lfloor \\mathrm{num\\_bins}
-        \\frac{p_i - \\min_j p_j}{\\max_j p_j - \\min_j p_j}
-        \\right\\rfloor, \\mathrm{num\\_bins} - 1\\right),
-        \\quad p_i = v_1^\\top (\\tilde{x}_i - \\mu)
-
-    Args:
-        shapes (Tensor | ndarray): Shapes, shape (N, K, D), in any frame
-            (each is aligned here). Float32 input is processed in float32,
-            which is ample for binning and twice as fast.
-        weights (Tensor | ndarray, optional): Landmark weights (0 for
-            invisible), shape (N, K).
-        num_bins: Number of bins.
-
-    Returns:
-        PoseBins: ``ids`` (N,), ``edges`` (num_bins + 1,), ``counts``
-        (num_bins,) and ``scores`` (N,).
-
-    Example:
-        >>> base = torch.tensor([[-1., 0.], [1., 0.], [0., 1.], [0., -1.]])
-        >>> turn = torch.tensor([[0.3, 0.], [0.3, 0.], [0., 0.], [0., 0.]])
-        >>> shapes = torch.stack([base - turn, base, base, base + turn])
-        >>> pose_bins(shapes, num_bins=3).counts.tolist()
-        [1, 2, 1]
-    """
-    if isinstance(num_bins, bool) or not isinstance(num_bins, int):
-        raise TypeError(f'num_bins must be an int, got {num_bins!r}')
-    if num_bins < 1:
-        raise ValueError(f'num_bins must be >= 1, got {num_bins}')
-    x = _as_float(shapes)
-    if x.dim() != 3 or x.shape[0] == 0:
-        raise ValueError(
-            f'shapes must have shape (N, K, D) with N >= 1, got '
-            f'{tuple(x.shape)}'
-        )
-    num = x.shape[0]
-    if num < num_bins:
-        warnings.warn(
-            f'pose_bins: {num} shapes for {num_bins} bins; at least '
-            f'{num_bins - num} bins will be empty',
-            stacklevel=2,
-        )
-    w = _point_weights(weights, x.shape[:2], x)
-    gpa = generalized_procrustes(x, w)
-    v = w * gpa.valid[:, None]  # unaligned shapes project to 0
-    mean = (v[..., None] * gpa.aligned).sum(0) / v.sum(0)[:, None]
-    centred = (gpa.aligned - mean) * (v > 0)[..., None]  # (N, K, D)
-    centred = centred.reshape(num, -1)
-    axes, _ = _principal_axes(centred, 1)
-    scores = centred @ axes[0]  # (N,)
-    low, high = scores.min(), scores.max()
-    # The aligned shapes have about unit RMS radius: a spread this small
-    # is rounding noise, not pose.
-    if float(high - low) <= 1e-5:
-        warnings.warn(
-            f'pose_bins: the {num} shapes do not vary in pose (identical up '
-            'to a similarity); all go to bin 0',
-            stacklevel=2,
-        )
-        ids = torch.zeros(num, dtype=torch.int64)
-        edges = low + torch.zeros(num_bins + 1, dtype=scores.dtype)
-    else:
-        edges = torch.linspace(
-            float(low), float(high), num_bins + 1, dtype=scores.dtype
-        )
-        ids = torch.floor((scores - low) / (high - low) * num_bins)
-        ids = ids.long().clamp_(0, num_bins - 1)
-    counts = torch.bincount(ids, minlength=num_bins)
-    return PoseBins(ids, edges, counts, scores)
-
-
-def balanced_mean_shape(
-    shapes: ArrayLike,
-    bin_ids: ArrayLike,
-    weights: Optional[ArrayLike] = None,
-    num_bins: Optional[int] = None,
-) -> Tensor:
-    """The mean over pose bins of each bin's mean shape.
-
-    Every non-empty bin counts once, however many shapes it holds, so the
-    result is the mean face of a pose-balanced training set. Landmark means
-    are weighted (invisible landmarks have weight 0); where a landmark has
-    no weight in some bin it is averaged over the bins where it has.
-
-    .. math::
-        \\bar{x} = \\frac{1}{|\\mathcal{B}|} \\sum_{b \\in \\mathcal{B}}
-        \\bar{x}_b, \\quad \\bar{x}_{b,k} = \\frac{\\sum_{i \\in b}
-        w_{ik} x_{ik}}{\\sum_{i \\in b} w_{ik}}
-
-    Args:
-        shapes (Tensor | ndarray): Shapes in the frame wanted for the mean,
-            shape (N, K, D).
-        bin_ids (Tensor | ndarray): Bin of each shape, shape (N,).
-        weights (Tensor | ndarray, optional): Landmark weights, shape
-            (N, K).
-        num_bins: Number of bins; ``max(bin_ids) + 1`` when not given.
-
-    Returns:
-        Tensor: The mean shape, shape (K, D), in the dtype of ``shapes``.
-
-    Example:
-        >>> shapes = torch.tensor([[[0.]], [[0.]], [[0.]], [[4.]]])
-        >>> balanced_mean_shape(shapes, torch.tensor([0, 0, 0, 1])).tolist()
-        [[2.0]]
-    """
-    x = _as_float(shapes)
-    if x.dim() != 3 or x.shape[0] == 0:
-        raise ValueError(
-            f'shapes must have shape (N, K, D) with N >= 1, got '
-            f'{tuple(x.shape)}'
-        )
-    ids = torch.as_tensor(bin_ids, device=x.device).long()
-    if ids.shape != x.shape[:1]:
-        raise ValueError(
-            f'bin_ids must have shape ({len(x)},), got {tuple(ids.shape)}'
-        )
-    if bool((ids < 0).any()):
-        raise ValueError('bin_ids must be non-negative')
-    num_bins = int(ids.max()) + 1 if num_bins is None else num_bins
-    if int(ids.max()) >= num_bins:
-        raise ValueError(
-            f'bin id {int(ids.max())} is out of range for {num_bins} bins'
-        )
-    x64 = x.to(torch.float64)
-    w = _point_weights(weights, x.shape[:2], x64)
-    sums = x64.new_zeros((num_bins,) + x.shape[1:])  # (num_bins, K, D)
-    sums.index_add_(0, ids, w[..., None] * x64)
-    totals = x64.new_zeros((num_bins, x.shape[1]))  # (num_bins, K)
-    totals.index_add_(0, ids, w)
-    seen = totals > 0  # (num_bins, K)
-    bin_means = sums / totals.clamp_min(1e-300)[..., None]
-    used = seen.sum(0)  # (K,)
-    if bool((used == 0).any()):
-        missing = torch.nonzero(used == 0).flatten().tolist()
-        raise ValueError(
-            f'landmarks {missing} have weight 0 in every shape, so they '
-            'have no mean'
-        )
-    mean = (bin_means * seen[..., None]).sum(0) / used[:, None]
-    return mean.to(x.dtype)

@@ -20,7 +20,7 @@ from mmaniso.datasets.mean_shape import (
 from mmaniso.datasets.samplers import PoseBalancedSampler
 from mmaniso.engine import PoseBalancingHook
 from mmaniso.models.heads import MeanShapeRegressionHead
-from mmaniso.ops.procrustes import pose_bins
+from mmaniso.ops.pose import pose_bins
 from mmaniso.utils.checkpoint import load_checkpoint_file
 
 TRAIN = osp.join(REPO, 'tools', 'train.py')

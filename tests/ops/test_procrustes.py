@@ -1,31 +1,24 @@
-"""Tests of mmaniso.ops.procrustes: similarity fits, GPA, PCA, pose bins."""
+"""Tests of mmaniso.ops.procrustes: similarity fits and GPA."""
 
 import ast
 import doctest
-import math
 import os.path as osp
 import warnings
+from typing import Tuple
 
 import numpy as np
 import pytest
 import torch
+from posed_shapes import posed, rotation_2d, turned_faces
+from torch import Tensor
 
 from mmaniso.ops import procrustes
 from mmaniso.ops.procrustes import (
     SimilarityTransform,
     apply_similarity,
-    balanced_mean_shape,
     generalized_procrustes,
-    pose_bins,
     procrustes_align,
-    weighted_pca,
 )
-
-
-def rotation_2d(angle: torch.Tensor) -> torch.Tensor:
-    """Rotation matrices, shape (B, 2, 2), for angles (B,)."""
-    c, s = torch.cos(angle), torch.sin(angle)
-    return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
 
 
 def random_rotation(batch: int, dim: int, gen) -> torch.Tensor:
@@ -186,15 +179,6 @@ def test_gradcheck_float64():
     assert torch.autograd.gradcheck(aligned, (x,))
 
 
-def posed(base: np.ndarray, rng, num: int) -> np.ndarray:
-    """Copies of ``base`` (K, 2) under random similarities, (num, K, 2)."""
-    angle = rng.uniform(-math.pi, math.pi, num)
-    rot = rotation_2d(torch.as_tensor(angle)).numpy()
-    scale = rng.uniform(0.5, 50, num)
-    shift = rng.uniform(-100, 100, (num, 1, 2))
-    return scale[:, None, None] * base @ rot.transpose(0, 2, 1) + shift
-
-
 def test_generalized_procrustes_aligns_similar_shapes():
     rng = np.random.default_rng(0)
     base = rng.normal(size=(10, 2))
@@ -230,13 +214,94 @@ def test_generalized_procrustes_in_3d():
     assert torch.linalg.det(gpa.transform.R).min() > 0
 
 
-def test_planar_and_general_gpa_agree():
-    # 2-D shapes take the complex-number path; the SVD path must agree.
+def planar_reference(
+    x: Tensor, w: Tensor, max_iters: int, tol: float
+) -> procrustes.GeneralizedProcrustes:
+    """An independent 2-D GPA, with points as complex numbers (the formula
+    mmaniso used before the one real-valued path).
+
+    A similarity without reflection is ``z -> a z + b`` with complex ``a``
+    (scale and rotation) and ``b``; the best ``a`` for a centred shape
+    ``z`` and a mean ``m`` is ``sum_k w_k conj(z_k) m_k / sum_k w_k |z_k|^2``
+    (the centroid of ``m`` drops out as ``sum_k w_k z_k = 0``). Each round
+    is then two complex matrix-vector products over all shapes.
+    """
+    num, num_kpts, _ = x.shape
+    tiny = torch.finfo(x.dtype).eps
+    z = torch.view_as_complex(x.contiguous())  # (N, K)
+    total = w.sum(1)  # (N,)
+    wn = w / total.clamp_min(tiny)[:, None]  # (N, K), rows sum to 1
+    mu = (wn * z).sum(1)  # (N,) weighted centroids
+    zc = z - mu[:, None]  # (N, K)
+    sq = zc.real * zc.real + zc.imag * zc.imag  # (N, K)
+    var = (wn * sq).sum(1)  # (N,)
+    spread = mu.real * mu.real + mu.imag * mu.imag + var
+    degenerate = (total <= tiny) | (var <= 1e3 * tiny * tiny * spread)
+    valid = (~degenerate) & ((w > 0).sum(1) >= 2)
+    v = procrustes._check_alignable(valid, w)  # (N, K)
+    v_total = v.sum(0)  # (K,)
+    wz = wn * zc.conj()  # (N, K)
+    vz = v * zc  # (N, K)
+    inv_var = torch.where(valid, 1 / var.clamp_min(tiny), 0.0)
+
+    def complex_matvec(real: Tensor, vec: Tensor) -> Tensor:
+        return torch.complex(real @ vec.real, real @ vec.imag)
+
+    def fit_to(mean: Tensor) -> Tuple[Tensor, Tensor]:
+        """Scale-rotations a (N,) and target centroids (N,), complex."""
+        a = (wz @ mean) * inv_var
+        a = torch.where(valid, a, torch.ones_like(a))
+        return a, complex_matvec(wn, mean)
+
+    def normalise(mean: Tensor) -> Tensor:
+        mean = mean - mean.mean()
+        radius = mean.abs().pow(2).mean().sqrt()
+        return mean / radius.clamp_min(tiny)
+
+    seed = int(torch.argmax(v.sum(1)))
+    # The reference may itself miss landmarks: those come from the
+    # per-landmark mean of the unaligned, centred shapes.
+    filled = vz.sum(0) / v_total
+    reference = normalise(torch.where(w[seed] > 0, zc[seed], filled))
+    mean = reference
+    num_iters = 0
+    while num_iters < max_iters:
+        num_iters += 1
+        a, target_mu = fit_to(mean)
+        # Per landmark: sum over shapes of v * (a zc + target_mu).
+        summed = vz.T @ a + complex_matvec(v.T, target_mu)
+        new_mean = normalise(summed / v_total)
+        # Fix the gauge: rotate the new mean onto the reference.
+        turn = (new_mean.conj() * reference).sum()
+        new_mean = new_mean * (turn / turn.abs().clamp_min(tiny))
+        change = float((new_mean - mean).abs().max())
+        mean = new_mean
+        if change < tol:
+            break
+    a, target_mu = fit_to(mean)
+    aligned = torch.view_as_real(a[:, None] * zc + target_mu[:, None])
+    scale = a.abs()
+    unit = a / scale.clamp_min(tiny)
+    rot = torch.stack(
+        [
+            torch.stack([unit.real, -unit.imag], -1),
+            torch.stack([unit.imag, unit.real], -1),
+        ],
+        -2,
+    )  # (N, 2, 2)
+    trans = torch.view_as_real(target_mu - a * mu)
+    fit = SimilarityTransform(rot, trans, scale)
+    return procrustes.GeneralizedProcrustes(
+        aligned, torch.view_as_real(mean), fit, valid, num_iters
+    )
+
+
+def test_gpa_agrees_with_a_complex_number_reference():
     rng = np.random.default_rng(11)
     shapes = torch.as_tensor(turned_faces(rng.uniform(-40, 40, 25), rng))
     weights = torch.as_tensor(rng.uniform(0, 1, (25, 98)) > 0.1).double()
-    planar = generalized_procrustes(shapes, weights, tol=1e-12)
-    general = procrustes._gpa_general(shapes, weights, 30, 1e-12)
+    general = generalized_procrustes(shapes, weights, tol=1e-12)
+    planar = planar_reference(shapes, weights, 30, 1e-12)
     torch.testing.assert_close(planar.mean, general.mean)
     torch.testing.assert_close(planar.aligned, general.aligned)
     torch.testing.assert_close(planar.transform.R, general.transform.R)
@@ -277,149 +342,6 @@ def test_generalized_procrustes_refuses_landmark_never_visible():
     weights[:, 3] = 0
     with pytest.raises(ValueError, match=r'landmarks \[3\]'):
         generalized_procrustes(np.random.rand(4, 5, 2), weights)
-
-
-def test_weighted_pca_matches_svd_and_ignores_missing():
-    rng = np.random.default_rng(5)
-    data = rng.normal(size=(200, 4)) * [5.0, 2.0, 1.0, 0.5]
-    pca = weighted_pca(data, num_components=2)
-    centred = data - data.mean(0)
-    _, sv, vt = np.linalg.svd(centred, full_matrices=False)
-    for c in range(2):
-        assert abs(abs(float(pca.components[c].numpy() @ vt[c])) - 1) < 1e-10
-    np.testing.assert_allclose(
-        pca.variances.numpy(), sv[:2] ** 2 / 199, rtol=1e-10
-    )
-    # A missing entry (weight 0, wild value) adds no variance.
-    weights = np.ones_like(data)
-    data[0, 0] = 1e6
-    weights[0, 0] = 0
-    missing = weighted_pca(data, weights)
-    assert float(missing.variances[0]) < 40
-    assert abs(float(missing.components[0, 0])) > 0.99
-
-
-def test_weighted_pca_sign_is_deterministic():
-    t = torch.linspace(-1, 1, 21)[:, None]
-    pca_a = weighted_pca(torch.cat([3 * t, -t], 1))
-    pca_b = weighted_pca(torch.cat([-3 * t, t], 1))
-    assert pca_a.components[0, 0] > 0
-    torch.testing.assert_close(pca_a.components, pca_b.components)
-
-
-def turned_faces(yaws_deg, rng, noise=0.01):
-    """A 3-D face turned by each yaw, projected, then moved at random."""
-    from mmaniso.datasets.face_template import mean_face
-
-    face = mean_face(98)
-    z = 0.7 * np.sqrt(np.clip(1 - face[:, 0] ** 2, 0, None))
-    z[51:55] += np.linspace(0.1, 0.45, 4)
-    yaw = np.deg2rad(np.asarray(yaws_deg, dtype=float))
-    xr = np.cos(yaw)[:, None] * face[:, 0] + np.sin(yaw)[:, None] * z
-    flat = np.stack([xr, np.broadcast_to(face[:, 1], xr.shape)], -1)
-    flat = flat + rng.normal(0, noise, flat.shape)
-    out = np.empty_like(flat)
-    for i, shape in enumerate(flat):
-        out[i] = posed(shape, rng, 1)[0]
-    return out
-
-
-def test_pose_bins_recover_a_known_pose_mix():
-    rng = np.random.default_rng(6)
-    groups = {-30: 30, 0: 100, 30: 20}
-    yaws = np.concatenate(
-        [np.full(n, y) + rng.normal(0, 2, n) for y, n in groups.items()]
-    )
-    labels = np.repeat(np.arange(3), list(groups.values()))
-    shapes = turned_faces(yaws, rng)
-
-    bins = pose_bins(shapes, num_bins=3)
-
-    assert bins.ids.shape == (150,)
-    assert bins.edges.shape == (4,)
-    assert bins.counts.sum() == 150
-    # Each pose group falls in one bin of its own, and the bins are
-    # ordered along yaw (one way or the other).
-    group_bins = [set(bins.ids[labels == g].tolist()) for g in range(3)]
-    assert all(len(b) == 1 for b in group_bins)
-    order = [b.pop() for b in group_bins]
-    assert order in ([0, 1, 2], [2, 1, 0])
-    assert sorted(bins.counts.tolist()) == [20, 30, 100]
-    # The scores follow yaw.
-    corr = np.corrcoef(bins.scores.numpy(), np.sin(np.deg2rad(yaws)))[0, 1]
-    assert abs(corr) > 0.98
-
-
-def test_pose_bins_ignore_similarity_of_the_input():
-    rng = np.random.default_rng(7)
-    shapes = turned_faces(rng.uniform(-60, 60, 80), rng)
-    moved = np.stack([posed(s, rng, 1)[0] for s in shapes])
-    ids = pose_bins(shapes, num_bins=5).ids
-    moved_ids = pose_bins(moved, num_bins=5).ids
-    assert (ids == moved_ids).float().mean() > 0.97
-
-
-def test_pose_bins_of_identical_shapes_warn_and_use_one_bin():
-    rng = np.random.default_rng(8)
-    shapes = posed(rng.normal(size=(10, 2)), rng, 12)  # one shape, moved
-    with pytest.warns(UserWarning, match='do not vary in pose'):
-        bins = pose_bins(shapes, num_bins=4)
-    assert bins.counts.tolist() == [12, 0, 0, 0]
-    assert bins.ids.eq(0).all()
-
-
-def test_pose_bins_with_fewer_shapes_than_bins_warn():
-    rng = np.random.default_rng(9)
-    shapes = turned_faces([-40, 0, 40], rng)
-    with pytest.warns(UserWarning, match='3 shapes for 9 bins'):
-        bins = pose_bins(shapes, num_bins=9)
-    assert bins.counts.sum() == 3
-    assert (bins.counts > 0).sum() == 3
-
-
-def test_pose_bins_validate_arguments():
-    with pytest.raises(ValueError, match='num_bins must be >= 1'):
-        pose_bins(np.random.rand(5, 4, 2), num_bins=0)
-    with pytest.raises(TypeError, match='num_bins must be an int'):
-        pose_bins(np.random.rand(5, 4, 2), num_bins=2.5)
-    with pytest.raises(ValueError, match='N >= 1'):
-        pose_bins(np.zeros((0, 4, 2)))
-
-
-def test_balanced_mean_shape_weights_bins_equally():
-    shapes = torch.tensor(
-        [[[0.0, 0.0]], [[0.0, 0.0]], [[0.0, 0.0]], [[4.0, 8.0]]]
-    )
-    ids = torch.tensor([0, 0, 0, 2])
-    mean = balanced_mean_shape(shapes, ids, num_bins=3)  # bin 1 is empty
-    torch.testing.assert_close(mean, torch.tensor([[2.0, 4.0]]))
-    # Not the plain mean over shapes.
-    assert not torch.allclose(mean, shapes.mean(0))
-
-
-def test_balanced_mean_shape_with_invisible_points():
-    shapes = torch.tensor(
-        [
-            [[1.0, 1.0], [9.0, 9.0]],
-            [[3.0, 3.0], [5.0, 5.0]],
-            [[2.0, 2.0], [7.0, 7.0]],
-        ]
-    )
-    weights = torch.tensor([[1.0, 0.0], [1.0, 1.0], [1.0, 1.0]])
-    ids = torch.tensor([0, 0, 1])
-    mean = balanced_mean_shape(shapes, ids, weights)
-    # Point 0: bins (1+3)/2 = 2 and 2 -> 2. Point 1: bin 0 has only 5,
-    # bin 1 has 7 -> 6.
-    torch.testing.assert_close(mean, torch.tensor([[2.0, 2.0], [6.0, 6.0]]))
-
-
-def test_balanced_mean_shape_validates():
-    with pytest.raises(ValueError, match='bin_ids must have shape'):
-        balanced_mean_shape(torch.zeros(3, 2, 2), torch.zeros(2).long())
-    with pytest.raises(ValueError, match='out of range'):
-        balanced_mean_shape(
-            torch.zeros(2, 2, 2), torch.tensor([0, 3]), num_bins=2
-        )
 
 
 def test_similarity_transform_is_a_named_tuple():

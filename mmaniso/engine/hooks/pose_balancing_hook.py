@@ -2,7 +2,6 @@
 
 from typing import List, Optional
 
-import numpy as np
 from mmengine.dist import broadcast
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
@@ -11,14 +10,12 @@ from mmpose.registry import HOOKS
 
 from mmaniso.datasets.mean_shape import (
     DEFAULT_BBOX_PADDING,
-    crop_normalised_keypoints,
+    dataset_pose_bins,
     pipeline_setting,
     pose_balanced_mean_shape,
-    read_pose_annotations,
 )
 from mmaniso.datasets.samplers import PoseBalancedSampler
 from mmaniso.models.heads.mean_shape_head import MeanShapeRegressionHead
-from mmaniso.ops.procrustes import pose_bins
 
 SEED_KEY = 'pose_balanced_sampler_seed'
 SETTINGS_KEY = 'pose_balanced_sampler'
@@ -191,15 +188,14 @@ class PoseBalancingHook(Hook):
             return
         dataset = runner.train_dataloader.dataset
         sampler = self._sampler(runner)
+        # One binning for the sampler and the mean: the sampler's when it
+        # is the pose sampler, else the same function here.
         if isinstance(sampler, PoseBalancedSampler):
-            annotations = sampler.annotations
-            bin_ids, num_bins = sampler.bin_ids, sampler.num_bins
+            binned, num_bins = sampler.pose_bins, sampler.num_bins
         else:
-            annotations = read_pose_annotations(dataset)
-            shapes = crop_normalised_keypoints(annotations, dtype=np.float32)
-            bins = pose_bins(shapes, annotations.visible, self.num_bins)
-            bin_ids, num_bins = bins.ids, self.num_bins
-            broadcast(bin_ids, src=0)
+            binned = dataset_pose_bins(dataset, self.num_bins)
+            num_bins = self.num_bins
+        annotations, bin_ids = binned.annotations, binned.bins.ids
         padding = self.bbox_padding
         if padding is None:
             padding = pipeline_setting(
