@@ -250,7 +250,11 @@ class DatasetPoseBins(NamedTuple):
     bins: PoseBins
 
 
-def dataset_pose_bins(dataset, num_bins: int) -> DatasetPoseBins:
+def dataset_pose_bins(
+    dataset,
+    num_bins: int,
+    clip_quantiles: Optional[Tuple[float, float]] = None,
+) -> DatasetPoseBins:
     """Reads a dataset's shapes and bins them by pose, the one way.
 
     The :class:`~mmaniso.datasets.PoseBalancedSampler` and the
@@ -264,6 +268,8 @@ def dataset_pose_bins(dataset, num_bins: int) -> DatasetPoseBins:
     Args:
         dataset: A top-down pose dataset.
         num_bins: Number of equal-width pose bins.
+        clip_quantiles: Outlier-robust edges (see
+            :func:`mmaniso.ops.pose.pose_bins`).
 
     Returns:
         DatasetPoseBins: ``annotations`` and ``bins``.
@@ -274,7 +280,7 @@ def dataset_pose_bins(dataset, num_bins: int) -> DatasetPoseBins:
     shapes = crop_normalised_keypoints(
         annotations, dtype=np.float32
     )  # (N, K, 2)
-    bins = pose_bins(shapes, annotations.visible, num_bins)
+    bins = pose_bins(shapes, annotations.visible, num_bins, clip_quantiles)
     broadcast(bins.ids, src=0)  # a no-op outside distributed runs
     return DatasetPoseBins(annotations, bins)
 

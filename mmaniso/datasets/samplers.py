@@ -11,7 +11,7 @@ seeded with ``seed + epoch``; every rank draws the same list and keeps its
 
 import hashlib
 import math
-from typing import Iterator, Optional, Sized, Union
+from typing import Iterator, Optional, Sequence, Sized, Union
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from torch.utils.data import Sampler
 
 from .mean_shape import dataset_pose_bins
 
-MODES = ('undersample', 'oversample')
+MODES = ('undersample', 'oversample', 'tempered')
 
 
 def balanced_epoch_size(counts: Tensor, mode: str) -> int:
@@ -113,6 +113,68 @@ def balanced_epoch(
     return chosen
 
 
+def tempered_draw(
+    bin_ids: Tensor,
+    num_bins: int,
+    temperature: float,
+    size: int,
+    generator: torch.Generator,
+    shuffle: bool = True,
+) -> Tensor:
+    """Draws ``size`` indices, bin ``b`` getting a share ``∝ n_b^α``.
+
+    .. math:: q_b = \\frac{n_b^\\alpha}{\\sum_{c : n_c > 0} n_c^\\alpha}
+
+    Each non-empty bin gets ``round(size * q_b)`` indices (largest
+    remainders, so they add up to ``size``), taken from a fresh random
+    order of its members and cycling through them when it needs more than
+    it has, so no face repeats before every face of its bin has been drawn.
+    ``α = 0`` gives every bin the same share (the paper's undersampling,
+    at any epoch length); ``α = 1`` gives each bin its own size, so with
+    ``size = N`` every face is drawn exactly once (no balancing).
+
+    Args:
+        bin_ids (Tensor): Bin of each sample, shape (N,), int64.
+        num_bins: Number of bins.
+        temperature: ``α`` in [0, 1].
+        size: Number of indices to draw.
+        generator (torch.Generator): Source of randomness.
+        shuffle: Shuffle the drawn indices; else return them sorted.
+
+    Returns:
+        Tensor: Indices, shape (size,), int64.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> ids = torch.tensor([0, 0, 0, 0, 1, 2])
+        >>> draw = tempered_draw(ids, 3, 0.0, 6, g)
+        >>> torch.bincount(ids[draw]).tolist()
+        [2, 2, 2]
+    """
+    if not 0 <= temperature <= 1:
+        raise ValueError(f'temperature must be in [0, 1], got {temperature}')
+    counts = torch.bincount(bin_ids, minlength=num_bins)
+    nonempty = torch.nonzero(counts).flatten()
+    share = counts[nonempty].double().pow(temperature)
+    exact = size * share / share.sum()
+    quota = exact.floor().long()
+    # Largest remainders (ties to the lower bin) fill up to ``size``.
+    short = size - int(quota.sum())
+    if short > 0:
+        order = torch.argsort(exact - quota, descending=True, stable=True)
+        quota[order[:short]] += 1
+    parts = []
+    for b, want in zip(nonempty.tolist(), quota.tolist()):
+        members = torch.nonzero(bin_ids == b).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        repeats, rest = divmod(want, len(members))
+        parts += [members.repeat(repeats), members[:rest]]
+    chosen = torch.cat(parts) if parts else bin_ids.new_zeros(0)
+    if shuffle:
+        return chosen[torch.randperm(len(chosen), generator=generator)]
+    return torch.sort(chosen).values
+
+
 def _draws_per_epoch(
     value: Union[int, str], num_samples: int, draw_size: int
 ) -> int:
@@ -142,7 +204,14 @@ class PoseBalancedSampler(Sampler):
       milestones) by ``len(dataset) / epoch_size`` to keep the number of
       iterations.
     - ``oversample`` (Wing loss): minority bins are repeated up to the
-      largest bin.
+      largest bin. A draw of ``num_nonempty_bins * max_count`` can be
+      several times the dataset; with ``draws_per_epoch='auto'`` each draw
+      is cut to the dataset's length, so that an oversampled run trains as
+      many iterations as its reference.
+    - ``tempered`` (``temperature=α``, :func:`tempered_draw`): each draw is
+      as long as the dataset, bin ``b`` getting a share ``∝ n_b^α``; α = 0
+      is equal shares (undersampling's balance without its short epochs),
+      α = 1 no balancing. Giving ``temperature`` selects this mode.
 
     Randomness comes from a private ``torch.Generator`` seeded with
     ``seed + epoch``, so global reseeding does not change the draw and a run
@@ -162,6 +231,10 @@ class PoseBalancedSampler(Sampler):
             given.
         round_up: Pad the epoch so that every rank gets the same number of
             indices.
+        temperature: ``α`` in [0, 1] of the ``tempered`` mode.
+        clip_quantiles: ``(low, high)`` quantiles of the pose scores that
+            span the bins (outlier-robust edges, e.g. ``(0.01, 0.99)``);
+            the full range when not given.
         draws_per_epoch: Balanced draws concatenated into one epoch, each
             drawn afresh (one paper epoch each). ``'auto'`` takes as many
             as make an epoch about as long as the dataset, so that a
@@ -197,11 +270,26 @@ class PoseBalancedSampler(Sampler):
         seed: Optional[int] = None,
         round_up: bool = True,
         draws_per_epoch: Union[int, str] = 1,
+        temperature: Optional[float] = None,
+        clip_quantiles: Optional[Sequence[float]] = None,
     ) -> None:
         if isinstance(num_bins, bool) or not isinstance(num_bins, int):
             raise TypeError(f'num_bins must be an int, got {num_bins!r}')
         if num_bins < 1:
             raise ValueError(f'num_bins must be >= 1, got {num_bins}')
+        if temperature is not None:
+            if mode == 'undersample':  # the default: temperature decides
+                mode = 'tempered'
+            if mode != 'tempered':
+                raise ValueError(
+                    f"temperature goes with mode='tempered', not {mode!r}"
+                )
+            if isinstance(temperature, bool) or not 0 <= temperature <= 1:
+                raise ValueError(
+                    f'temperature must be in [0, 1], got {temperature!r}'
+                )
+        elif mode == 'tempered':
+            raise ValueError("mode='tempered' needs a temperature in [0, 1]")
         if mode not in MODES:
             raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
         rank, world_size = get_dist_info()
@@ -217,7 +305,13 @@ class PoseBalancedSampler(Sampler):
         self.epoch = 0
         self.round_up = round_up
 
-        self.pose_bins = dataset_pose_bins(dataset, num_bins)
+        self.temperature = None if temperature is None else float(temperature)
+        self.clip_quantiles = (
+            None if clip_quantiles is None else tuple(clip_quantiles)
+        )
+        self.pose_bins = dataset_pose_bins(
+            dataset, num_bins, self.clip_quantiles
+        )
         self.annotations = self.pose_bins.annotations
         bins = self.pose_bins.bins
         bin_ids = bins.ids
@@ -225,11 +319,22 @@ class PoseBalancedSampler(Sampler):
         self.bin_counts = torch.bincount(bin_ids, minlength=num_bins)
         self.bin_edges = bins.edges
         self.pose_scores = bins.scores
-        self.draw_size = balanced_epoch_size(self.bin_counts, mode)
-        self.draws_per_epoch = _draws_per_epoch(
-            draws_per_epoch, len(self.bin_ids), self.draw_size
+        num_samples = len(self.bin_ids)
+        if mode == 'tempered':
+            self.draw_size = num_samples
+        else:
+            self.draw_size = balanced_epoch_size(self.bin_counts, mode)
+        # 'auto' keeps an epoch about as long as the dataset, cutting a
+        # longer (oversampled) draw to its length.
+        self.draw_limit = (
+            num_samples
+            if draws_per_epoch == 'auto' and self.draw_size > num_samples
+            else self.draw_size
         )
-        self.epoch_size = self.draw_size * self.draws_per_epoch
+        self.draws_per_epoch = _draws_per_epoch(
+            draws_per_epoch, num_samples, self.draw_limit
+        )
+        self.epoch_size = self.draw_limit * self.draws_per_epoch
 
         if self.round_up:
             self.num_samples = math.ceil(self.epoch_size / world_size)
@@ -237,12 +342,18 @@ class PoseBalancedSampler(Sampler):
         else:
             self.num_samples = math.ceil((self.epoch_size - rank) / world_size)
             self.total_size = self.epoch_size
+        how = mode if mode != 'tempered' else f'tempered (α={temperature})'
+        cut = (
+            f' cut to {self.draw_limit}'
+            if self.draw_limit < self.draw_size
+            else ''
+        )
         print_log(
             f'PoseBalancedSampler: {len(self.bin_ids)} samples in '
             f'{num_bins} pose bins, counts '
-            f'{self.bin_counts.tolist()}; {mode} draw of '
-            f'{self.draw_size} samples, {self.draws_per_epoch} draw(s) per '
-            f'epoch: epoch of {self.epoch_size} samples '
+            f'{self.bin_counts.tolist()}; {how} draw of '
+            f'{self.draw_size} samples{cut}, {self.draws_per_epoch} '
+            f'draw(s) per epoch: epoch of {self.epoch_size} samples '
             f'({self.num_samples} per rank, world size {world_size})',
             logger='current',
         )
@@ -266,6 +377,13 @@ class PoseBalancedSampler(Sampler):
             shuffle=bool(self.shuffle),
             round_up=bool(self.round_up),
             draws_per_epoch=int(self.draws_per_epoch),
+            draw_limit=int(self.draw_limit),
+            temperature=self.temperature,
+            clip_quantiles=(
+                None
+                if self.clip_quantiles is None
+                else [float(q) for q in self.clip_quantiles]
+            ),
             num_samples=int(len(self.bin_ids)),
             annotations=self.annotation_fingerprint,
         )
@@ -289,22 +407,35 @@ class PoseBalancedSampler(Sampler):
         # Successive draws of one generator: the same sequence of balanced
         # draws whatever their grouping into epochs.
         indices = torch.cat(
-            [
-                balanced_epoch(
-                    self.bin_ids,
-                    self.num_bins,
-                    self.mode,
-                    generator,
-                    self.shuffle,
-                )
-                for _ in range(self.draws_per_epoch)
-            ]
+            [self._draw(generator) for _ in range(self.draws_per_epoch)]
         )
         if self.round_up and len(indices) < self.total_size:
             repeats = math.ceil(self.total_size / len(indices))
             indices = indices.repeat(repeats)[: self.total_size]
         indices = indices[self.rank : self.total_size : self.world_size]
         return iter(indices.tolist())
+
+    def _draw(self, generator: torch.Generator) -> Tensor:
+        if self.mode == 'tempered':
+            return tempered_draw(
+                self.bin_ids,
+                self.num_bins,
+                self.temperature,
+                self.draw_size,
+                generator,
+                self.shuffle,
+            )
+        draw = balanced_epoch(
+            self.bin_ids, self.num_bins, self.mode, generator, self.shuffle
+        )
+        if self.draw_limit < len(draw):
+            # Shuffled, a prefix keeps the balance in expectation; sorted,
+            # take an even spread so that no bin is cut off.
+            if self.shuffle:
+                return draw[: self.draw_limit]
+            keep = torch.linspace(0, len(draw) - 1, self.draw_limit)
+            return draw[keep.round().long()]
+        return draw
 
     def __len__(self) -> int:
         """The number of indices this rank yields per epoch."""

@@ -152,6 +152,7 @@ def pose_bins(
     shapes: ArrayLike,
     weights: Optional[ArrayLike] = None,
     num_bins: int = 9,
+    clip_quantiles: Optional[Tuple[float, float]] = None,
 ) -> PoseBins:
     """Equal-width pose bins along the first principal component.
 
@@ -179,6 +180,11 @@ def pose_bins(
         weights (Tensor | ndarray, optional): Landmark weights (0 for
             invisible), shape (N, K).
         num_bins: Number of bins.
+        clip_quantiles: ``(low, high)`` quantiles of the scores that span
+            the bins instead of their full range, e.g. ``(0.01, 0.99)``:
+            outlier-robust edges for heavy-tailed pose data, where a few
+            extreme faces would otherwise get bins of their own. Shapes
+            beyond them go to the first or last bin.
 
     Returns:
         PoseBins: ``ids`` (N,), ``edges`` (num_bins + 1,), ``counts``
@@ -201,6 +207,13 @@ def pose_bins(
             f'shapes must have shape (N, K, D) with N >= 1, got '
             f'{tuple(x.shape)}'
         )
+    if clip_quantiles is not None:
+        q_low, q_high = (float(q) for q in clip_quantiles)
+        if not 0 <= q_low < q_high <= 1:
+            raise ValueError(
+                'clip_quantiles must be (low, high) with 0 <= low < high '
+                f'<= 1, got {clip_quantiles!r}'
+            )
     num = x.shape[0]
     if num < num_bins:
         warnings.warn(
@@ -217,6 +230,9 @@ def pose_bins(
     pca = weighted_pca(flat, flat_weights, num_components=1)
     scores = pca.project(flat, flat_weights)[:, 0]  # (N,)
     low, high = scores.min(), scores.max()
+    if clip_quantiles is not None:
+        qs = torch.tensor([q_low, q_high], dtype=torch.float64)
+        low, high = torch.quantile(scores.double(), qs).to(scores.dtype)
     # The aligned shapes have about unit RMS radius: a spread this small
     # is rounding noise, not pose.
     if float(high - low) <= 1e-5:

@@ -172,6 +172,9 @@ def test_checkpoint_records_the_samplers_settings():
         shuffle=True,
         round_up=True,
         draws_per_epoch=2,
+        draw_limit=sampler.draw_size,
+        temperature=None,
+        clip_quantiles=None,
         num_samples=30,
         annotations=sampler.annotation_fingerprint,
     )
