@@ -189,12 +189,21 @@ class _SymmetricQuadraticForm(torch.autograd.Function):
     the weights are constants."""
 
     @staticmethod
-    def forward(ctx, residuals, w00, w01, w11):
+    def forward(ctx, residuals, w00, w01, w11, ignore):
         r0, r1 = residuals[..., 0], residuals[..., 1]
         wr0 = torch.addcmul(w00 * r0, w01, r1)  # (W r)_0, shape (B, K)
         wr1 = torch.addcmul(w11 * r1, w01, r0)
+        if ignore is not None:
+            # Filled, not multiplied by 0: the residuals or weights of an
+            # ignored point may be NaN or inf. The fills also zero its
+            # gradient 2 W r.
+            wr0.masked_fill_(ignore, 0.0)
+            wr1.masked_fill_(ignore, 0.0)
         ctx.save_for_backward(wr0, wr1)
-        return torch.addcmul(r0 * wr0, r1, wr1)
+        cost = torch.addcmul(r0 * wr0, r1, wr1)
+        if ignore is not None:
+            cost.masked_fill_(ignore, 0.0)  # r * 0 is NaN for r = NaN
+        return cost
 
     @staticmethod
     @once_differentiable
@@ -204,11 +213,15 @@ class _SymmetricQuadraticForm(torch.autograd.Function):
         out = wr0.new_empty(wr0.shape + (2,))
         torch.mul(grad2, wr0, out=out[..., 0])
         torch.mul(grad2, wr1, out=out[..., 1])
-        return out, None, None, None
+        return out, None, None, None, None
 
 
 def symmetric_quadratic_form(
-    residuals: Tensor, w00: Tensor, w01: Tensor, w11: Tensor
+    residuals: Tensor,
+    w00: Tensor,
+    w01: Tensor,
+    w11: Tensor,
+    ignore: Optional[Tensor] = None,
 ) -> Tensor:
     """``r^T W r`` at every point, W given by its three distinct entries.
 
@@ -226,19 +239,33 @@ def symmetric_quadratic_form(
         w00: Entry (0, 0) of each weight, shape (B, K).
         w01: Entries (0, 1) = (1, 0), shape (B, K).
         w11: Entry (1, 1), shape (B, K).
+        ignore: Points that cost exactly 0, with a zero gradient into every
+            input, whatever their residuals and weights (NaN or inf
+            included), shape (B, K), bool. None, when not given.
 
     Returns:
         Tensor: The costs, shape (B, K).
 
     Example:
-        >>> r = torch.tensor([[[1.0, 2.0]]])
-        >>> one, zero = torch.ones(1, 1), torch.zeros(1, 1)
-        >>> symmetric_quadratic_form(r, one, zero, one).tolist()
-        [[5.0]]
+        >>> r = torch.tensor([[[1.0, 2.0], [float('nan'), 0.0]]])
+        >>> one, zero = torch.ones(1, 2), torch.zeros(1, 2)
+        >>> symmetric_quadratic_form(r, one, zero, one).tolist()[0][0]
+        5.0
+        >>> ignore = torch.tensor([[False, True]])
+        >>> symmetric_quadratic_form(r, one, zero, one, ignore).tolist()
+        [[5.0, 0.0]]
     """
     if torch.is_grad_enabled() and (
         w00.requires_grad or w01.requires_grad or w11.requires_grad
     ):
+        if ignore is not None:
+            # Every input of an ignored point is replaced, so no NaN there
+            # reaches a value or, through a product, a gradient.
+            keep = ~ignore
+            residuals = torch.where(keep[..., None], residuals, 0.0)
+            w00, w01, w11 = (
+                torch.where(keep, w, 0.0) for w in (w00, w01, w11)
+            )
         r0, r1 = residuals.unbind(-1)
         return w00 * r0.square() + 2 * w01 * r0 * r1 + w11 * r1.square()
-    return _SymmetricQuadraticForm.apply(residuals, w00, w01, w11)
+    return _SymmetricQuadraticForm.apply(residuals, w00, w01, w11, ignore)

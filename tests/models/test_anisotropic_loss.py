@@ -366,3 +366,90 @@ def test_cuda_matches_cpu():
     expected = loss(output, target, weight)
     got = loss.cuda()(output.cuda(), target.cuda(), weight.cuda())
     assert torch.allclose(got.cpu(), expected, rtol=1e-5)
+
+
+# Masked points that other points read: 0 (the slot that points with no
+# neighbour index), 20 (mid-jaw, neighbours 19 and 21), 50 (an eyebrow).
+MASKED = ((0, 0), (0, 20), (1, 50))
+
+
+def spoiled_batches(bad, place):
+    """A batch with weight 0 at ``MASKED`` twice: once with ``bad``
+    coordinates there (in ``place``: target, output or both), once with
+    arbitrary finite ones."""
+    output, target, weight = random_batch(98, seed=12)
+    for n, i in MASKED:
+        weight[n, i] = 0
+    spoiled, finite = (output.clone(), target.clone()), (output, target)
+    for n, i in MASKED:
+        for k, name in enumerate(('output', 'target')):
+            if place in (name, 'both'):
+                spoiled[k][n, i] = bad
+                finite[k][n, i] = torch.tensor([0.77, 0.13])
+    return spoiled, finite, weight
+
+
+def masked_mask(weight):
+    return weight[..., 0] == 0
+
+
+NON_FINITE_CASES = [
+    (distance, bad, place)
+    for distance in ('squared', 'mahalanobis')
+    for bad in (math.nan, math.inf, -math.inf)
+    for place in ('target', 'output', 'both')
+] + [
+    # A huge finite residual overflows the Mahalanobis form (whose W is
+    # not scaled by the weight) to inf, and inf * 0 is NaN.
+    ('mahalanobis', 1e30, 'target'),
+    ('mahalanobis', 1e30, 'output'),
+]
+
+
+@pytest.mark.parametrize('distance, bad, place', NON_FINITE_CASES)
+def test_masked_non_finite_point_costs_exactly_zero(distance, bad, place):
+    spoiled, finite, weight = spoiled_batches(bad, place)
+    masked = masked_mask(weight)
+    for reduction in ('none', 'sum', 'mean'):
+        loss = AnisotropicLoss(
+            'wflw',
+            distance=distance,
+            reduction=reduction,
+            use_target_weight=True,
+        )
+        results = []
+        for output, target in (spoiled, finite):
+            output = output.clone().requires_grad_(True)
+            value = loss(output, target, weight)
+            value.sum().backward()
+            results.append((value.detach(), output.grad))
+        (value, grad), (expected, expected_grad) = results
+        assert torch.isfinite(value).all(), reduction
+        assert torch.equal(value, expected), reduction
+        assert torch.isfinite(grad).all(), reduction
+        assert torch.count_nonzero(grad[masked]) == 0, reduction
+        assert torch.equal(grad, expected_grad), reduction
+        if reduction == 'none':
+            # Its own cost is 0, its neighbours' are untouched.
+            assert torch.count_nonzero(value[masked]) == 0
+            assert torch.count_nonzero(value[~masked]) > 0
+
+
+@pytest.mark.parametrize('distance', ['squared', 'mahalanobis'])
+@pytest.mark.parametrize('bad', [math.nan, math.inf])
+@pytest.mark.parametrize('place', ['target', 'both'])
+def test_masked_non_finite_point_spares_neighbours_without_weighting(
+    distance, bad, place
+):
+    # use_target_weight=False: every point counts, the masked one's own cost
+    # is its own business, but it must not steer or spoil its neighbours.
+    spoiled, finite, weight = spoiled_batches(bad, place)
+    others = ~masked_mask(weight)
+    loss = AnisotropicLoss('wflw', distance=distance, reduction='none')
+    output = spoiled[0].clone().requires_grad_(True)
+    value = loss(output, spoiled[1], weight)
+    expected = loss(*finite, weight)
+    assert torch.isfinite(value[others]).all()
+    assert torch.equal(value[others], expected[others])
+    value[others].sum().backward()
+    assert torch.isfinite(output.grad[others]).all()

@@ -166,3 +166,36 @@ def test_differences_scale_and_units():
     t_pix, _ = curve_tangents(kpts, nbrs, scale=size)
     t_norm, _ = curve_tangents(kpts, nbrs)
     assert not torch.allclose(t_pix, t_norm)
+
+
+@pytest.mark.parametrize('bad', [math.nan, math.inf, -math.inf, 1e38])
+def test_invisible_point_with_non_finite_coordinates_steers_nothing(bad):
+    # An open curve 0-1-2-3 and a closed loop 4-5-6-7; points with no
+    # neighbour read point 0's slot, so point 0 is the nastiest to spoil.
+    nbrs = curve_neighbours(8, [([0, 1, 2, 3], False), ([4, 5, 6, 7], True)])
+    gen = torch.Generator().manual_seed(4)
+    kpts = torch.rand(2, 8, 2, generator=gen)
+    visible = torch.ones(2, 8, dtype=torch.bool)
+    visible[0, 0] = visible[1, 5] = False
+    finite_diff = curve_differences(kpts, nbrs, visible)
+    finite_t, finite_valid = curve_tangents(kpts, nbrs, visible)
+    spoiled = kpts.clone()
+    spoiled[0, 0] = bad
+    spoiled[1, 5] = bad
+    spoiled.requires_grad_(True)
+    others = visible  # every point but the spoiled ones
+    diff = curve_differences(spoiled, nbrs, visible)
+    assert torch.equal(diff[others], finite_diff[others])
+    # The gradient of the others' differences never touches the spoiled
+    # points, nor turns NaN through them.
+    diff[others].square().sum().backward()
+    assert torch.isfinite(spoiled.grad).all()
+    assert torch.count_nonzero(spoiled.grad[~visible]) == 0
+    expected = kpts.clone().requires_grad_(True)
+    expected_diff = curve_differences(expected, nbrs, visible)
+    expected_diff[others].square().sum().backward()
+    assert torch.equal(spoiled.grad, expected.grad)
+    with torch.no_grad():
+        t, valid = curve_tangents(spoiled, nbrs, visible)
+    assert torch.equal(t[others], finite_t[others])
+    assert torch.equal(valid[others], finite_valid[others])

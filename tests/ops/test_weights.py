@@ -136,3 +136,49 @@ def test_non_positive_axes_are_rejected():
         anisotropic_weight_matrices(t, 0.0, 3.0)
     with pytest.raises(ValueError, match='b=-1'):
         anisotropic_weight_entries(t, 5.0, -1.0)
+
+
+@pytest.mark.parametrize('bad', [math.nan, math.inf, 1e200])
+@pytest.mark.parametrize('weights_need_grad', [False, True])
+def test_ignored_points_cost_zero_whatever_their_inputs(
+    bad, weights_need_grad
+):
+    # The fast path (constant weights) and the plain one (weights with
+    # gradients) both give ignored points an exact 0 and zero gradients.
+    gen = torch.Generator().manual_seed(7)
+    t = random_unit((2, 5), gen)
+    r = torch.randn(2, 5, 2, generator=gen, dtype=torch.float64)
+    ignore = torch.zeros(2, 5, dtype=torch.bool)
+    ignore[0, 1] = ignore[1, 4] = True
+
+    def run(residuals, directions):
+        residuals = residuals.clone().requires_grad_(True)
+        entries = [
+            w.requires_grad_(weights_need_grad)
+            for w in anisotropic_weight_entries(directions, 5.0, 3.0)
+        ]
+        cost = symmetric_quadratic_form(residuals, *entries, ignore)
+        cost.sum().backward()
+        grads = torch.stack([w.grad if w.grad is not None else w * 0
+                             for w in entries])  # fmt: skip
+        return cost.detach(), residuals.grad, grads
+
+    cost, grad, weight_grads = run(r, t)
+    spoiled_r, spoiled_t = r.clone(), t.clone()
+    spoiled_r[ignore] = bad
+    spoiled_t[ignore] = bad
+    got, got_grad, got_weight_grads = run(spoiled_r, spoiled_t)
+    assert torch.equal(got, cost)
+    assert torch.count_nonzero(got[ignore]) == 0
+    assert torch.isfinite(got_grad).all()
+    assert torch.equal(got_grad, grad)
+    assert torch.count_nonzero(got_grad[ignore]) == 0
+    if weights_need_grad:
+        assert torch.isfinite(got_weight_grads).all()
+        assert torch.count_nonzero(got_weight_grads[:, ignore]) == 0
+        assert torch.equal(got_weight_grads, weight_grads)
+    # The other points cost what they cost without ignore.
+    plain = symmetric_quadratic_form(
+        r, *anisotropic_weight_entries(t, 5.0, 3.0)
+    )
+    assert torch.allclose(got[~ignore], plain[~ignore])

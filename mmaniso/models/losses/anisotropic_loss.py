@@ -64,7 +64,14 @@ class AnisotropicLoss(nn.Module):
     Visibility: when ``target_weight`` is given, a keypoint with weight 0
     (unlabelled, or outside the crop) never steers a tangent, whatever
     ``use_target_weight`` says: its neighbours fall back to the one-sided
-    difference, or to ``W = I`` when neither neighbour is visible.
+    difference, or to ``W = I`` when neither neighbour is visible. Its
+    coordinates, in ``target`` or ``output``, then never reach a
+    neighbour's cost, so they may be anything, NaN or inf included. With
+    ``use_target_weight`` such a point also costs exactly 0, with a zero
+    gradient, whatever its coordinates (its cost is filled with 0, not
+    multiplied by its weight: 0 * NaN is NaN). Without it every point
+    counts: a weight-0 point's own cost is computed from its coordinates
+    like any other's (non-finite coordinates give a non-finite cost).
 
     Reduction: ``'none'`` returns the per-point costs, shape (B, K),
     multiplied by ``target_weight`` when ``use_target_weight``; ``'sum'``
@@ -89,7 +96,8 @@ class AnisotropicLoss(nn.Module):
             ``eps = 1e-6`` pixels squared: 0 at the target, with a finite
             (zero) gradient there and a difference of at most ``1e-3``
             pixels from ``sqrt(q)`` elsewhere.
-        use_target_weight: Multiply each point's cost by its target weight.
+        use_target_weight: Multiply each point's cost by its target weight
+            (a weight-0 point costs exactly 0, see Visibility).
         loss_weight: Factor on the loss.
         reduction: ``'mean'``, ``'sum'`` or ``'none'`` (see above).
         input_size: Width and height of the model input in pixels, the
@@ -236,6 +244,11 @@ class AnisotropicLoss(nn.Module):
             if target_weight is not None:
                 weight = target_weight.reshape(batch, num_keypoints)
                 weight = weight.to(dtype)
+            # With use_target_weight a weight-0 point costs exactly 0 with
+            # a zero gradient whatever its coordinates (an unlabelled point
+            # may hold NaN or inf): the quadratic form fills its cost, not
+            # multiplying by the weight alone (0 * NaN = NaN).
+            ignore = (weight == 0) if self.use_target_weight else None
             # Tangents and weights come from the ground truth, in pixels;
             # they are constants of the loss (no gradient flows into them).
             with torch.no_grad():
@@ -266,7 +279,7 @@ class AnisotropicLoss(nn.Module):
                 if not square:
                     w01 = w01 * (sy / sx)
                     w11 = w11 * (sy * sy / (sx * sx))
-            cost = symmetric_quadratic_form(out - tgt, w00, w01, w11)
+            cost = symmetric_quadratic_form(out - tgt, w00, w01, w11, ignore)
             if self.distance == 'mahalanobis':
                 eps = self.MAHALANOBIS_EPS
                 cost = (cost.clamp_min(0) + eps).sqrt() - math.sqrt(eps)
