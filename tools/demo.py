@@ -215,6 +215,9 @@ def main(argv=None):
                 config,
                 '--work-dir',
                 work_dir,
+                # A rerun trains afresh; the earlier checkpoints are moved
+                # into <work_dir>/previous_<timestamp>/, not mixed in.
+                '--overwrite',
                 '--cfg-options',
                 *options,
             ]
@@ -236,6 +239,7 @@ def main(argv=None):
                 preds_file,
                 '--metrics-out',
                 metrics_file,
+                '--overwrite',  # this run's results replace a rerun's
                 '--cfg-options',
                 *options,
             ]

@@ -110,6 +110,9 @@ def run_one(config: str, seed: int, args, gpu: Optional[int]) -> dict:
             config,
             '--work-dir',
             folder,
+            # An interrupted run left checkpoints but no metrics: train it
+            # again, its old checkpoints moved aside rather than mixed in.
+            '--overwrite',
             '--cfg-options',
             *seed_opts,
             *args.cfg_options,

@@ -5,10 +5,17 @@ Mirrors MMPose's ``tools/test.py`` flags::
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]
         [--show-dir DIR] [--show] [--cfg-options k=v ...]
         [--launcher {none,pytorch,slurm,mpi}] [--metrics-out FILE.json]
+        [--overwrite]
 
 With mmaniso's ``FaceLandmarkMetric`` as the test evaluator, one command
 evaluates every subset of the test file (WFLW's six attributes, 300W's
 common/challenging, AFLW's frontal) and prints them as one table.
+
+Nothing is overwritten silently: an existing ``--out`` or ``--metrics-out``
+file, or an existing output file of a ``FaceLandmarkMetric``'s
+``outfile_prefix``, stops the run before the model is built unless
+``--overwrite`` is given. The checkpoint may be a local file or anything
+MMEngine loads by ``scheme://`` (https://, s3://, open-mmlab://, ...).
 """
 
 import argparse
@@ -23,7 +30,9 @@ from mmengine.config import DictAction  # noqa: E402
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test a pose model')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        'checkpoint', help='checkpoint file, or a URL (scheme://...)'
+    )
     parser.add_argument(
         '--work-dir', help='the directory to save evaluation results'
     )
@@ -64,15 +73,70 @@ def parse_args(argv=None):
         help='also write the metrics as JSON to this file (mmaniso; '
         'tools/study.py collects runs through it)',
     )
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace existing --out, --metrics-out and FaceLandmarkMetric '
+        'outfile_prefix files (refused otherwise)',
+    )
     parser.add_argument('--local_rank', '--local-rank', type=int)
     return parser.parse_args(argv)
 
 
+def check_outputs(args):
+    """Refuses existing ``--out``/``--metrics-out`` files up front, before
+    the config is even read, unless ``--overwrite``."""
+    from mmaniso.utils.launch import refuse_existing_files
+
+    refuse_existing_files(
+        [('--out', args.out), ('--metrics-out', args.metrics_out)],
+        args.overwrite,
+    )
+
+
+def _face_metric_cfgs(evaluator):
+    """The FaceLandmarkMetric configs of an evaluator config: a metric, a
+    list of them, or an ``Evaluator`` dict with ``metrics``."""
+    if isinstance(evaluator, (list, tuple)):
+        for item in evaluator:
+            yield from _face_metric_cfgs(item)
+    elif isinstance(evaluator, dict):
+        if 'metrics' in evaluator:
+            yield from _face_metric_cfgs(evaluator['metrics'])
+            return
+        kind = evaluator.get('type')
+        name = kind if isinstance(kind, str) else getattr(kind, '__name__', '')
+        if name.rsplit('.', 1)[-1] == 'FaceLandmarkMetric':
+            yield evaluator
+
+
 def merge_args(cfg, args):
     """Applies the command-line switches to the config."""
-    if not osp.isfile(args.checkpoint):
-        raise SystemExit(f'checkpoint not found: {args.checkpoint}')
-    cfg.load_from = args.checkpoint
+    from mmaniso.utils.launch import has_url_scheme, refuse_existing_files
+
+    checkpoint = args.checkpoint
+    # A URL or another MMEngine scheme is the loader's business.
+    if not has_url_scheme(checkpoint) and not osp.isfile(checkpoint):
+        raise SystemExit(f'checkpoint not found: {checkpoint}')
+    cfg.load_from = checkpoint
+    overwrite = getattr(args, 'overwrite', False)
+    for metric in _face_metric_cfgs(cfg.get('test_evaluator')):
+        if overwrite:
+            metric['overwrite'] = True
+            continue
+        prefix = metric.get('outfile_prefix')
+        if prefix and metric.get('save_outputs', True):
+            if metric.get('overwrite', False):
+                continue
+            # The metric refuses them too, but only once the model is
+            # built; say it now.
+            from mmaniso.evaluation import FaceLandmarkMetric
+
+            option = 'the FaceLandmarkMetric output file'
+            refuse_existing_files(
+                [(option, f) for f in FaceLandmarkMetric.output_files(prefix)],
+                overwrite=False,
+            )
     if args.show or args.show_dir:
         vis = cfg.default_hooks.get('visualization')
         if vis is None:
@@ -100,6 +164,7 @@ def merge_args(cfg, args):
 
 def main(argv=None):
     args = parse_args(argv)
+    check_outputs(args)
     from mmaniso.datasets.checks import DataCheckError
     from mmaniso.utils.launch import set_local_rank, setup_run_config
 

@@ -4,7 +4,12 @@ Mirrors MMPose's ``tools/train.py`` flags::
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
         [--auto-scale-lr] [--no-validate] [--cfg-options k=v ...]
-        [--launcher {none,pytorch,slurm,mpi}]
+        [--launcher {none,pytorch,slurm,mpi}] [--overwrite]
+
+A fresh run (no ``--resume``) in a work dir that already holds checkpoints
+stops before anything is built, since the new checkpoints would mix with
+the old ones; ``--overwrite`` (mmaniso) moves the old ones into
+``<work_dir>/previous_<timestamp>/`` first.
 """
 
 import argparse
@@ -56,6 +61,13 @@ def parse_args(argv=None):
         default='none',
         help='job launcher',
     )
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='train afresh in a work dir that holds checkpoints of an '
+        'earlier run, moving them into <work_dir>/previous_<timestamp>/ '
+        '(never deleted); without it such a work dir is refused',
+    )
     # torch.distributed.launch passes --local-rank (older: --local_rank).
     parser.add_argument('--local_rank', '--local-rank', type=int)
     return parser.parse_args(argv)
@@ -101,7 +113,11 @@ def merge_args(cfg, args):
 def main(argv=None):
     args = parse_args(argv)
     from mmaniso.datasets.checks import DataCheckError
-    from mmaniso.utils.launch import set_local_rank, setup_run_config
+    from mmaniso.utils.launch import (
+        guard_work_dir,
+        set_local_rank,
+        setup_run_config,
+    )
 
     set_local_rank(args.local_rank)
     splits = ('train',) if args.no_validate else ('train', 'val')
@@ -112,6 +128,7 @@ def main(argv=None):
     except DataCheckError as e:
         raise SystemExit(f'{args.config}: {e}') from None
     cfg = merge_args(cfg, args)
+    guard_work_dir(cfg, args.overwrite, args.launcher)
 
     from mmengine.runner import Runner
 

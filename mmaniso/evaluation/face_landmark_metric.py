@@ -10,7 +10,16 @@ import json
 import logging
 import os
 import os.path as osp
-from typing import Dict, List, Mapping, Optional, Sequence, Union
+from typing import (
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    Union,
+)
 
 import numpy as np
 from mmengine.evaluator import BaseMetric
@@ -88,7 +97,12 @@ class FaceLandmarkMetric(BaseMetric):
     is ``outfile_prefix`` when given; otherwise the files go to the run's
     log folder (``<work_dir>/<timestamp>/``, found through the current
     MMLogger's log file) as ``<dataset_name>.nme.json`` and
-    ``<dataset_name>.ced.png``.
+    ``<dataset_name>.ced.png``. An output file of ``outfile_prefix`` that
+    exists before this metric first writes it (left by another run) is
+    refused, when the metric is built and again before writing, unless
+    ``overwrite=True``; the metric replaces its own files at every
+    evaluation. The run's log folder is new for every run, so nothing
+    there is checked.
 
     Args:
         norm: ``'inter_ocular'``, ``'inter_pupil'`` or ``'bbox'``.
@@ -103,6 +117,8 @@ class FaceLandmarkMetric(BaseMetric):
             (``*.json``). By default every flag found in ``ann_file``.
         outfile_prefix: Path prefix of the output files (see above).
         save_outputs: Whether to write the output files at all.
+        overwrite: Replace output files of ``outfile_prefix`` that already
+            exist (``tools/test.py --overwrite`` sets it).
         collect_device: ``'cpu'`` or ``'gpu'``, for distributed collection.
         prefix: Prefix of the metric keys, to tell evaluators apart.
 
@@ -124,6 +140,7 @@ class FaceLandmarkMetric(BaseMetric):
         subsets: Optional[SubsetSpec] = None,
         outfile_prefix: Optional[str] = None,
         save_outputs: bool = True,
+        overwrite: bool = False,
         collect_device: str = 'cpu',
         prefix: Optional[str] = None,
     ) -> None:
@@ -165,7 +182,12 @@ class FaceLandmarkMetric(BaseMetric):
         self.subsets = subsets
         self.outfile_prefix = outfile_prefix
         self.save_outputs = save_outputs
+        self.overwrite = overwrite
         self._ann_attributes: Optional[Dict] = None
+        # Files this metric wrote itself, which later evaluations (every
+        # validation of a training run) may replace.
+        self._written: Set[str] = set()
+        self._refuse_existing_outputs()
 
     # ------------------------------------------------------------ collect
     def process(
@@ -336,6 +358,26 @@ class FaceLandmarkMetric(BaseMetric):
         return masks
 
     # ------------------------------------------------------------ outputs
+    @staticmethod
+    def output_files(prefix: str) -> Tuple[str, str]:
+        """The per-image NME file and the CED plot written for ``prefix``."""
+        return f'{prefix}.nme.json', f'{prefix}.ced.png'
+
+    def _refuse_existing_outputs(self) -> None:
+        """Raises if an ``outfile_prefix`` output file exists that this
+        metric did not write, unless ``overwrite``."""
+        if not (self.save_outputs and self.outfile_prefix) or self.overwrite:
+            return
+        for path in self.output_files(self.outfile_prefix):
+            if osp.abspath(path) not in self._written and osp.exists(path):
+                raise FileExistsError(
+                    f'FaceLandmarkMetric: output file {path} already exists '
+                    f'(outfile_prefix={self.outfile_prefix!r}) and would be '
+                    'overwritten; set overwrite=True to replace it '
+                    '(tools/test.py --overwrite does), or choose another '
+                    'outfile_prefix'
+                )
+
     def _output_prefix(self) -> Optional[str]:
         if self.outfile_prefix:
             return self.outfile_prefix
@@ -364,8 +406,11 @@ class FaceLandmarkMetric(BaseMetric):
                 logger=logger,
             )
             return
+        # A file may have appeared since the metric was built.
+        self._refuse_existing_outputs()
         folder = osp.dirname(osp.abspath(prefix))
         os.makedirs(folder, exist_ok=True)
+        json_file, png_file = self.output_files(prefix)
         per_image = [
             dict(
                 id=r['id'],
@@ -375,20 +420,21 @@ class FaceLandmarkMetric(BaseMetric):
             )
             for i, (r, e) in enumerate(zip(results, nme))
         ]
-        json_file = f'{prefix}.nme.json'
         with open(json_file, 'w') as f:
             json.dump(per_image, f, indent=0, default=_json_default)
+        self._written.add(osp.abspath(json_file))
         curves = {'all': nme}
         curves.update({n: nme[m] for n, m in masks.items() if m.any()})
         dataset = (self.dataset_meta or {}).get('dataset_name', '')
         png_file = plot_ced(
             curves,
-            f'{prefix}.ced.png',
+            png_file,
             max_nme=max(self.thresholds),
             thresholds=self.thresholds,
             step=self.step,
             title=f'CED {dataset} ({self.norm})'.replace('  ', ' '),
         )
+        self._written.add(osp.abspath(png_file))
         print_log(
             f'FaceLandmarkMetric: per-image NMEs in {json_file}, CED in '
             f'{png_file}',

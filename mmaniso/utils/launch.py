@@ -1,10 +1,18 @@
 """Config set-up shared by ``tools/train.py`` and ``tools/test.py``."""
 
+import glob
 import os
 import os.path as osp
-from typing import Optional, Sequence
+import re
+import time
+from typing import List, Optional, Sequence, Tuple
 
-from .dist import prepare_cpu_distributed
+from .dist import _LAUNCHER_ENV, prepare_cpu_distributed
+
+# MMEngine's file backends take checkpoints by URL or by scheme
+# (https://, s3://, open-mmlab://, torchvision://, ...).
+_SCHEME = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*://')
+LAST_CHECKPOINT = 'last_checkpoint'  # MMEngine CheckpointHook's pointer file
 
 
 def setup_run_config(
@@ -55,3 +63,153 @@ def set_local_rank(local_rank: Optional[int]) -> None:
     """Exports ``--local-rank`` (torch.distributed.launch) as LOCAL_RANK."""
     if local_rank is not None and 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(local_rank)
+
+
+def has_url_scheme(path: str) -> bool:
+    """Whether ``path`` names a checkpoint by ``scheme://`` (a URL, or an
+    MMEngine prefix such as ``open-mmlab://``) rather than a local file."""
+    return bool(_SCHEME.match(str(path)))
+
+
+def refuse_existing_files(
+    outputs: Sequence[Tuple[str, Optional[str]]], overwrite: bool
+) -> None:
+    """Stops before anything is built if an output file already exists.
+
+    Args:
+        outputs: ``(option, path)`` pairs such as ``('--out', 'a.pkl')``;
+            a ``None`` path is skipped.
+        overwrite: ``--overwrite``: existing files may be replaced.
+
+    Raises:
+        SystemExit: Naming each existing file, its option and the fix.
+    """
+    if overwrite:
+        return
+    existing = [
+        f'{option} {path}'
+        for option, path in outputs
+        if path is not None and osp.exists(path)
+    ]
+    if existing:
+        one = len(existing) == 1
+        raise SystemExit(
+            f'{" and ".join(existing)} already exist{"s" if one else ""} '
+            'and would be overwritten; pass --overwrite to replace '
+            f'{"it" if one else "them"}, or name another file'
+        )
+
+
+def find_checkpoints(work_dir: str) -> List[str]:
+    """Names of the checkpoints (``*.pth``) and of MMEngine's
+    ``last_checkpoint`` pointer directly in ``work_dir``, sorted."""
+    if not osp.isdir(work_dir):
+        return []
+    names = [osp.basename(p) for p in glob.glob(osp.join(work_dir, '*.pth'))]
+    if osp.isfile(osp.join(work_dir, LAST_CHECKPOINT)):
+        names.append(LAST_CHECKPOINT)
+    return sorted(names)
+
+
+def launch_rank(launcher: str) -> int:
+    """This process's global rank before any process group exists."""
+    if launcher not in _LAUNCHER_ENV:
+        return 0
+    rank_key = _LAUNCHER_ENV[launcher][0]
+    return int(os.environ.get(rank_key, os.environ.get('RANK', '0')))
+
+
+def guard_work_dir(
+    cfg, overwrite: bool, launcher: str = 'none'
+) -> Optional[str]:
+    """Keeps a fresh training run from mixing its checkpoints with those
+    an earlier run left in the same work dir.
+
+    A new run replaces ``epoch_1.pth`` but leaves the old ``epoch_2.pth``
+    beside it, and ``--resume`` would later pick up either. So, unless the
+    config resumes (``--resume``), checkpoints in ``cfg.work_dir`` stop the
+    run; with ``overwrite`` they are moved (never deleted) into
+    ``<work_dir>/previous_<timestamp>/`` by rank 0. Call it before the
+    Runner is built.
+
+    Args:
+        cfg (mmengine.Config): The run's config, after the command line.
+        overwrite: ``--overwrite``: move the old checkpoints aside.
+        launcher: ``--launcher``, to tell rank 0.
+
+    Returns:
+        The folder the checkpoints were moved to, or None.
+
+    Raises:
+        SystemExit: When checkpoints are found without ``overwrite``, or
+            ``overwrite`` is combined with resuming or with a
+            ``load_from`` among the checkpoints it would move.
+    """
+    work_dir = cfg.work_dir
+    if cfg.get('resume'):
+        if overwrite:
+            raise SystemExit(
+                '--overwrite starts a fresh run and moves the checkpoints '
+                f'of {work_dir} aside; it cannot be combined with --resume '
+                '(resume=True), which continues them'
+            )
+        return None  # continuing the run: its checkpoints belong to it
+    found = find_checkpoints(work_dir)
+    if not found:
+        return None
+    shown = ', '.join(found[:6]) + (
+        f' and {len(found) - 6} more' if len(found) > 6 else ''
+    )
+    if not overwrite:
+        raise SystemExit(
+            f'work dir {work_dir} already holds checkpoints of an earlier '
+            f'run ({shown}); training afresh there would mix them with the '
+            'new ones. Continue that run with --resume, give another '
+            '--work-dir, or pass --overwrite to move them into '
+            f'{work_dir}/previous_<timestamp>/'
+        )
+    load_from = cfg.get('load_from')
+    if (
+        load_from
+        and not has_url_scheme(load_from)
+        and osp.abspath(osp.dirname(load_from)) == osp.abspath(work_dir)
+        and osp.basename(load_from) in found
+    ):
+        raise SystemExit(
+            f'load_from={load_from} is one of the checkpoints --overwrite '
+            f'would move out of {work_dir}; copy it elsewhere first and '
+            'point load_from there'
+        )
+    if launch_rank(cfg.get('launcher', launcher)) != 0:
+        return None  # rank 0 moves them; no two processes race for it
+    return _move_aside(work_dir, found)
+
+
+def _move_aside(work_dir: str, names: Sequence[str]) -> str:
+    stamp = time.strftime('%Y%m%d_%H%M%S')
+    target = osp.join(work_dir, f'previous_{stamp}')
+    suffix = 1
+    while osp.exists(target):  # two runs within a second
+        target = osp.join(work_dir, f'previous_{stamp}_{suffix}')
+        suffix += 1
+    os.makedirs(target)
+    for name in names:
+        os.replace(osp.join(work_dir, name), osp.join(target, name))
+    # last_checkpoint holds the path of the latest checkpoint: point the
+    # moved copy at where that checkpoint went, so it stays usable.
+    pointer = osp.join(target, LAST_CHECKPOINT)
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            latest = f.read().strip()
+        if (
+            osp.abspath(osp.dirname(latest)) == osp.abspath(work_dir)
+            and osp.basename(latest) in names
+        ):
+            with open(pointer, 'w') as f:
+                f.write(osp.join(target, osp.basename(latest)))
+    print(
+        f'--overwrite: moved the earlier checkpoints of {work_dir} '
+        f'({", ".join(names)}) into {target}',
+        flush=True,
+    )
+    return target

@@ -2,6 +2,7 @@
 
 import glob
 import json
+import os
 import os.path as osp
 
 import numpy as np
@@ -251,3 +252,56 @@ def test_in_an_mmengine_test_run(tmp_path):
     assert len(per_image) == 1
     entries = json.load(open(per_image[0]))
     assert [e['subsets'] for e in entries] == [[], ['blur'], [], ['blur']]
+
+
+def test_existing_output_files_are_refused_unless_overwrite(tmp_path):
+    pred, gt = faces()
+    prefix = str(tmp_path / 'out' / 'run')
+    json_file, png_file = FaceLandmarkMetric.output_files(prefix)
+    assert (json_file, png_file) == (f'{prefix}.nme.json', f'{prefix}.ced.png')
+    # Its own files: every evaluation (each validation) replaces them.
+    metric = FaceLandmarkMetric(norm_indices=(0, 1), outfile_prefix=prefix)
+    run(metric, samples(pred, gt))
+    run(metric, samples(pred, gt))
+    assert osp.isfile(json_file) and osp.isfile(png_file)
+    # Another run's files: refused as soon as the metric is built.
+    with pytest.raises(FileExistsError) as err:
+        FaceLandmarkMetric(norm_indices=(0, 1), outfile_prefix=prefix)
+    message = str(err.value)
+    assert f'{json_file} already exists' in message
+    assert 'overwrite=True' in message and '--overwrite' in message
+    # Only the CED plot left behind is refused too.
+    os.remove(json_file)
+    with pytest.raises(FileExistsError, match='run.ced.png already exists'):
+        FaceLandmarkMetric(norm_indices=(0, 1), outfile_prefix=prefix)
+    # overwrite=True replaces them.
+    with open(png_file, 'w') as f:
+        f.write('old')
+    metric = FaceLandmarkMetric(
+        norm_indices=(0, 1), outfile_prefix=prefix, overwrite=True
+    )
+    run(metric, samples(pred, gt))
+    assert len(json.load(open(json_file))) == len(gt)
+    assert open(png_file, 'rb').read(4) == b'\x89PNG'
+    # Nothing is checked when nothing is written.
+    FaceLandmarkMetric(outfile_prefix=prefix, save_outputs=False)
+    # Nor in a run's own timestamped log folder, which cannot hold another
+    # run's files.
+    log_file = tmp_path / '20250101_000001' / 'run.log'
+    log_file.parent.mkdir()
+    (log_file.parent / 'wflw.nme.json').write_text('[]')
+    MMLogger.get_instance('test_face_metric_no_check', log_file=str(log_file))
+    run(FaceLandmarkMetric(norm_indices=(0, 1)), samples(pred, gt))
+    written = json.load(open(log_file.parent / 'wflw.nme.json'))
+    assert len(written) == len(gt)
+
+
+def test_output_file_appearing_after_build_is_refused(tmp_path):
+    pred, gt = faces()
+    prefix = str(tmp_path / 'run')
+    metric = FaceLandmarkMetric(norm_indices=(0, 1), outfile_prefix=prefix)
+    with open(f'{prefix}.nme.json', 'w') as f:
+        f.write('another run')
+    with pytest.raises(FileExistsError, match='run.nme.json already exists'):
+        run(metric, samples(pred, gt))
+    assert open(f'{prefix}.nme.json').read() == 'another run'

@@ -153,3 +153,35 @@ def test_amp_without_cuda_is_refused_clearly(wflw_fixture, tmp_path):
     )
     assert proc.returncode != 0
     assert '--amp needs a CUDA device' in proc.stderr
+
+
+@pytest.mark.slow
+def test_retraining_never_mixes_with_an_earlier_run(wflw_fixture, tmp_path):
+    work = tmp_path / 'work'
+    work.mkdir()
+    for epoch in (1, 2):
+        (work / f'epoch_{epoch}.pth').write_text(f'old {epoch}')
+    (work / 'last_checkpoint').write_text(str(work / 'epoch_2.pth'))
+    args = [
+        TRAIN,
+        FIXTURE_CONFIG,
+        '--work-dir',
+        work,
+        '--cfg-options',
+        'train_cfg.max_epochs=1',
+        *data_root_options(wflw_fixture),
+    ]
+    refused = run_tool(args)
+    assert refused.returncode != 0
+    assert f'work dir {work} already holds checkpoints' in refused.stderr
+    assert (work / 'epoch_1.pth').read_text() == 'old 1'
+    _ok(run_tool(args + ['--overwrite']))
+    # Only the new run's checkpoints are in the work dir...
+    assert sorted(p.name for p in work.glob('*.pth')) == ['epoch_1.pth']
+    assert (work / 'epoch_1.pth').read_bytes()[:5] != b'old 1'
+    latest = (work / 'last_checkpoint').read_text().strip()
+    assert latest == osp.join(str(work), 'epoch_1.pth')
+    # ...and the old ones are kept aside, untouched.
+    (previous,) = work.glob('previous_*')
+    assert (previous / 'epoch_1.pth').read_text() == 'old 1'
+    assert (previous / 'epoch_2.pth').read_text() == 'old 2'
