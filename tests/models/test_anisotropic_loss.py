@@ -36,8 +36,10 @@ def reference_loss(
     reduction='mean',
     distance='squared',
     loss_weight=1.0,
+    weighting='paper',
+    wing_params=None,
 ):
-    """The paper's cost, point by point, straight from the curves."""
+    """The paper's cost and its family, point by point, from the curves."""
     pt = get_point_types(point_types)
     out = output.detach().double().numpy() * np.array(size)
     gt = target.detach().double().numpy() * np.array(size)
@@ -69,13 +71,32 @@ def reference_loss(
                     tangent = d / np.linalg.norm(d)
             if tangent is None:
                 weight_matrix = np.eye(2)
+            elif weighting == 'normalised':
+                tt = np.outer(tangent, tangent)
+                weight_matrix = (np.eye(2) - tt) + (b / a) ** 2 * tt
             else:
                 tt = np.outer(tangent, tangent)
                 weight_matrix = tt / a**2 + (np.eye(2) - tt) / b**2
             r = out[n, i] - gt[n, i]
             cost = r @ weight_matrix @ r
-            if distance == 'mahalanobis':
+            if distance != 'squared':
                 cost = math.sqrt(cost)
+            if distance == 'softwing':
+                p = dict(omega1=2.0, omega2=20.0, epsilon=0.5)
+                p.update(wing_params or {})
+                big = p['omega2'] * math.log(1 + cost / p['epsilon'])
+                big += p['omega1'] - p['omega2'] * math.log(
+                    1 + p['omega1'] / p['epsilon']
+                )
+                cost = cost if cost < p['omega1'] else big
+            elif distance == 'wing':
+                p = dict(omega=10.0, epsilon=2.0)
+                p.update(wing_params or {})
+                c = p['omega'] - p['omega'] * math.log(
+                    1 + p['omega'] / p['epsilon']
+                )
+                small = p['omega'] * math.log(1 + cost / p['epsilon'])
+                cost = small if cost < p['omega'] else cost - c
             if use_target_weight:
                 cost *= float(w[n, i])
             costs[n, i] = cost
@@ -111,6 +132,19 @@ def random_batch(num, batch=3, seed=0, dtype=torch.float32):
         ('cofw', dict(reduction='none', loss_weight=2.0)),
         (CUSTOM, dict(use_target_weight=True, a=4.0, b=1.5)),
         ('wflw', dict(distance='mahalanobis', use_target_weight=True)),
+        ('wflw', dict(weighting='normalised', use_target_weight=True)),
+        ('300w', dict(weighting='normalised', distance='mahalanobis')),
+        ('wflw', dict(weighting='normalised', distance='softwing')),
+        ('300w', dict(distance='softwing', use_target_weight=True)),
+        ('wflw', dict(weighting='normalised', distance='wing')),
+        (
+            'aflw',
+            dict(
+                distance='wing',
+                wing_params=dict(omega=4.0),
+                input_size=(192, 256),
+            ),
+        ),
     ],
 )
 def test_matches_naive_reference(point_types, options):
@@ -123,7 +157,8 @@ def test_matches_naive_reference(point_types, options):
         output, target, weight, point_types, **ref_options
     )
     got = loss(output, target, weight)
-    tol = 1e-3 if options.get('distance') == 'mahalanobis' else 0
+    # sqrt(q + eps) - sqrt(eps) differs from sqrt(q) by at most 1e-3 px.
+    tol = 2e-3 if options.get('distance', 'squared') != 'squared' else 0
     np.testing.assert_allclose(
         got.detach().double().numpy(), expected, rtol=1e-4, atol=tol
     )
@@ -453,3 +488,106 @@ def test_masked_non_finite_point_spares_neighbours_without_weighting(
     assert torch.equal(value[others], expected[others])
     value[others].sum().backward()
     assert torch.isfinite(output.grad[others]).all()
+
+
+def _costs(point_types, output, target, weight, **options):
+    loss = AnisotropicLoss(
+        point_types, reduction='none', use_target_weight=True, **options
+    )
+    return loss(output, target, weight).detach()
+
+
+def test_normalised_squared_is_b_squared_times_paper_on_curves():
+    output, target, weight = random_batch(98, seed=11)
+    pt = get_point_types('wflw')
+    paper = _costs('wflw', output, target, weight)
+    normalised = _costs('wflw', output, target, weight, weighting='normalised')
+    corners = torch.zeros(98, dtype=torch.bool)
+    corners[list(pt.corners)] = True
+    on_curve = torch.zeros(98, dtype=torch.bool)
+    for curve in pt.curves:
+        on_curve[list(curve.indices)] = True
+    curve_only = on_curve & ~corners
+    assert curve_only.sum() > 50 and corners.sum() >= 8
+    # Points with a tangent (a visible neighbour): b^2 = 9 times the
+    # paper's; curve points without one have W = I in both.
+    from mmaniso.ops.tangents import curve_differences
+
+    w = weight[..., 0]
+    has_tangent = (
+        curve_differences(target, pt.neighbours(), w).norm(dim=-1) > 0
+    )
+    steered = curve_only[None] & has_tangent & (w > 0)
+    assert steered.sum() > 100
+    torch.testing.assert_close(
+        normalised[steered], 9 * paper[steered], rtol=1e-4, atol=1e-6
+    )
+    lone = curve_only[None] & ~has_tangent & (w > 0)
+    torch.testing.assert_close(normalised[lone], paper[lone])
+    torch.testing.assert_close(
+        normalised[:, corners], paper[:, corners], rtol=1e-6, atol=0
+    )
+
+
+@pytest.mark.parametrize('distance', ['softwing', 'wing'])
+def test_isotropic_normalised_wing_forms_are_wing_of_pixel_error(distance):
+    output, target, weight = random_batch(68, seed=12)
+    got = _costs(
+        '300w', output, target, weight, a=3.0, b=3.0,
+        weighting='normalised', distance=distance,
+    )  # fmt: skip
+    error = ((output - target) * 256).norm(dim=-1).double()  # pixels
+    # The documented m: sqrt(q + eps) - sqrt(eps), eps = 1e-6 px^2.
+    error = (error.square() + 1e-6).sqrt() - 1e-3
+    if distance == 'softwing':
+        expected = torch.where(
+            error < 2, error, 20 * torch.log1p(error / 0.5) + 2
+            - 20 * math.log(1 + 2 / 0.5),
+        )  # fmt: skip
+    else:
+        expected = torch.where(
+            error < 10, 10 * torch.log1p(error / 2),
+            error - (10 - 10 * math.log(1 + 10 / 2)),
+        )  # fmt: skip
+    expected = expected * weight[..., 0]
+    torch.testing.assert_close(got.double(), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_module_equals_the_ops_function():
+    from mmaniso.ops.cost import anisotropic_cost
+
+    output, target, weight = random_batch(98, seed=13)
+    for options in (
+        dict(),
+        dict(distance='softwing', weighting='normalised'),
+        dict(distance='mahalanobis', input_size=(64, 48)),
+    ):
+        loss = AnisotropicLoss(
+            'wflw', reduction='none', use_target_weight=True, **options
+        )
+        w = weight[..., 0]
+        expected = anisotropic_cost(
+            output,
+            target,
+            get_point_types('wflw').neighbours(),
+            5.0,
+            3.0,
+            options.get('input_size', (256, 256)),
+            visible=w,
+            ignore=w == 0,
+            point_factor=w,
+            distance=options.get('distance', 'squared'),
+            weighting=options.get('weighting', 'paper'),
+        )
+        assert torch.equal(loss(output, target, weight), expected)
+
+
+def test_family_options_are_validated():
+    with pytest.raises(ValueError, match='weighting must be one of'):
+        AnisotropicLoss('wflw', weighting='unit')
+    with pytest.raises(ValueError, match='distance must be one of'):
+        AnisotropicLoss('wflw', distance='huber')
+    with pytest.raises(ValueError, match="do not apply to distance='wing'"):
+        AnisotropicLoss('wflw', distance='wing', wing_params=dict(omega1=2))
+    with pytest.raises(ValueError, match='do not apply'):
+        AnisotropicLoss('wflw', wing_params=dict(omega=2))

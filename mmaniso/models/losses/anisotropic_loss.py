@@ -1,11 +1,11 @@
 """The anisotropic landmark cost of Rayhan, Galata and Cootes (BMVC 2020).
 
-A registered, thin wrapper over :mod:`mmaniso.ops`: it checks its config,
-turns the point types into neighbour-index buffers once, and per batch
-computes ground-truth tangents and the weighted residuals.
+A registered, thin wrapper over :func:`mmaniso.ops.cost.anisotropic_cost`:
+it checks its config, turns the point types into neighbour-index buffers
+once, works out each point's factor (loss weight, mean, target weight) and
+reduces the per-point costs.
 """
 
-import math
 from contextlib import nullcontext
 from typing import Optional, Sequence, Union
 
@@ -14,13 +14,12 @@ from mmpose.registry import MODELS
 from torch import Tensor, nn
 
 from mmaniso.datasets.point_types import PointTypes, get_point_types
-from mmaniso.ops.tangents import curve_differences
-from mmaniso.ops.weights import (
-    anisotropic_weight_entries,
-    symmetric_quadratic_form,
-)
+from mmaniso.ops import cost as cost_ops
+from mmaniso.ops.cost import anisotropic_cost, check_cost_options
 
-_DISTANCES = ('squared', 'mahalanobis')
+# The crop MMPose's face configs use; what input_size=None means for a loss
+# not built by MeanShapeRegressionHead (which passes its codec's instead).
+DEFAULT_INPUT_SIZE = (256, 256)
 _REDUCTIONS = ('mean', 'sum', 'none')
 
 
@@ -90,22 +89,39 @@ class AnisotropicLoss(nn.Module):
             :func:`mmaniso.datasets.point_types.get_point_types`).
         a: Semi-axis along the curve, in input pixels.
         b: Semi-axis across the curve, in input pixels.
-        distance: ``'squared'``, the paper's quadratic form ``r^T W r``, or
-            ``'mahalanobis'``, its square root per point (an L1-like
+        distance: ``'squared'``, the paper's quadratic form ``q = r^T W r``;
+            ``'mahalanobis'``, its square root ``m`` per point (an L1-like
             variant), computed as ``sqrt(q + eps) - sqrt(eps)`` with
             ``eps = 1e-6`` pixels squared: 0 at the target, with a finite
             (zero) gradient there and a difference of at most ``1e-3``
-            pixels from ``sqrt(q)`` elsewhere.
+            pixels from ``sqrt(q)`` elsewhere; ``'softwing'`` or ``'wing'``,
+            MMPose's SoftWing or Wing formula applied to ``m`` with its
+            parameters in input-crop pixels (see ``wing_params``).
+        weighting: ``'paper'``, the ``W`` above, or ``'normalised'``:
+            ``W~ = n n^T + (b/a)^2 t t^T`` on curve points and ``I`` at
+            corners and isolated points, i.e. ``b^2`` times the paper's
+            ``W`` on curves, so that an error across a curve weighs what
+            the same error at a corner weighs.
+        wing_params: Parameters of the ``'softwing'``/``'wing'`` formula,
+            in input-crop pixels. Defaults: SoftWing ``omega1=2``,
+            ``omega2=20``, ``epsilon=0.5`` (Lin et al., ICCV 2021, as
+            MMPose's WFLW recipe gives them for a 256 x 256 crop); Wing
+            ``omega=10``, ``epsilon=2`` (Feng et al., CVPR 2018, for their
+            128 x 128 crop). MMPose's own ``SoftWingLoss``/``WingLoss`` read
+            these in the normalised [0, 1] frame, where every error is in
+            their linear branch.
         use_target_weight: Multiply each point's cost by its target weight
             (a weight-0 point costs exactly 0, see Visibility).
         loss_weight: Factor on the loss.
         reduction: ``'mean'``, ``'sum'`` or ``'none'`` (see above).
         input_size: Width and height of the model input in pixels, the
-            codec's ``input_size``.
+            codec's ``input_size``. Inside a ``MeanShapeRegressionHead``
+            leave it unset: the head passes its codec's (and refuses a
+            different value). Elsewhere ``None`` means 256 x 256.
     """
 
-    MAHALANOBIS_EPS = 1e-6
-    MIN_TANGENT_LENGTH = 1e-6  # pixels
+    MAHALANOBIS_EPS = cost_ops.MAHALANOBIS_EPS
+    MIN_TANGENT_LENGTH = cost_ops.MIN_TANGENT_LENGTH
 
     def __init__(
         self,
@@ -116,19 +132,29 @@ class AnisotropicLoss(nn.Module):
         use_target_weight: bool = False,
         loss_weight: float = 1.0,
         reduction: str = 'mean',
-        input_size: Sequence[float] = (256, 256),
+        input_size: Optional[Sequence[float]] = None,
+        weighting: str = 'paper',
+        wing_params: Optional[dict] = None,
     ):
         super().__init__()
-        if not (a > 0 and b > 0):
-            raise ValueError(
-                f'AnisotropicLoss: a and b must be positive pixel lengths, '
-                f'got a={a}, b={b} (the paper uses a=5.0, b=3.0)'
-            )
-        if distance not in _DISTANCES:
-            raise ValueError(
-                f'AnisotropicLoss: distance must be one of {_DISTANCES}, got '
-                f'{distance!r}'
-            )
+        try:
+            check_cost_options(a, b, distance, weighting)
+        except ValueError as e:
+            raise ValueError(f'AnisotropicLoss: {e}') from None
+        defaults = {
+            'softwing': cost_ops.SOFTWING_DEFAULTS,
+            'wing': cost_ops.WING_DEFAULTS,
+        }.get(distance)
+        if wing_params is not None:
+            unknown = set(wing_params) - set(defaults or ())
+            if unknown:
+                raise ValueError(
+                    f'AnisotropicLoss: wing_params {sorted(unknown)} do not '
+                    f'apply to distance={distance!r}; it takes '
+                    f'{sorted(defaults or ())}'
+                )
+        if input_size is None:
+            input_size = DEFAULT_INPUT_SIZE
         if reduction not in _REDUCTIONS:
             raise ValueError(
                 f'AnisotropicLoss: reduction must be one of {_REDUCTIONS}, '
@@ -147,6 +173,8 @@ class AnisotropicLoss(nn.Module):
         self.a = float(a)
         self.b = float(b)
         self.distance = distance
+        self.weighting = weighting
+        self.wing_params = dict(defaults or {}, **(wing_params or {}))
         self.use_target_weight = use_target_weight
         self.loss_weight = loss_weight
         self.reduction = reduction
@@ -167,7 +195,8 @@ class AnisotropicLoss(nn.Module):
     def extra_repr(self) -> str:
         return (
             f'point_types={self.point_types.name!r}, a={self.a}, b={self.b}, '
-            f'distance={self.distance!r}, reduction={self.reduction!r}, '
+            f'distance={self.distance!r}, weighting={self.weighting!r}, '
+            f'reduction={self.reduction!r}, '
             f'input_size={tuple(self.input_size.tolist())}'
         )
 
@@ -236,64 +265,39 @@ class AnisotropicLoss(nn.Module):
             )
         batch, num_keypoints = output.shape[:2]
         dtype = torch.promote_types(output.dtype, torch.float32)
-        sx, sy = self._size
         with _autocast_off(output.device):
-            out = output.to(dtype)
-            tgt = target.to(dtype)
             weight = None
             if target_weight is not None:
                 weight = target_weight.reshape(batch, num_keypoints)
                 weight = weight.to(dtype)
             # With use_target_weight a weight-0 point costs exactly 0 with
             # a zero gradient whatever its coordinates (an unlabelled point
-            # may hold NaN or inf): the quadratic form fills its cost, not
-            # multiplying by the weight alone (0 * NaN = NaN).
+            # may hold NaN or inf): its cost is filled, not multiplied by
+            # its weight alone (0 * NaN = NaN).
             ignore = (weight == 0) if self.use_target_weight else None
-            # Tangents and weights come from the ground truth, in pixels;
-            # they are constants of the loss (no gradient flows into them).
-            with torch.no_grad():
-                # A square input scales all directions alike, which leaves
-                # W unchanged: only the length threshold needs the scale.
-                square = sx == sy
-                directions = curve_differences(
-                    tgt,
-                    self.neighbours,
-                    weight,
-                    scale=None if square else self.input_size,
-                )
-                # Pixel residuals are size * normalised residuals, so W in
-                # normalised units is diag(size) W diag(size). The squared
-                # cost also takes each point's factor into W.
-                factor = sx * sx
-                if self.distance == 'squared':
-                    factor = self._point_factor(
-                        weight, batch * num_keypoints, factor
-                    )
-                w00, w01, w11 = anisotropic_weight_entries(
-                    directions,
-                    self.a,
-                    self.b,
-                    scale=factor,
-                    min_length=self.MIN_TANGENT_LENGTH / (sx if square else 1),
-                )
-                if not square:
-                    w01 = w01 * (sy / sx)
-                    w11 = w11 * (sy * sy / (sx * sx))
-            cost = symmetric_quadratic_form(out - tgt, w00, w01, w11, ignore)
-            if self.distance == 'mahalanobis':
-                eps = self.MAHALANOBIS_EPS
-                cost = (cost.clamp_min(0) + eps).sqrt() - math.sqrt(eps)
-                factor = self._point_factor(weight, cost.numel())
-                cost = cost * factor
+            cost = anisotropic_cost(
+                output.to(dtype),
+                target.to(dtype),
+                self.neighbours,
+                self.a,
+                self.b,
+                self._size,
+                visible=weight,
+                ignore=ignore,
+                point_factor=self._point_factor(weight, batch * num_keypoints),
+                distance=self.distance,
+                weighting=self.weighting,
+                wing_params=self.wing_params or None,
+            )
             return cost if self.reduction == 'none' else cost.sum()
 
     def _point_factor(
-        self, weight: Optional[Tensor], num_points: int, extra: float = 1.0
+        self, weight: Optional[Tensor], num_points: int
     ) -> Union[Tensor, float]:
-        """What each point's cost is multiplied by: ``extra``, the loss
-        weight, for the mean ``1 / (B * K)`` and, with
-        ``use_target_weight``, the target weight."""
-        factor = self.loss_weight * extra
+        """What each point's cost is multiplied by: the loss weight, for the
+        mean ``1 / (B * K)`` and, with ``use_target_weight``, the target
+        weight."""
+        factor = self.loss_weight
         if self.reduction == 'mean':
             factor = factor / num_points
         if self.use_target_weight:
