@@ -21,7 +21,6 @@ _base_ = [
 custom_imports = dict(imports=['mmaniso'], allow_failed_imports=False)
 
 point_types = 'wflw'
-input_size = (256, 256)
 model = dict(
     head=dict(
         type='MeanShapeRegressionHead',
@@ -32,7 +31,7 @@ model = dict(
             a=5.0,
             b=3.0,
             use_target_weight=True,
-            input_size=input_size,
+            # input_size: MeanShapeRegressionHead passes its codec's.
         ),
     )
 )

@@ -3,4 +3,7 @@
 # displacement from the mean shape. Loss and pose balancing unchanged.
 _base_ = ['../aniso_res50_wflw.py']
 
-model = dict(head=dict(type='RegressionHead'))
+# MMPose's RegressionHead does not pass its codec's size to the loss.
+model = dict(
+    head=dict(type='RegressionHead', loss=dict(input_size=(256, 256)))
+)

@@ -14,7 +14,7 @@ model = dict(
             a=5.0,
             b=3.0,
             use_target_weight=True,
-            input_size=(64, 64),
+            # input_size: MeanShapeRegressionHead passes its codec's.
         ),
     )
 )

@@ -275,3 +275,29 @@ def test_balanced_fixture_config_builds():
         model = MODELS.build(cfg.model)
     assert isinstance(model.head, MeanShapeRegressionHead)
     assert model.head.decoder.input_size == (64, 64)
+
+
+def test_anisotropic_loss_takes_the_codecs_input_size():
+    codec = dict(type='RegressionLabel', input_size=(96, 64))
+    loss = dict(type='AnisotropicLoss', point_types='wflw')
+    head = MeanShapeRegressionHead(
+        in_channels=8, num_joints=98, loss=loss, decoder=codec
+    )
+    assert head.loss_module.input_size.tolist() == [96.0, 64.0]
+    # The same value given explicitly is fine; another one is refused.
+    same = MeanShapeRegressionHead(
+        in_channels=8,
+        num_joints=98,
+        loss=dict(loss, input_size=[96, 64]),
+        decoder=codec,
+    )
+    assert same.loss_module.input_size.tolist() == [96.0, 64.0]
+    with pytest.raises(
+        ValueError, match=r'input_size=\(256, 256\).*\(96, 64\)'
+    ):
+        MeanShapeRegressionHead(
+            in_channels=8,
+            num_joints=98,
+            loss=dict(loss, input_size=(256, 256)),
+            decoder=codec,
+        )

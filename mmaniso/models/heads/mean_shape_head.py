@@ -46,6 +46,32 @@ def load_mean_shape(value: MeanShapeLike) -> np.ndarray:
     return np.asarray(value, dtype=np.float32)
 
 
+def _loss_with_codec_size(loss, decoder):
+    """The loss config, an AnisotropicLoss given the codec's input size."""
+    from mmaniso.models.losses import AnisotropicLoss
+
+    if not isinstance(loss, dict) or decoder is None:
+        return loss
+    kind = loss.get('type')
+    name = kind.rsplit('.', 1)[-1] if isinstance(kind, str) else kind
+    if name not in ('AnisotropicLoss', AnisotropicLoss):
+        return loss
+    codec = decoder.get('input_size') if isinstance(decoder, dict) else None
+    if codec is None:
+        return loss
+    given = loss.get('input_size')
+    if given is None:
+        return dict(loss, input_size=tuple(codec))
+    if tuple(float(v) for v in given) != tuple(float(v) for v in codec):
+        raise ValueError(
+            f'MeanShapeRegressionHead: the loss has input_size={tuple(given)}'
+            f' but the decoder (codec) has input_size={tuple(codec)}; a and b'
+            ' are pixels of the input crop, so they must agree. Remove the '
+            "loss's input_size: the head passes the codec's."
+        )
+    return loss
+
+
 @MODELS.register_module()
 class MeanShapeRegressionHead(RegressionHead):
     """A RegressionHead that predicts the displacement from a mean shape.
@@ -69,7 +95,10 @@ class MeanShapeRegressionHead(RegressionHead):
         in_channels: Number of input features.
         num_joints: Number of keypoints K.
         loss (Config, optional): The keypoint loss; SmoothL1Loss with target
-            weights, as RegressionHead, when not given.
+            weights, as RegressionHead, when not given. An
+            ``AnisotropicLoss`` without ``input_size`` gets the decoder's;
+            one whose ``input_size`` differs from it is refused (its ``a``
+            and ``b`` are pixels of that size).
         decoder (Config, optional): The codec, normally ``RegressionLabel``.
         mean_shape (optional): The mean shape in the codec's frame, shape
             (K, 2), or the path of a file holding it (see
@@ -89,6 +118,7 @@ class MeanShapeRegressionHead(RegressionHead):
     ) -> None:
         if loss is None:
             loss = dict(type='SmoothL1Loss', use_target_weight=True)
+        loss = _loss_with_codec_size(loss, decoder)
         super().__init__(
             in_channels=in_channels,
             num_joints=num_joints,
