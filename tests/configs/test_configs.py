@@ -28,7 +28,7 @@ def _name(path):
 def test_all_configs_are_found():
     names = {_name(c) for c in CONFIGS}
     assert set(PAPER) <= names
-    assert len([n for n in names if n.startswith('baselines/')]) == 5
+    assert len([n for n in names if n.startswith('baselines/')]) == 7
     assert len([n for n in names if n.startswith('ablations/')]) == 4
 
 
