@@ -13,7 +13,7 @@ FIXTURE_CONFIG = osp.join(REPO, 'configs', 'fixture', 'res18_wflw_fixture.py')
 @pytest.fixture(scope='session')
 def wflw_fixture(tmp_path_factory):
     """A generated 98-point dataset: 8 train and 4 test faces."""
-    from mmaniso.datasets.fixture import write_face_fixture
+    from mmaniso.testing import write_face_fixture
 
     root = tmp_path_factory.mktemp('fixture_wflw')
     write_face_fixture(str(root), dict(train=8, test=4), num_keypoints=98)
@@ -55,11 +55,10 @@ def free_port() -> int:
 
 
 def dist_env() -> dict:
-    """Environment of a multi-process CPU run: the repo and the test hooks
-    (tests/helpers) importable, one thread per rank on this small machine."""
+    """Environment of a multi-process CPU run: the repo importable (the test
+    hooks are ``mmaniso.testing.hooks``), one thread per rank on this small
+    machine."""
     env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(
-        [REPO, osp.join(REPO, 'tests', 'helpers'), env.get('PYTHONPATH', '')]
-    )
+    env['PYTHONPATH'] = os.pathsep.join([REPO, env.get('PYTHONPATH', '')])
     env['OMP_NUM_THREADS'] = '1'
     return env

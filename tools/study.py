@@ -18,18 +18,13 @@ per config, subset and metric, with mean, std and the per-seed values) and
 
 import argparse
 import csv
-import glob
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO)
+from mmaniso.utils.train_test_runner import METRICS_FILE, train_then_test
 
 
 def parse_args(argv=None):
@@ -67,27 +62,9 @@ def run_dir(work_dir: str, config: str, seed: int) -> str:
     return osp.join(work_dir, name, f'seed{seed}')
 
 
-def find_checkpoint(folder: str, which: str) -> str:
-    """The checkpoint of a finished training run."""
-    if which == 'best':
-        best = sorted(glob.glob(osp.join(folder, 'best_*.pth')))
-        if best:
-            return best[-1]
-    last = osp.join(folder, 'last_checkpoint')
-    if osp.isfile(last):
-        with open(last) as f:
-            path = f.read().strip()
-        if osp.isfile(path):
-            return path
-    raise FileNotFoundError(
-        f'no {which} checkpoint in {folder}; did its training finish? '
-        f'See {folder}/*/*.log'
-    )
-
-
 def run_one(config: str, seed: int, args, gpu: Optional[int]) -> dict:
     folder = run_dir(args.work_dir, config, seed)
-    metrics_file = osp.join(folder, 'test_metrics.json')
+    metrics_file = osp.join(folder, METRICS_FILE)
     if osp.isfile(metrics_file):
         print(
             f'[study] {config} seed {seed}: done before, reusing '
@@ -96,73 +73,27 @@ def run_one(config: str, seed: int, args, gpu: Optional[int]) -> dict:
         )
         with open(metrics_file) as f:
             return json.load(f)
-    env = dict(os.environ)
-    if gpu is not None:
-        env['CUDA_VISIBLE_DEVICES'] = str(gpu)
-    os.makedirs(folder, exist_ok=True)
     log_path = osp.join(folder, 'study_run.log')
-    seed_opts = [f'randomness.seed={seed}']
-    start = time.time()
-    with open(log_path, 'w') as log:
-        train = [
-            sys.executable,
-            osp.join(REPO, 'tools', 'train.py'),
-            config,
-            '--work-dir',
-            folder,
-            # An interrupted run left checkpoints but no metrics: train it
-            # again, its old checkpoints moved aside rather than mixed in.
-            '--overwrite',
-            '--cfg-options',
-            *seed_opts,
-            *args.cfg_options,
-        ]
-        print(
-            f'[study] {config} seed {seed}: training (log {log_path})',
-            flush=True,
-        )
-        _check(
-            subprocess.run(
-                train, stdout=log, stderr=subprocess.STDOUT, env=env
-            ),
-            log_path,
-        )
-        ckpt = find_checkpoint(folder, args.checkpoint)
-        test = [
-            sys.executable,
-            osp.join(REPO, 'tools', 'test.py'),
-            config,
-            ckpt,
-            '--work-dir',
-            folder,
-            '--metrics-out',
-            metrics_file,
-        ]
-        if args.cfg_options:
-            test += ['--cfg-options', *args.cfg_options]
-        _check(
-            subprocess.run(
-                test, stdout=log, stderr=subprocess.STDOUT, env=env
-            ),
-            log_path,
-        )
     print(
-        f'[study] {config} seed {seed}: finished in '
-        f'{time.time() - start:.0f} s',
+        f'[study] {config} seed {seed}: training (log {log_path})',
         flush=True,
     )
-    with open(metrics_file) as f:
-        return json.load(f)
-
-
-def _check(proc, log_path: str) -> None:
-    if proc.returncode != 0:
-        with open(log_path) as f:
-            tail = f.read()[-3000:]
-        raise RuntimeError(
-            f'run failed with exit code {proc.returncode}; the end of '
-            f'{log_path}:\n{tail}'
-        )
+    # An interrupted run left checkpoints but no metrics: the runner trains
+    # it again, its old checkpoints moved aside rather than mixed in.
+    result = train_then_test(
+        config,
+        folder,
+        seed=seed,
+        cfg_options=args.cfg_options,
+        checkpoint=args.checkpoint,
+        env=None if gpu is None else {'CUDA_VISIBLE_DEVICES': str(gpu)},
+        log_file=log_path,
+    )
+    print(
+        f'[study] {config} seed {seed}: finished in {result.seconds:.0f} s',
+        flush=True,
+    )
+    return result.metrics
 
 
 def collect(args) -> Dict[str, List[dict]]:

@@ -20,11 +20,8 @@ MMEngine loads by ``scheme://`` (https://, s3://, open-mmlab://, ...).
 
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from mmengine.config import DictAction  # noqa: E402
+from mmengine.config import DictAction
 
 
 def parse_args(argv=None):

@@ -2,7 +2,6 @@ from .checks import check_data_files
 from .mean_shape import PoseAnnotations, read_pose_annotations
 from .point_types import PointTypes, get_point_types
 from .samplers import PoseBalancedSampler
-from .synthface import write_synthface
 
 __all__ = [
     'check_data_files',
@@ -11,5 +10,4 @@ __all__ = [
     'PoseAnnotations',
     'PoseBalancedSampler',
     'read_pose_annotations',
-    'write_synthface',
 ]

@@ -66,13 +66,15 @@ from torch import Tensor
 
 from mmaniso.ops.tangents import curve_neighbours
 
+from .layouts import LAYOUTS
+
 
 def _curve(name: str, indices: Sequence[int], closed: bool = False) -> dict:
     return dict(name=name, indices=list(indices), closed=closed)
 
 
 _300W = dict(
-    num_keypoints=68,
+    num_keypoints=LAYOUTS['300w'].num_keypoints,
     curves=[
         _curve('jaw', range(0, 17)),
         _curve('left_brow', range(17, 22)),
@@ -89,7 +91,7 @@ _300W = dict(
 )
 
 _WFLW = dict(
-    num_keypoints=98,
+    num_keypoints=LAYOUTS['wflw'].num_keypoints,
     curves=[
         _curve('jaw', range(0, 33)),
         _curve('left_brow_upper', range(33, 38)),
@@ -109,7 +111,7 @@ _WFLW = dict(
 )
 
 _AFLW = dict(
-    num_keypoints=19,
+    num_keypoints=LAYOUTS['aflw'].num_keypoints,
     curves=[
         _curve('left_brow', [0, 1, 2]),
         _curve('right_brow', [3, 4, 5]),
@@ -121,7 +123,7 @@ _AFLW = dict(
 )
 
 _COFW = dict(
-    num_keypoints=29,
+    num_keypoints=LAYOUTS['cofw'].num_keypoints,
     curves=[
         _curve('left_brow', [0, 4, 2, 5], closed=True),
         _curve('right_brow', [1, 6, 3, 7], closed=True),
@@ -147,7 +149,7 @@ POINT_TYPES: Dict[str, dict] = {
 
 #: MMPose metainfo file of each dataset, for its flip pairs.
 METAINFO_FILES: Dict[str, str] = {
-    name: f'configs/_base_/datasets/{name}.py' for name in POINT_TYPES
+    name: LAYOUTS[name].metainfo for name in POINT_TYPES
 }
 
 _KEYS = {'name', 'num_keypoints', 'curves', 'corners', 'flip_indices'}

@@ -12,6 +12,8 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 from scipy.integrate import simpson
 
+from mmaniso.datasets.layouts import LAYOUTS
+
 # One end of a normalising segment: a keypoint index, or several whose mean
 # is the end (e.g. an eye centre from its six contour points).
 Anchor = Union[int, Sequence[int]]
@@ -19,27 +21,26 @@ NormIndices = Tuple[Anchor, Anchor]
 
 NORMS = ('inter_ocular', 'inter_pupil', 'bbox')
 
-# Keyed by MMPose's ``dataset_name`` (0-based indices); see
-# docs/data_preparation.md and the protocols they come from.
+# Datasets normalised by the face box only.
+BOX_ONLY = tuple(name for name, lay in LAYOUTS.items() if lay.norm == 'bbox')
+# Keyed by MMPose's ``dataset_name`` (0-based indices), read from the
+# layouts (mmaniso/datasets/layouts.py); see docs/data_preparation.md and
+# the protocols they come from.
 NORM_INDICES: Dict[str, Dict[str, NormIndices]] = {
     # Outer eye corners: the standard of MMPose, HRNet, PIPNet, ADNet, STAR.
     'inter_ocular': {
-        'wflw': (60, 72),
-        '300w': (36, 45),
-        'coco_wholebody_face': (36, 45),
-        'cofw': (8, 9),
+        name: lay.outer_eye_corners
+        for name, lay in LAYOUTS.items()
+        if name not in BOX_ONLY
     },
     # Pupils; 300W has none, so the eye centres are the means of the six
     # points around each eye (STAR, AWing).
     'inter_pupil': {
-        'wflw': (96, 97),
-        '300w': (tuple(range(36, 42)), tuple(range(42, 48))),
-        'coco_wholebody_face': (tuple(range(36, 42)), tuple(range(42, 48))),
-        'cofw': (16, 17),
+        name: lay.pupils
+        for name, lay in LAYOUTS.items()
+        if name not in BOX_ONLY
     },
 }
-# Datasets normalised by the face box only.
-BOX_ONLY = ('aflw',)
 
 
 def norm_indices_for(norm: str, dataset_name: str) -> Optional[NormIndices]:

@@ -100,6 +100,29 @@ def format_face_table(
     return '\n'.join(lines)
 
 
+def sample_mean_std(values: Sequence[float]) -> Tuple[float, float]:
+    """Mean and sample standard deviation (n - 1) of some values.
+
+    .. math:: s = \\sqrt{\\tfrac{1}{n-1} \\sum_i (v_i - \\bar v)^2}
+
+    A single value has standard deviation 0.
+
+    Example:
+        >>> sample_mean_std([100, 200])
+        (150.0, 70.71067811865476)
+    """
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError('no values given: their mean is undefined')
+    mean = sum(values) / len(values)
+    var = (
+        (sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+        if len(values) > 1
+        else 0.0
+    )
+    return mean, math.sqrt(var)
+
+
 def mean_std(runs: Sequence[Mapping[str, float]]) -> Tuple[dict, dict]:
     """Per-key mean and sample standard deviation over runs.
 
@@ -109,12 +132,7 @@ def mean_std(runs: Sequence[Mapping[str, float]]) -> Tuple[dict, dict]:
     keys = sorted({k for run in runs for k in run})
     means, stds = {}, {}
     for key in keys:
-        values = [float(run[key]) for run in runs if key in run]
-        mean = sum(values) / len(values)
-        var = (
-            (sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-            if len(values) > 1
-            else 0.0
+        means[key], stds[key] = sample_mean_std(
+            [run[key] for run in runs if key in run]
         )
-        means[key], stds[key] = mean, math.sqrt(var)
     return means, stds

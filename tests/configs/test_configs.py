@@ -9,7 +9,7 @@ import torch
 from conftest import REPO, run_tool
 from mmengine.config import Config
 
-from mmaniso.datasets.fixture import write_face_fixture
+from mmaniso.testing import write_face_fixture
 
 CONFIGS = sorted(
     glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)

@@ -12,7 +12,7 @@ from mmaniso.datasets.checks import (
     check_annotation_file,
     check_data_files,
 )
-from mmaniso.datasets.fixture import write_face_fixture
+from mmaniso.testing import write_face_fixture
 
 STOCK_WFLW = (
     'mmpose::face_2d_keypoint/topdown_regression/wflw/'

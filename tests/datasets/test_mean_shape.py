@@ -13,6 +13,7 @@ from mmaniso.datasets.mean_shape import (
     pose_balanced_mean_shape,
     read_pose_annotations,
 )
+from mmaniso.testing import InMemoryPoseDataset
 
 
 @pytest.fixture(scope='module')
@@ -31,19 +32,6 @@ def wflw_dataset(wflw_fixture):
                 dict(type='TopdownAffine', input_size=(64, 48)),
             ],
         )
-
-
-class InfoList:
-    """A dataset serving given data infos."""
-
-    def __init__(self, infos):
-        self.infos = infos
-
-    def __len__(self):
-        return len(self.infos)
-
-    def get_data_info(self, idx):
-        return dict(self.infos[idx])
 
 
 def mmpose_labels(info: dict, input_size, padding: float) -> np.ndarray:
@@ -84,7 +72,7 @@ def test_crop_frame_from_bbox_corners_matches_mmpose():
         )
         for k in kpts
     ]
-    annotations = read_pose_annotations(InfoList(infos))
+    annotations = read_pose_annotations(InMemoryPoseDataset(infos))
     ours = crop_normalised_keypoints(annotations, (32, 40), padding=1.1)
     for idx, info in enumerate(infos):
         theirs = mmpose_labels(info, (32, 40), 1.1)
@@ -111,19 +99,19 @@ def test_annotation_errors_are_clear():
         bbox=np.array([[0, 0, 1, 1]], np.float32),
     )
     with pytest.raises(ValueError, match='empty'):
-        read_pose_annotations(InfoList([]))
+        read_pose_annotations(InMemoryPoseDataset([]))
     with pytest.raises(ValueError, match='sample 1 has neither bbox'):
         read_pose_annotations(
-            InfoList([good, dict(keypoints=np.zeros((1, 3, 2)))])
+            InMemoryPoseDataset([good, dict(keypoints=np.zeros((1, 3, 2)))])
         )
     two = dict(good, keypoints=np.zeros((2, 3, 2)))
     with pytest.raises(ValueError, match='sample 1 does not hold one'):
-        read_pose_annotations(InfoList([good, two]))
+        read_pose_annotations(InMemoryPoseDataset([good, two]))
     other = dict(good, keypoints=np.zeros((1, 4, 2)))
     with pytest.raises(ValueError, match='sample 1 does not hold one'):
-        read_pose_annotations(InfoList([good, other]))
+        read_pose_annotations(InMemoryPoseDataset([good, other]))
 
-    class CombinedDataset(InfoList):
+    class CombinedDataset(InMemoryPoseDataset):
         pass
 
     with pytest.raises(TypeError, match='CombinedDataset'):
@@ -134,7 +122,7 @@ def test_annotation_errors_are_clear():
 
 def test_missing_visibility_means_visible():
     info = dict(keypoints=np.ones((1, 3, 2)), bbox=np.array([[0, 0, 2, 2]]))
-    annotations = read_pose_annotations(InfoList([info]))
+    annotations = read_pose_annotations(InMemoryPoseDataset([info]))
     assert annotations.visible.tolist() == [[1.0, 1.0, 1.0]]
     np.testing.assert_array_equal(annotations.bbox_center, [[1.0, 1.0]])
     np.testing.assert_array_equal(annotations.bbox_scale, [[2.0, 2.0]])
@@ -149,7 +137,8 @@ def test_pipeline_setting_finds_transforms(wflw_dataset):
         64,
         48,
     )
-    assert pipeline_setting(InfoList([]), 'TopdownAffine', 'x') is None
+    empty = InMemoryPoseDataset([])
+    assert pipeline_setting(empty, 'TopdownAffine', 'x') is None
 
 
 def test_pose_balanced_mean_shape_by_hand():
@@ -199,8 +188,8 @@ def test_non_finite_annotation_names_sample_and_field(bad, field):
     if 'bbox' in bad:
         del sample['bbox_center'], sample['bbox_scale']
     with pytest.raises(ValueError) as err:
-        read_pose_annotations(InfoList([good, good, sample]))
+        read_pose_annotations(InMemoryPoseDataset([good, good, sample]))
     assert (
-        f'sample 2 of InfoList has a NaN or infinite value in "{field}"'
-        in (str(err.value))
+        'sample 2 of InMemoryPoseDataset has a NaN or infinite value in '
+        f'"{field}"' in (str(err.value))
     )

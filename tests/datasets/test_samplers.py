@@ -17,36 +17,11 @@ from mmaniso.datasets.samplers import (
     balanced_epoch,
     balanced_epoch_size,
 )
+from mmaniso.testing import InMemoryPoseDataset
 
 # Five pose groups at equal steps along one shape mode, so that five
 # equal-width bins hold exactly one group each.
 GROUP_SIZES = (3, 8, 20, 10, 5)
-
-
-class FakePoseDataset:
-    """Top-down annotations served like MMPose's datasets, no images."""
-
-    def __init__(self, keypoints, visible=None):
-        self.keypoints = np.asarray(keypoints, np.float32)
-        num, num_kpts = self.keypoints.shape[:2]
-        self.visible = (
-            np.ones((num, num_kpts), np.float32)
-            if visible is None
-            else np.asarray(visible, np.float32)
-        )
-
-    def __len__(self):
-        return len(self.keypoints)
-
-    def get_data_info(self, idx):
-        kpts = self.keypoints[idx]
-        x0, y0 = kpts.min(0)
-        x1, y1 = kpts.max(0)
-        return dict(
-            keypoints=kpts[None],
-            keypoints_visible=self.visible[idx][None],
-            bbox=np.array([[x0, y0, x1, y1]], np.float32),
-        )
 
 
 def grouped_shapes(sizes=GROUP_SIZES, seed=0):
@@ -77,7 +52,7 @@ def grouped_shapes(sizes=GROUP_SIZES, seed=0):
 @pytest.fixture(scope='module')
 def dataset():
     shapes, _ = grouped_shapes()
-    return FakePoseDataset(shapes)
+    return InMemoryPoseDataset.from_arrays(shapes)
 
 
 def make_sampler(dataset, rank=0, world_size=1, monkeypatch=None, **kw):
@@ -230,7 +205,7 @@ def test_fewer_samples_than_bins(monkeypatch):
     shapes, _ = grouped_shapes(sizes=(1, 1, 2))
     with pytest.warns(UserWarning, match='4 shapes for 9 bins'):
         sampler = PoseBalancedSampler(
-            FakePoseDataset(shapes), num_bins=9, seed=0
+            InMemoryPoseDataset.from_arrays(shapes), num_bins=9, seed=0
         )
     nonempty = int((sampler.bin_counts > 0).sum())
     assert sampler.bin_counts.sum() == 4
@@ -249,7 +224,7 @@ def test_one_nonempty_bin_gives_a_plain_shuffle():
     shapes = base * rng.uniform(20, 60, (10, 1, 1)) + 100  # same shape
     with pytest.warns(UserWarning, match='do not vary in pose'):
         sampler = PoseBalancedSampler(
-            FakePoseDataset(shapes), num_bins=4, seed=0
+            InMemoryPoseDataset.from_arrays(shapes), num_bins=4, seed=0
         )
     assert sampler.bin_counts.tolist() == [10, 0, 0, 0]
     indices = list(sampler)
@@ -336,7 +311,7 @@ def test_reads_a_real_mmpose_dataset(wflw_fixture):
 @pytest.mark.slow
 @pytest.mark.ddp
 def test_two_process_gloo_training_shards_the_same_bins(tmp_path):
-    from mmaniso.datasets.fixture import write_face_fixture
+    from mmaniso.testing import write_face_fixture
 
     root = tmp_path / 'data'
     write_face_fixture(str(root), dict(train=16, test=4), num_keypoints=98)
@@ -344,8 +319,9 @@ def test_two_process_gloo_training_shards_the_same_bins(tmp_path):
     base = osp.join(REPO, 'configs', 'fixture')
     config.write_text(
         f"_base_ = ['{base}/res18_wflw_fixture_balanced.py']\n"
-        "custom_imports = dict(imports=['mmaniso', 'rank_dump_hook'],\n"
-        '                      allow_failed_imports=False)\n'
+        'custom_imports = dict(\n'
+        "    imports=['mmaniso', 'mmaniso.testing.hooks'],\n"
+        '    allow_failed_imports=False)\n'
         "custom_hooks = [dict(type='SyncBuffersHook'),\n"
         "                dict(type='PoseBalancingHook'),\n"
         "                dict(type='RankDumpHook')]\n"

@@ -21,6 +21,7 @@ from mmaniso.datasets.samplers import PoseBalancedSampler
 from mmaniso.engine import PoseBalancingHook
 from mmaniso.models.heads import MeanShapeRegressionHead
 from mmaniso.ops.pose import pose_bins
+from mmaniso.testing import InMemoryPoseDataset
 from mmaniso.utils.checkpoint import load_checkpoint_file
 
 TRAIN = osp.join(REPO, 'tools', 'train.py')
@@ -28,32 +29,17 @@ TEST = osp.join(REPO, 'tools', 'test.py')
 CONFIG = osp.join(REPO, 'configs', 'fixture', 'res18_wflw_fixture_balanced.py')
 
 
-class FakePoseDataset:
+def fake_pose_dataset(num=30, num_kpts=6, padding=1.5, seed=0):
     """Posed copies of a random shape, with a pipeline holding a padding."""
-
-    def __init__(self, num=30, num_kpts=6, padding=1.5, seed=0):
-        rng = np.random.default_rng(seed)
-        base = rng.normal(size=(num_kpts, 2))
-        mode = rng.normal(size=(num_kpts, 2))
-        t = rng.choice([-1.0, 0.0, 1.0], num, p=[0.1, 0.6, 0.3])
-        shapes = base + 0.1 * t[:, None, None] * mode
-        self.keypoints = (
-            shapes * rng.uniform(20, 40, (num, 1, 1)) + 50
-        ).astype(np.float32)
-        self.pipeline = SimpleNamespace(
-            transforms=[GetBBoxCenterScale(padding=padding)]
-        )
-
-    def __len__(self):
-        return len(self.keypoints)
-
-    def get_data_info(self, idx):
-        kpts = self.keypoints[idx]
-        return dict(
-            keypoints=kpts[None],
-            keypoints_visible=np.ones((1, len(kpts)), np.float32),
-            bbox=np.array([[*kpts.min(0), *kpts.max(0)]], np.float32),
-        )
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(num_kpts, 2))
+    mode = rng.normal(size=(num_kpts, 2))
+    t = rng.choice([-1.0, 0.0, 1.0], num, p=[0.1, 0.6, 0.3])
+    shapes = base + 0.1 * t[:, None, None] * mode
+    keypoints = shapes * rng.uniform(20, 40, (num, 1, 1)) + 50
+    return InMemoryPoseDataset.from_arrays(
+        keypoints, pipeline=[GetBBoxCenterScale(padding=padding)]
+    )
 
 
 def fake_runner(dataset, sampler=None, mean_shape=None, num_kpts=6, it=0):
@@ -71,7 +57,7 @@ def fake_runner(dataset, sampler=None, mean_shape=None, num_kpts=6, it=0):
 
 
 def test_fills_the_mean_from_the_samplers_bins():
-    dataset = FakePoseDataset()
+    dataset = fake_pose_dataset()
     sampler = PoseBalancedSampler(dataset, num_bins=3, seed=0)
     runner = fake_runner(dataset, sampler)
     assert not runner.model.head.has_mean_shape
@@ -90,7 +76,7 @@ def test_fills_the_mean_from_the_samplers_bins():
 
 
 def test_bins_its_own_without_a_pose_sampler():
-    dataset = FakePoseDataset()
+    dataset = fake_pose_dataset()
     runner = fake_runner(dataset, sampler=object())
     PoseBalancingHook(num_bins=4, bbox_padding=1.25).before_train(runner)
 
@@ -102,7 +88,7 @@ def test_bins_its_own_without_a_pose_sampler():
 
 
 def test_explicit_padding_wins_over_the_pipeline():
-    dataset = FakePoseDataset(padding=1.5)
+    dataset = fake_pose_dataset(padding=1.5)
     sampler = PoseBalancedSampler(dataset, num_bins=3, seed=0)
     runner_a = fake_runner(dataset, sampler)
     runner_b = fake_runner(dataset, sampler)
@@ -114,7 +100,7 @@ def test_explicit_padding_wins_over_the_pipeline():
 
 
 def test_keeps_a_mean_from_config_or_checkpoint():
-    dataset = FakePoseDataset()
+    dataset = fake_pose_dataset()
     given = np.full((6, 2), 0.25, np.float32)
     runner = fake_runner(dataset, mean_shape=given)
     PoseBalancingHook().before_train(runner)
@@ -122,14 +108,14 @@ def test_keeps_a_mean_from_config_or_checkpoint():
 
 
 def test_refuses_a_head_of_another_size():
-    dataset = FakePoseDataset(num_kpts=6)
+    dataset = fake_pose_dataset(num_kpts=6)
     runner = fake_runner(dataset, num_kpts=7)
     with pytest.raises(ValueError, match='num_joints=7'):
         PoseBalancingHook().before_train(runner)
 
 
 def test_sampler_seed_goes_through_checkpoints():
-    dataset = FakePoseDataset()
+    dataset = fake_pose_dataset()
     sampler = PoseBalancedSampler(dataset, num_bins=3, seed=17)
     checkpoint = dict(meta=dict(epoch=2))
     PoseBalancingHook().before_save_checkpoint(
@@ -161,7 +147,7 @@ def _saved(sampler, dataset) -> dict:
 
 
 def test_checkpoint_records_the_samplers_settings():
-    dataset = FakePoseDataset()
+    dataset = fake_pose_dataset()
     sampler = PoseBalancedSampler(
         dataset, num_bins=3, seed=17, draws_per_epoch=2
     )
@@ -180,7 +166,7 @@ def test_checkpoint_records_the_samplers_settings():
     )
     # The fingerprint follows the data, not the sampler's other settings.
     same = PoseBalancedSampler(dataset, num_bins=5, seed=1)
-    moved = PoseBalancedSampler(FakePoseDataset(seed=1), num_bins=3, seed=17)
+    moved = PoseBalancedSampler(fake_pose_dataset(seed=1), num_bins=3, seed=17)
     assert same.annotation_fingerprint == sampler.annotation_fingerprint
     assert moved.annotation_fingerprint != sampler.annotation_fingerprint
 
@@ -195,13 +181,13 @@ def test_checkpoint_records_the_samplers_settings():
     ],
 )
 def test_resume_with_a_changed_sampler_stops_and_says_what(change, named):
-    dataset = FakePoseDataset()
+    dataset = fake_pose_dataset()
     checkpoint = _saved(
         PoseBalancedSampler(dataset, num_bins=3, seed=17), dataset
     )
     settings = dict(num_bins=3, seed=99)
     settings.update(change)
-    resumed_data = FakePoseDataset(seed=settings.pop('dataset_seed', 0))
+    resumed_data = fake_pose_dataset(seed=settings.pop('dataset_seed', 0))
     fresh = PoseBalancedSampler(resumed_data, **settings)
     hook = PoseBalancingHook()
     hook.after_load_checkpoint(fake_runner(resumed_data, fresh), checkpoint)
@@ -218,11 +204,11 @@ def test_resume_with_a_changed_sampler_stops_and_says_what(change, named):
 
 
 def test_load_from_with_other_settings_is_a_new_run():
-    dataset = FakePoseDataset()
+    dataset = fake_pose_dataset()
     checkpoint = _saved(
         PoseBalancedSampler(dataset, num_bins=3, seed=17), dataset
     )
-    other = PoseBalancedSampler(FakePoseDataset(seed=1), num_bins=4, seed=5)
+    other = PoseBalancedSampler(fake_pose_dataset(seed=1), num_bins=4, seed=5)
     hook = PoseBalancingHook()
     hook.after_load_checkpoint(fake_runner(dataset, other), checkpoint)
     hook.before_train(fake_runner(dataset, other, it=0))  # no error
@@ -255,7 +241,7 @@ def _records(work):
 
 @pytest.fixture(scope='module')
 def balanced_data(tmp_path_factory):
-    from mmaniso.datasets.fixture import write_face_fixture
+    from mmaniso.testing import write_face_fixture
 
     root = tmp_path_factory.mktemp('balanced_data')
     write_face_fixture(str(root), dict(train=16, test=4), num_keypoints=98)
@@ -271,8 +257,9 @@ def recorder_config(tmp_path_factory):
     path = tmp_path_factory.mktemp('cfg') / 'balanced_recorded.py'
     path.write_text(
         f"_base_ = ['{CONFIG}']\n"
-        "custom_imports = dict(imports=['mmaniso', 'epoch_indices_hook'],\n"
-        '                      allow_failed_imports=False)\n'
+        'custom_imports = dict(\n'
+        "    imports=['mmaniso', 'mmaniso.testing.hooks'],\n"
+        '    allow_failed_imports=False)\n'
         "custom_hooks = [dict(type='SyncBuffersHook'),\n"
         "                dict(type='PoseBalancingHook'),\n"
         "                dict(type='EpochIndicesHook')]\n"
@@ -281,17 +268,7 @@ def recorder_config(tmp_path_factory):
 
 
 def _run(args, tmp):
-    env = dict(
-        PYTHONPATH=os.pathsep.join(
-            [REPO, osp.join(REPO, 'tests', 'engine')]
-            + (
-                [os.environ['PYTHONPATH']]
-                if 'PYTHONPATH' in os.environ
-                else []
-            )
-        )
-    )
-    return run_tool(args, cwd=str(tmp), env=env)
+    return run_tool(args, cwd=str(tmp))
 
 
 @pytest.fixture(scope='module')

@@ -224,7 +224,7 @@ def test_in_an_mmengine_test_run(tmp_path):
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from mmaniso.datasets.fixture import write_face_fixture
+    from mmaniso.testing import write_face_fixture
 
     root = tmp_path / 'data'
     paths = write_face_fixture(str(root), dict(train=1, test=4))

@@ -7,11 +7,11 @@ import pytest
 import torch
 from mmpose.registry import MODELS
 
-from mmaniso.datasets.face_template import mean_face
 from mmaniso.datasets.point_types import get_point_types
 from mmaniso.models.losses import AnisotropicLoss
 from mmaniso.ops.tangents import curve_tangents
 from mmaniso.ops.weights import anisotropic_quadratic_form
+from mmaniso.synthface.face_template import mean_face
 
 CUSTOM = dict(
     name='toy',

@@ -9,8 +9,8 @@ import torch
 from conftest import REPO
 
 import mmaniso  # noqa: F401  (registers; allow-lists checkpoint types)
-from mmaniso.datasets.face_template import mean_face
 from mmaniso.models.heads import MeanShapeRegressionHead
+from mmaniso.synthface.face_template import mean_face
 
 INPUT_SIZE = (64, 64)
 IN_CHANNELS = 16

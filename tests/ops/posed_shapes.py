@@ -23,7 +23,7 @@ def posed(base: np.ndarray, rng, num: int) -> np.ndarray:
 
 def turned_faces(yaws_deg, rng, noise=0.01):
     """A 3-D face turned by each yaw, projected, then moved at random."""
-    from mmaniso.datasets.face_template import mean_face
+    from mmaniso.synthface.face_template import mean_face
 
     face = mean_face(98)
     z = 0.7 * np.sqrt(np.clip(1 - face[:, 0] ** 2, 0, None))

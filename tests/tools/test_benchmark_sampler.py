@@ -1,10 +1,14 @@
 """Smoke tests of tools/analysis/benchmark_sampler.py."""
 
+import importlib.util
 import os.path as osp
 import re
 
+import numpy as np
 import pytest
 from conftest import REPO, run_tool
+
+from mmaniso.datasets.layouts import WFLW_TO_300W, WFLW_TO_AFLW
 
 SCRIPT = osp.join(REPO, 'tools', 'analysis', 'benchmark_sampler.py')
 
@@ -43,3 +47,12 @@ def test_epoch_lengths_follow_the_formula():
         assert sum(counts) == int(num)
         assert int(bins) == len(nonempty) and int(per_bin) == min(nonempty)
         assert int(epoch) == len(nonempty) * min(nonempty) < int(num)
+
+
+def test_faces_take_the_300w_and_aflw_points_of_the_layouts():
+    spec = importlib.util.spec_from_file_location('benchmark_sampler', SCRIPT)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    face = tool.face_with_depth(98)
+    np.testing.assert_array_equal(tool.face_with_depth(19), face[WFLW_TO_AFLW])
+    np.testing.assert_array_equal(tool.face_with_depth(68), face[WFLW_TO_300W])

@@ -21,7 +21,8 @@ def test_two_rank_train_ends_with_identical_weights(wflw_fixture, tmp_path):
     config = tmp_path / 'ddp_fixture.py'
     config.write_text(
         f'_base_ = [{FIXTURE_CONFIG!r}]\n'
-        "custom_imports = dict(imports=['mmaniso', 'rank_dump_hook'])\n"
+        'custom_imports = dict(\n'
+        "    imports=['mmaniso', 'mmaniso.testing.hooks'])\n"
         "custom_hooks = [dict(type='SyncBuffersHook'), "
         "dict(type='RankDumpHook')]\n"
     )

@@ -54,7 +54,7 @@ def test_script_runs_from_any_directory(tmp_path):
 def test_png_over_a_fixture_face(tool, tmp_path, num, name):
     import cv2
 
-    from mmaniso.datasets.fixture import write_face_fixture
+    from mmaniso.testing import write_face_fixture
 
     paths = write_face_fixture(
         str(tmp_path / 'data'), dict(train=2), num_keypoints=num

@@ -13,15 +13,15 @@
 """
 
 import argparse
-import importlib.util
 import os.path as osp
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 
+# The configs are named relative to the repository.
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, REPO)
 HERE = osp.dirname(osp.abspath(__file__))
 
 PAIRS = {
@@ -74,13 +74,16 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def _script(name):
-    spec = importlib.util.spec_from_file_location(
-        f'mmaniso_{name}', osp.join(HERE, f'{name}.py')
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _run_script(name, argv):
+    """Runs a sibling benchmark tool; its report goes to this stdout."""
+    sys.stdout.flush()  # the heading printed before comes first
+    cmd = [sys.executable, osp.join(HERE, f'{name}.py'), *argv]
+    code = subprocess.run(cmd).returncode
+    if code != 0:
+        raise SystemExit(
+            f'{name}.py failed with exit code {code} (its output is above): '
+            + ' '.join(cmd)
+        )
 
 
 def _fixture_cfg(config, root, batch_size):
@@ -100,7 +103,7 @@ def _fixture_cfg(config, root, batch_size):
 
 
 def _data(root, num):
-    from mmaniso.datasets.fixture import write_face_fixture
+    from mmaniso.testing import write_face_fixture
 
     write_face_fixture(
         root, dict(train=num, test=4), num_keypoints=98, image_size=128
@@ -217,10 +220,10 @@ def main(argv=None):
     args = parse_args(argv)
     if 'loss' in args.only:
         print('== loss')
-        _script('benchmark_loss').main(['--device', args.device])
+        _run_script('benchmark_loss', ['--device', args.device])
     if 'sampler' in args.only:
         print('\n== sampler')
-        _script('benchmark_sampler').main([])
+        _run_script('benchmark_sampler', [])
     if {'train', 'pipeline'} & set(args.only):
         with tempfile.TemporaryDirectory() as root:
             _data(root, max(args.batch_size, 16))

@@ -15,18 +15,12 @@ work, ``--threads 1`` gives steadier figures: at these sizes (B * K * 2 =
 """
 
 import argparse
-import os.path as osp
 import statistics
-import sys
 import time
 from typing import Callable, Dict, List, Optional
 
-sys.path.insert(
-    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-)
-
-import torch  # noqa: E402
-from torch import Tensor  # noqa: E402
+import torch
+from torch import Tensor
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -4,9 +4,10 @@
         [--num-keypoints 98] [--num-bins 9] [--rounds 3] [--epoch-lengths]
 
 For each size N, N synthetic faces (the template of
-:mod:`mmaniso.datasets.face_template` given depth, turned by a random yaw and
-pitch, projected, then moved by a random in-plane similarity, with jitter)
-are served by a light in-memory dataset, so no annotation file is parsed.
+:mod:`mmaniso.synthface.face_template` given depth, turned by a random yaw
+and pitch, projected, then moved by a random in-plane similarity, with
+jitter) are served by :class:`mmaniso.testing.InMemoryPoseDataset`, so no
+annotation file is parsed.
 Timed, best of ``--rounds``: building the sampler (reading the annotations
 through ``get_data_info``, box normalisation, generalised Procrustes, PCA,
 bins), the pose-balanced mean shape that ``PoseBalancingHook`` computes, and
@@ -18,22 +19,10 @@ that ``docs/pose_balancing.md`` quotes (a model, not the real data).
 """
 
 import argparse
-import os.path as osp
-import sys
 import time
 from functools import partial
 
-sys.path.insert(
-    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-)
-
-import numpy as np  # noqa: E402
-
-# A 19-point AFLW-like layout picked from the 98-point template: brows
-# (outer, middle, inner), eye corners and pupils, nose wings and tip, mouth
-# corners and middle, chin.
-AFLW_LIKE_FROM_WFLW = [33, 35, 37, 42, 44, 46, 60, 96, 64, 68, 97, 72]
-AFLW_LIKE_FROM_WFLW += [55, 54, 59, 76, 85, 82, 16]
+import numpy as np
 
 # (name, training faces, keypoints, yaw std in degrees): the spreads are
 # a plausible model of each dataset's pose mix, not measured.
@@ -66,9 +55,11 @@ def face_with_depth(num_keypoints: int) -> np.ndarray:
     """The 2-D template with a plausible depth, shape (K, 3).
 
     Depth follows a half-cylinder (the face's sides are further back than
-    its middle), with the nose standing out and the eyes set in.
+    its middle), with the nose standing out and the eyes set in. The 68-
+    and 19-point faces are the 300W and AFLW points of the 98.
     """
-    from mmaniso.datasets.face_template import mean_face
+    from mmaniso.datasets.layouts import WFLW_TO_300W, WFLW_TO_AFLW
+    from mmaniso.synthface.face_template import mean_face
 
     face = mean_face(98)
     z = 0.7 * np.sqrt(np.clip(1 - face[:, 0] ** 2, 0, None))
@@ -80,9 +71,7 @@ def face_with_depth(num_keypoints: int) -> np.ndarray:
     if num_keypoints == 98:
         return face
     if num_keypoints == 19:
-        return face[AFLW_LIKE_FROM_WFLW]
-    from mmaniso.datasets.face_template import WFLW_TO_300W
-
+        return face[WFLW_TO_AFLW]
     if num_keypoints == 68:
         return face[WFLW_TO_300W]
     raise ValueError(f'no layout for {num_keypoints} keypoints (98, 68, 19)')
@@ -127,27 +116,6 @@ def synthetic_faces(
     return pts.astype(np.float32), boxes.astype(np.float32), yaw
 
 
-class ArrayDataset:
-    """Serves prepared annotations as MMPose's top-down datasets do."""
-
-    def __init__(self, keypoints: np.ndarray, boxes: np.ndarray) -> None:
-        visible = np.ones(keypoints.shape[:2], np.float32)
-        self._infos = [
-            dict(
-                keypoints=keypoints[i : i + 1],
-                keypoints_visible=visible[i : i + 1],
-                bbox=boxes[i : i + 1],
-            )
-            for i in range(len(keypoints))
-        ]
-
-    def __len__(self) -> int:
-        return len(self._infos)
-
-    def get_data_info(self, idx: int) -> dict:
-        return dict(self._infos[idx])
-
-
 def _timed(fn, rounds: int):
     """Seconds of the first call, best seconds of all, and the result."""
     times, out = [], None
@@ -161,6 +129,7 @@ def _timed(fn, rounds: int):
 def benchmark(args) -> None:
     from mmaniso.datasets.mean_shape import pose_balanced_mean_shape
     from mmaniso.datasets.samplers import PoseBalancedSampler
+    from mmaniso.testing import InMemoryPoseDataset
 
     rng = np.random.default_rng(args.seed)
     print(
@@ -175,7 +144,7 @@ def benchmark(args) -> None:
         kpts, boxes, _ = synthetic_faces(
             num, args.num_keypoints, args.yaw_std, rng
         )
-        dataset = ArrayDataset(kpts, boxes)
+        dataset = InMemoryPoseDataset.from_arrays(kpts, bboxes=boxes)
         sampler_t = _timed(
             partial(
                 PoseBalancedSampler, dataset, num_bins=args.num_bins, seed=0
@@ -206,6 +175,7 @@ def benchmark(args) -> None:
 
 def epoch_lengths(args) -> None:
     from mmaniso.datasets.samplers import PoseBalancedSampler
+    from mmaniso.testing import InMemoryPoseDataset
 
     rng = np.random.default_rng(args.seed)
     print(
@@ -215,7 +185,9 @@ def epoch_lengths(args) -> None:
     for name, num, num_kpts, yaw_std in EPOCH_LENGTH_CASES:
         kpts, boxes, yaw = synthetic_faces(num, num_kpts, yaw_std, rng)
         sampler = PoseBalancedSampler(
-            ArrayDataset(kpts, boxes), num_bins=args.num_bins, seed=0
+            InMemoryPoseDataset.from_arrays(kpts, bboxes=boxes),
+            num_bins=args.num_bins,
+            seed=0,
         )
         counts = sampler.bin_counts.tolist()
         scores = sampler.pose_scores.double().numpy()

@@ -15,13 +15,10 @@ validation NME against the step, one line per run.
 import argparse
 import glob
 import json
-import math
 import os.path as osp
-import sys
 from typing import Dict, List, Optional, Tuple
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, REPO)
+from mmaniso.evaluation.table import sample_mean_std
 
 
 def parse_args(argv=None):
@@ -95,13 +92,7 @@ def summarise(runs, threshold: float) -> List[str]:
 def _mean_std(values) -> str:
     if not values:
         return '-'
-    mean = sum(values) / len(values)
-    std = (
-        math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-        if len(values) > 1
-        else 0.0
-    )
-    return f'{mean:.1f} ± {std:.1f}'
+    return '{:.1f} ± {:.1f}'.format(*sample_mean_std(values))
 
 
 def plot(runs, threshold: float, out: str) -> None:

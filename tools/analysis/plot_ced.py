@@ -12,13 +12,8 @@ list of numbers works too. The legend gives AUC@t and FR@t of each curve.
 import argparse
 import json
 import os.path as osp
-import sys
 
-sys.path.insert(
-    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-)
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def load_nmes(path: str, subset=None) -> np.ndarray:

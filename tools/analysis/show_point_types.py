@@ -22,11 +22,7 @@ import os.path as osp
 import sys
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
-sys.path.insert(
-    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-)
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 if TYPE_CHECKING:
     from mmaniso.datasets.point_types import PointTypes

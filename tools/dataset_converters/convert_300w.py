@@ -14,14 +14,9 @@ Coordinates are kept as in the .pts files unless ``--zero-based``.
 
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(
-    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-)
-
-from mmaniso.datasets.converters.coco import summary_lines  # noqa: E402
-from mmaniso.datasets.converters.face300w import (  # noqa: E402
+from mmaniso.datasets.converters.coco import summary_lines
+from mmaniso.datasets.converters.face300w import (
     STANDARD_SIZES,
     convert_300w,
 )

@@ -13,18 +13,13 @@ permutation ``ra`` train, the rest test; frontal = all 19 points visible.
 
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(
-    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-)
-
-from mmaniso.datasets.converters.aflw import (  # noqa: E402
+from mmaniso.datasets.converters.aflw import (
     NUM_TRAIN,
     STANDARD_SIZES,
     convert_aflw,
 )
-from mmaniso.datasets.converters.coco import summary_lines  # noqa: E402
+from mmaniso.datasets.converters.coco import summary_lines
 
 
 def main(argv=None):

@@ -12,14 +12,9 @@ under ``<root>/images`` (the unpacked ``WFLW_images``); writes
 
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(
-    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-)
-
-from mmaniso.datasets.converters.coco import summary_lines  # noqa: E402
-from mmaniso.datasets.converters.wflw import (  # noqa: E402
+from mmaniso.datasets.converters.coco import summary_lines
+from mmaniso.datasets.converters.wflw import (
     DEFAULT_LIST_DIR,
     STANDARD_SIZES,
     convert_wflw,

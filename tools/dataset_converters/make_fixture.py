@@ -5,14 +5,8 @@
 """
 
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(
-    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-)
-
-from mmaniso.datasets.fixture import write_face_fixture  # noqa: E402
+from mmaniso.testing import write_face_fixture
 
 
 def main(argv=None):

@@ -15,18 +15,12 @@ a grid of the first 16 training images with the clean (green) and annotated
 
 import argparse
 import os
-import os.path as osp
-import sys
 
-sys.path.insert(
-    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-)
-
-from mmaniso.datasets.synthface import (  # noqa: E402
-    LAYOUTS,
+from mmaniso.synthface import (
     SIGMA_C,
     SIGMA_N,
     SIGMA_T,
+    SYNTHFACE_LAYOUTS,
     preview_grid,
     summarise,
     write_synthface,
@@ -39,7 +33,9 @@ def main(argv=None):
     parser.add_argument('--num-train', type=int, default=2000)
     parser.add_argument('--num-test', type=int, default=500)
     parser.add_argument('--size', type=int, default=128, help='image side')
-    parser.add_argument('--layout', default='wflw', choices=sorted(LAYOUTS))
+    parser.add_argument(
+        '--layout', default='wflw', choices=sorted(SYNTHFACE_LAYOUTS)
+    )
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
         '--workers',

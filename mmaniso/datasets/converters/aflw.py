@@ -24,6 +24,8 @@ from typing import Dict, List
 
 import numpy as np
 
+from mmaniso.datasets.layouts import LAYOUTS
+
 from .coco import (
     Face,
     read_image_sizes,
@@ -33,7 +35,8 @@ from .coco import (
     write_coco,
 )
 
-NUM_KEYPOINTS = 19
+_LAYOUT = LAYOUTS['aflw']
+NUM_KEYPOINTS = _LAYOUT.num_keypoints
 NUM_TRAIN = 20000
 # HRNet's and LAB's frontal count; some papers report 1,165.
 STANDARD_SIZES = dict(train=20000, test=4386, test_frontal=1314)
@@ -197,7 +200,7 @@ def convert_aflw(
         FileExistsError: If an output file exists and not ``overwrite``.
     """
     out = {
-        name: osp.join(out_dir, f'face_landmarks_aflw_{name}.json')
+        name: osp.join(out_dir, _LAYOUT.ann_file.format(split=name))
         for name in STANDARD_SIZES
     }
     refuse_existing(out.values(), overwrite)

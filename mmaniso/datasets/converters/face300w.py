@@ -21,6 +21,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from mmaniso.datasets.layouts import LAYOUTS
+
 from .coco import (
     Face,
     landmark_box,
@@ -30,7 +32,8 @@ from .coco import (
     write_coco,
 )
 
-NUM_KEYPOINTS = 68
+_LAYOUT = LAYOUTS['300w']
+NUM_KEYPOINTS = _LAYOUT.num_keypoints
 IMAGE_EXTS = ('.jpg', '.png', '.jpeg', '.JPG', '.PNG', '.JPEG')
 # Source folders of each split, relative to the image root (MMPose's layout;
 # the private set's folder is given separately).
@@ -221,7 +224,7 @@ def convert_300w(
     names = ['train', 'valid', 'valid_common', 'valid_challenge']
     names += ['test'] if with_private else []
     out = {
-        name: osp.join(out_dir, f'face_landmarks_300w_{name}.json')
+        name: osp.join(out_dir, _LAYOUT.ann_file.format(split=name))
         for name in names
     }
     refuse_existing(out.values(), overwrite)

@@ -11,6 +11,8 @@ from typing import Dict, List
 
 import numpy as np
 
+from mmaniso.datasets.layouts import LAYOUTS
+
 from .coco import (
     Face,
     landmark_box,
@@ -21,16 +23,10 @@ from .coco import (
     write_coco,
 )
 
-NUM_KEYPOINTS = 98
+_LAYOUT = LAYOUTS['wflw']
+NUM_KEYPOINTS = _LAYOUT.num_keypoints
 # Subset names of MMPose's file layout, in the order of the flags.
-ATTRIBUTES = (
-    'largepose',
-    'expression',
-    'illumination',
-    'makeup',
-    'occlusion',
-    'blur',
-)
+ATTRIBUTES = _LAYOUT.subset_flags
 NUM_FIELDS = 2 * NUM_KEYPOINTS + 4 + len(ATTRIBUTES) + 1  # 207
 LIST_NAME = 'list_98pt_rect_attr_{split}.txt'
 DEFAULT_LIST_DIR = 'WFLW_annotations/list_98pt_rect_attr_train_test'
@@ -171,7 +167,7 @@ def convert_wflw(
     """
     names = ['train', 'test'] + [f'test_{attr}' for attr in ATTRIBUTES]
     out = {
-        name: osp.join(out_dir, f'face_landmarks_wflw_{name}.json')
+        name: osp.join(out_dir, _LAYOUT.ann_file.format(split=name))
         for name in names
     }
     refuse_existing(out.values(), overwrite)

@@ -9,47 +9,7 @@ the origin and the jaw spanning about [-1, 1].
 
 import numpy as np
 
-# WFLW -> 300W: the 68-point layout is a subset of the 98-point one (the
-# contour at every other point, the upper brow edges, the eyes without the
-# mid-lid points, the whole mouth). Facts from the datasets' definitions.
-WFLW_TO_300W = np.array(
-    list(range(0, 33, 2))
-    + list(range(33, 38))
-    + list(range(42, 47))
-    + list(range(51, 60))
-    + [60, 61, 63, 64, 65, 67]
-    + [68, 69, 71, 72, 73, 75]
-    + list(range(76, 96)),
-    dtype=np.int64,
-)
-
-# WFLW -> AFLW-19: brows as outer end, middle, inner end; eyes as outer
-# corner, pupil, inner corner; nose wings and tip; mouth corners with the
-# upper inner-lip centre standing in for the mouth centre; the chin.
-WFLW_TO_AFLW = np.array(
-    [
-        33,
-        35,
-        37,
-        42,
-        44,
-        46,
-        60,
-        96,
-        64,
-        68,
-        97,
-        72,
-        55,
-        54,
-        59,
-        76,
-        90,
-        82,
-        16,
-    ],
-    dtype=np.int64,
-)
+from mmaniso.datasets.layouts import WFLW_TO_300W, WFLW_TO_AFLW
 
 
 def _arc(

@@ -1,9 +1,10 @@
 """A tiny generated dataset in MMPose's WFLW (or 300W) JSON layout.
 
 Tests and the quick demo write it at run time, so nothing large is committed:
-a few images of drawn faces (the template of :mod:`face_template` under a
-random similarity and small jitter) and COCO-style annotations with the
-``center``/``scale`` fields MMPose's face datasets read.
+a few images of drawn faces (the template of
+:mod:`mmaniso.synthface.face_template` under a random similarity and small
+jitter) and COCO-style annotations with the ``center``/``scale`` fields
+MMPose's face datasets read.
 """
 
 import json
@@ -14,7 +15,8 @@ from typing import Dict, Optional
 import cv2
 import numpy as np
 
-from .face_template import mean_face
+from mmaniso.datasets.layouts import LAYOUTS
+from mmaniso.synthface.face_template import mean_face
 
 # The part lists used only to draw the fixture's faces (index ranges in the
 # 98-point layout); the anisotropic point types live in point_types.py.
@@ -30,10 +32,11 @@ _WFLW_STROKES = [
     (range(88, 96), True),
 ]
 
+#: Annotation file name of each keypoint count: the WFLW, 300W and AFLW
+#: layouts.
 ANN_NAMES = {
-    98: 'face_landmarks_wflw_{split}.json',
-    68: 'face_landmarks_300w_{split}.json',
-    19: 'face_landmarks_aflw_{split}.json',
+    LAYOUTS[name].num_keypoints: LAYOUTS[name].ann_file
+    for name in ('wflw', '300w', 'aflw')
 }
 
 
@@ -63,7 +66,7 @@ def draw_face(
     skin = tuple(int(c) for c in rng.integers(120, 220, 3))
     hull = cv2.convexHull(points.astype(np.float32)).astype(np.int32)
     cv2.fillConvexPoly(img, hull, skin)
-    dense = points if len(points) == 98 else None
+    dense = points if len(points) == LAYOUTS['wflw'].num_keypoints else None
     if dense is not None:
         for idx, closed in _WFLW_STROKES:
             pts = dense[list(idx)].round().astype(np.int32)

@@ -1,6 +1,6 @@
 """A 3-D face: the 2-D WFLW mean face lifted to depth, deformed and posed.
 
-:func:`~mmaniso.datasets.face_template.wflw_mean_face` gives every WFLW
+:func:`~mmaniso.synthface.face_template.wflw_mean_face` gives every WFLW
 landmark an (x, y) in a face frame (x to the image right, y down, the jaw
 spanning about [-1, 1]). Here each landmark also gets a depth z, towards
 the camera, from a smooth head-like surface: the jaw contour curves back
@@ -21,9 +21,11 @@ from typing import Dict, NamedTuple, Optional
 
 import numpy as np
 
+from mmaniso.datasets.layouts import LAYOUTS
+
 from .face_template import wflw_mean_face
 
-NUM_POINTS = 98
+NUM_POINTS = LAYOUTS['wflw'].num_keypoints
 
 # WFLW index groups (0-based), image-left first.
 JAW = np.arange(0, 33)
@@ -35,11 +37,11 @@ EYE_L = np.arange(60, 68)
 EYE_R = np.arange(68, 76)
 OUTER_LIP = np.arange(76, 88)
 INNER_LIP = np.arange(88, 96)
-PUPILS = np.array([96, 97])
+PUPILS = np.array(LAYOUTS['wflw'].pupils)
 NOSE_TIP = 54
 CHIN = 16
 #: Outer eye corners, whose distance is the inter-ocular distance.
-OUTER_EYE_CORNERS = (60, 72)
+OUTER_EYE_CORNERS = LAYOUTS['wflw'].outer_eye_corners
 # Upper-lid points and the lower-lid points straight below them.
 _LID_PAIRS = np.array([[61, 67], [62, 66], [63, 65], [69, 75], [70, 74]])
 _LID_PAIRS = np.concatenate([_LID_PAIRS, [[71, 73]]])

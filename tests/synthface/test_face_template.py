@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from mmpose.datasets.datasets.utils import parse_pose_metainfo
 
-from mmaniso.datasets.face_template import mean_face
+from mmaniso.synthface.face_template import mean_face
 
 
 @pytest.mark.parametrize(

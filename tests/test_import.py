@@ -1,0 +1,83 @@
+"""``import mmaniso`` registers the components and loads nothing else."""
+
+import json
+import subprocess
+import sys
+
+# What a config's ``custom_imports=dict(imports=['mmaniso'])`` must not load:
+# the demo data's renderer and writer (OpenCV drawing), the converters of
+# the official downloads, and the test helpers and hooks.
+NOT_ON_IMPORT = (
+    'mmaniso.synthface',
+    'mmaniso.datasets.converters',
+    'mmaniso.testing',
+)
+# Wherever they live: the renderer, the face templates and the fixture
+# writer draw with OpenCV and are demo or test data.
+NOT_ON_IMPORT_ANYWHERE = ('synthface', 'face_template', 'fixture')
+
+_REPORT = """
+import json, sys
+import mmaniso
+from mmpose.registry import DATA_SAMPLERS, HOOKS, METRICS, MODELS
+print(json.dumps(dict(
+    modules=sorted(m for m in sys.modules if m.startswith('mmaniso')),
+    registered={
+        name: name in registry.module_dict
+        for registry, name in [
+            (MODELS, 'AnisotropicLoss'),
+            (MODELS, 'MeanShapeRegressionHead'),
+            (DATA_SAMPLERS, 'PoseBalancedSampler'),
+            (METRICS, 'FaceLandmarkMetric'),
+            (HOOKS, 'PoseBalancingHook'),
+            (HOOKS, 'EpochIndicesHook'),
+            (HOOKS, 'RankDumpHook'),
+        ]
+    },
+)))
+"""
+
+
+def _fresh_import(code: str) -> dict:
+    """Runs ``code`` in a fresh interpreter; returns its JSON report."""
+    proc = subprocess.run(
+        [sys.executable, '-c', code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_import_mmaniso_registers_components_only():
+    report = _fresh_import(_REPORT)
+    loaded = [
+        name
+        for name in report['modules']
+        if any(
+            name == banned or name.startswith(banned + '.')
+            for banned in NOT_ON_IMPORT
+        )
+        or any(part in name for part in NOT_ON_IMPORT_ANYWHERE)
+    ]
+    assert not loaded, f'import mmaniso loads {loaded}'
+    assert report['registered'] == {
+        'AnisotropicLoss': True,
+        'MeanShapeRegressionHead': True,
+        'PoseBalancedSampler': True,
+        'FaceLandmarkMetric': True,
+        'PoseBalancingHook': True,
+        # The test hooks register only when a config imports them.
+        'EpochIndicesHook': False,
+        'RankDumpHook': False,
+    }
+
+
+def test_test_hooks_register_when_imported():
+    report = _fresh_import(
+        _REPORT.replace('import mmaniso\n', 'import mmaniso.testing.hooks\n')
+    )
+    assert report['registered']['EpochIndicesHook']
+    assert report['registered']['RankDumpHook']
+    assert 'mmaniso.testing.hooks' in report['modules']
