@@ -1,7 +1,7 @@
 from .checks import check_data_files
-from .mean_shape import PoseAnnotations, read_pose_annotations
 from .point_types import PointTypes, get_point_types
 from .samplers import PoseBalancedSampler
+from .training_shapes import PoseAnnotations, read_pose_annotations
 
 __all__ = [
     'check_data_files',

@@ -2,7 +2,7 @@
 
 The training shapes are put in equal-width bins along the first principal
 component of their Procrustes-aligned coordinates
-(:func:`mmaniso.datasets.mean_shape.dataset_pose_bins`), once, when the
+(:func:`mmaniso.datasets.training_shapes.dataset_pose_bins`), once, when the
 sampler is built.
 Each epoch then draws a balanced list of indices from a private generator
 seeded with ``seed + epoch``; every rank draws the same list and keeps its
@@ -21,12 +21,12 @@ from mmpose.registry import DATA_SAMPLERS
 from torch import Tensor
 from torch.utils.data import Sampler
 
-from .mean_shape import dataset_pose_bins
+from .training_shapes import dataset_pose_bins
 
 MODES = ('undersample', 'oversample', 'tempered')
 
 
-def balanced_epoch_size(counts: Tensor, mode: str) -> int:
+def balanced_draw_size(counts: Tensor, mode: str) -> int:
     """Length of a balanced epoch: non-empty bins times their target size.
 
     .. math::
@@ -42,7 +42,7 @@ def balanced_epoch_size(counts: Tensor, mode: str) -> int:
         int: The number of indices in one epoch, over all ranks.
 
     Example:
-        >>> balanced_epoch_size(torch.tensor([5, 0, 2, 9]), 'undersample')
+        >>> balanced_draw_size(torch.tensor([5, 0, 2, 9]), 'undersample')
         6
     """
     nonempty = counts[counts > 0]
@@ -52,7 +52,7 @@ def balanced_epoch_size(counts: Tensor, mode: str) -> int:
     return int(len(nonempty) * per_bin)
 
 
-def balanced_epoch(
+def balanced_draw(
     bin_ids: Tensor,
     num_bins: int,
     mode: str,
@@ -77,12 +77,12 @@ def balanced_epoch(
 
     Returns:
         Tensor: Indices, shape (L,), int64, with L from
-        :func:`balanced_epoch_size`.
+        :func:`balanced_draw_size`.
 
     Example:
         >>> g = torch.Generator().manual_seed(0)
         >>> ids = torch.tensor([0, 0, 0, 1, 2, 2])
-        >>> epoch = balanced_epoch(ids, 3, 'undersample', g)
+        >>> epoch = balanced_draw(ids, 3, 'undersample', g)
         >>> sorted(ids[epoch].tolist())
         [0, 1, 2]
     """
@@ -257,7 +257,7 @@ class PoseBalancedSampler(Sampler):
         annotations (PoseAnnotations): The keypoints, visibilities and boxes
             read from the dataset.
         pose_bins (DatasetPoseBins): Those annotations and their bins, from
-            :func:`~mmaniso.datasets.mean_shape.dataset_pose_bins` (which
+            :func:`~mmaniso.datasets.training_shapes.dataset_pose_bins` (which
             ``PoseBalancingHook`` reuses for the mean shape).
     """
 
@@ -323,7 +323,7 @@ class PoseBalancedSampler(Sampler):
         if mode == 'tempered':
             self.draw_size = num_samples
         else:
-            self.draw_size = balanced_epoch_size(self.bin_counts, mode)
+            self.draw_size = balanced_draw_size(self.bin_counts, mode)
         # 'auto' keeps an epoch about as long as the dataset, cutting a
         # longer (oversampled) draw to its length.
         self.draw_limit = (
@@ -425,7 +425,7 @@ class PoseBalancedSampler(Sampler):
                 generator,
                 self.shuffle,
             )
-        draw = balanced_epoch(
+        draw = balanced_draw(
             self.bin_ids, self.num_bins, self.mode, generator, self.shuffle
         )
         if self.draw_limit < len(draw):

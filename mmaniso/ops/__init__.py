@@ -1,6 +1,6 @@
 """Pure torch/numpy maths. Nothing here imports mmengine or mmpose."""
 
-from .pose import PCA, PoseBins, balanced_mean_shape, pose_bins, weighted_pca
+from .pose import PCA, PoseBins, mean_of_bin_means, pose_bins, weighted_pca
 from .procrustes import (
     SimilarityTransform,
     apply_similarity,
@@ -29,7 +29,7 @@ __all__ = [
     'PoseBins',
     'apply_similarity',
     'SimilarityTransform',
-    'balanced_mean_shape',
+    'mean_of_bin_means',
     'generalized_procrustes',
     'pose_bins',
     'procrustes_align',

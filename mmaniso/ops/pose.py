@@ -253,7 +253,7 @@ def pose_bins(
     return PoseBins(ids, edges, counts, scores)
 
 
-def balanced_mean_shape(
+def mean_of_bin_means(
     shapes: ArrayLike,
     bin_ids: ArrayLike,
     weights: Optional[ArrayLike] = None,
@@ -284,7 +284,7 @@ def balanced_mean_shape(
 
     Example:
         >>> shapes = torch.tensor([[[0.]], [[0.]], [[0.]], [[4.]]])
-        >>> balanced_mean_shape(shapes, torch.tensor([0, 0, 0, 1])).tolist()
+        >>> mean_of_bin_means(shapes, torch.tensor([0, 0, 0, 1])).tolist()
         [[2.0]]
     """
     x = _as_float(shapes)

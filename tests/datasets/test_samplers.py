@@ -14,8 +14,8 @@ from conftest import REPO, data_root_options, dist_env, free_port
 from mmaniso.datasets import samplers
 from mmaniso.datasets.samplers import (
     PoseBalancedSampler,
-    balanced_epoch,
-    balanced_epoch_size,
+    balanced_draw,
+    balanced_draw_size,
 )
 from mmaniso.testing import InMemoryPoseDataset
 
@@ -279,11 +279,11 @@ def test_registered_and_built_from_config(dataset):
 
 def test_epoch_helpers():
     counts = torch.tensor([5, 0, 2, 9])
-    assert balanced_epoch_size(counts, 'undersample') == 6
-    assert balanced_epoch_size(counts, 'oversample') == 27
+    assert balanced_draw_size(counts, 'undersample') == 6
+    assert balanced_draw_size(counts, 'oversample') == 27
     ids = torch.tensor([0] * 5 + [2] * 2 + [3] * 9)
     gen = torch.Generator().manual_seed(0)
-    epoch = balanced_epoch(ids, 4, 'undersample', gen)
+    epoch = balanced_draw(ids, 4, 'undersample', gen)
     assert sorted(Counter(ids[epoch].tolist()).values()) == [2, 2, 2]
 
 

@@ -13,11 +13,11 @@ from conftest import REPO, data_root_options, run_tool
 from mmpose.datasets.transforms import GetBBoxCenterScale
 
 import mmaniso  # noqa: F401  (registers)
-from mmaniso.datasets.mean_shape import (
-    crop_normalised_keypoints,
-    pose_balanced_mean_shape,
-)
 from mmaniso.datasets.samplers import PoseBalancedSampler
+from mmaniso.datasets.training_shapes import (
+    crop_normalised_keypoints,
+    head_mean_shape,
+)
 from mmaniso.engine import PoseBalancingHook
 from mmaniso.models.heads import MeanShapeRegressionHead
 from mmaniso.ops.pose import pose_bins
@@ -64,7 +64,7 @@ def test_fills_the_mean_from_the_samplers_bins():
 
     PoseBalancingHook().before_train(runner)
 
-    expected = pose_balanced_mean_shape(
+    expected = head_mean_shape(
         sampler.annotations, sampler.bin_ids, (64, 48), padding=1.5
     )
     assert runner.model.head.has_mean_shape
@@ -83,7 +83,7 @@ def test_bins_its_own_without_a_pose_sampler():
     annotations = PoseBalancedSampler(dataset, num_bins=4, seed=0).annotations
     shapes = crop_normalised_keypoints(annotations)
     ids = pose_bins(shapes, annotations.visible, 4).ids
-    expected = pose_balanced_mean_shape(annotations, ids, (64, 48), 1.25)
+    expected = head_mean_shape(annotations, ids, (64, 48), 1.25)
     torch.testing.assert_close(runner.model.head.mean_shape, expected)
 
 
@@ -317,7 +317,7 @@ def test_training_logs_bins_and_fills_the_mean(first_run, balanced_data):
     mean = checkpoint['state_dict']['head.mean_shape']
     seed = checkpoint['meta']['pose_balanced_sampler_seed']
     local = _local_sampler(root, seed)
-    expected = pose_balanced_mean_shape(
+    expected = head_mean_shape(
         local.annotations, local.bin_ids, (64, 64), 1.25
     )
     torch.testing.assert_close(mean, expected)

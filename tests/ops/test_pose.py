@@ -11,7 +11,7 @@ import torch
 from posed_shapes import posed, turned_faces
 
 from mmaniso.ops import pose
-from mmaniso.ops.pose import balanced_mean_shape, pose_bins, weighted_pca
+from mmaniso.ops.pose import mean_of_bin_means, pose_bins, weighted_pca
 
 
 def test_weighted_pca_matches_svd_and_ignores_missing():
@@ -109,7 +109,7 @@ def test_balanced_mean_shape_weights_bins_equally():
         [[[0.0, 0.0]], [[0.0, 0.0]], [[0.0, 0.0]], [[4.0, 8.0]]]
     )
     ids = torch.tensor([0, 0, 0, 2])
-    mean = balanced_mean_shape(shapes, ids, num_bins=3)  # bin 1 is empty
+    mean = mean_of_bin_means(shapes, ids, num_bins=3)  # bin 1 is empty
     torch.testing.assert_close(mean, torch.tensor([[2.0, 4.0]]))
     # Not the plain mean over shapes.
     assert not torch.allclose(mean, shapes.mean(0))
@@ -125,7 +125,7 @@ def test_balanced_mean_shape_with_invisible_points():
     )
     weights = torch.tensor([[1.0, 0.0], [1.0, 1.0], [1.0, 1.0]])
     ids = torch.tensor([0, 0, 1])
-    mean = balanced_mean_shape(shapes, ids, weights)
+    mean = mean_of_bin_means(shapes, ids, weights)
     # Point 0: bins (1+3)/2 = 2 and 2 -> 2. Point 1: bin 0 has only 5,
     # bin 1 has 7 -> 6.
     torch.testing.assert_close(mean, torch.tensor([[2.0, 2.0], [6.0, 6.0]]))
@@ -133,9 +133,9 @@ def test_balanced_mean_shape_with_invisible_points():
 
 def test_balanced_mean_shape_validates():
     with pytest.raises(ValueError, match='bin_ids must have shape'):
-        balanced_mean_shape(torch.zeros(3, 2, 2), torch.zeros(2).long())
+        mean_of_bin_means(torch.zeros(3, 2, 2), torch.zeros(2).long())
     with pytest.raises(ValueError, match='out of range'):
-        balanced_mean_shape(
+        mean_of_bin_means(
             torch.zeros(2, 2, 2), torch.tensor([0, 3]), num_bins=2
         )
 

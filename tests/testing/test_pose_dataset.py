@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 from mmpose.datasets.transforms import GetBBoxCenterScale
 
-from mmaniso.datasets.mean_shape import pipeline_setting, read_pose_annotations
+from mmaniso.datasets.training_shapes import (
+    pipeline_setting,
+    read_pose_annotations,
+)
 from mmaniso.testing import InMemoryPoseDataset, pose_dataset
 
 

@@ -127,8 +127,8 @@ def _timed(fn, rounds: int):
 
 
 def benchmark(args) -> None:
-    from mmaniso.datasets.mean_shape import pose_balanced_mean_shape
     from mmaniso.datasets.samplers import PoseBalancedSampler
+    from mmaniso.datasets.training_shapes import head_mean_shape
     from mmaniso.testing import InMemoryPoseDataset
 
     rng = np.random.default_rng(args.seed)
@@ -154,7 +154,7 @@ def benchmark(args) -> None:
         sampler = sampler_t[2]
         mean_t = _timed(
             partial(
-                pose_balanced_mean_shape,
+                head_mean_shape,
                 sampler.annotations,
                 sampler.bin_ids,
                 (256, 256),

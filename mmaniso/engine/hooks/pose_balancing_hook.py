@@ -8,13 +8,13 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmpose.registry import HOOKS
 
-from mmaniso.datasets.mean_shape import (
+from mmaniso.datasets.samplers import PoseBalancedSampler
+from mmaniso.datasets.training_shapes import (
     DEFAULT_BBOX_PADDING,
     dataset_pose_bins,
+    head_mean_shape,
     pipeline_setting,
-    pose_balanced_mean_shape,
 )
-from mmaniso.datasets.samplers import PoseBalancedSampler
 from mmaniso.models.heads.mean_shape_head import MeanShapeRegressionHead
 
 SEED_KEY = 'pose_balanced_sampler_seed'
@@ -205,7 +205,7 @@ class PoseBalancingHook(Hook):
             padding = DEFAULT_BBOX_PADDING
         for head in unset:
             input_size = self._input_size(head, dataset)
-            mean = pose_balanced_mean_shape(
+            mean = head_mean_shape(
                 annotations, bin_ids, input_size, padding, num_bins
             )
             if mean.shape[0] != head.num_joints:

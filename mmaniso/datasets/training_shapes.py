@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmaniso.ops.pose import PoseBins, balanced_mean_shape, pose_bins
+from mmaniso.ops.pose import PoseBins, mean_of_bin_means, pose_bins
 
 # GetBBoxCenterScale's default padding.
 DEFAULT_BBOX_PADDING = 1.25
@@ -306,7 +306,7 @@ def pipeline_setting(dataset, transform: str, key: str):
     return None
 
 
-def pose_balanced_mean_shape(
+def head_mean_shape(
     annotations: PoseAnnotations,
     bin_ids: Tensor,
     input_size: Tuple[int, int],
@@ -327,7 +327,7 @@ def pose_balanced_mean_shape(
         float32.
     """
     shapes = crop_normalised_keypoints(annotations, input_size, padding)
-    mean = balanced_mean_shape(
+    mean = mean_of_bin_means(
         shapes, bin_ids, annotations.visible, num_bins=num_bins
     )
     return torch.as_tensor(mean, dtype=torch.float32)

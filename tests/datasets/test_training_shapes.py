@@ -1,4 +1,4 @@
-"""Tests of mmaniso.datasets.mean_shape: annotations, crop frame, mean."""
+"""Tests of mmaniso.datasets.training_shapes: annotations, crop frame, mean."""
 
 import warnings
 
@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from mmaniso.datasets.mean_shape import (
+from mmaniso.datasets.training_shapes import (
     PoseAnnotations,
     crop_normalised_keypoints,
+    head_mean_shape,
     pipeline_setting,
-    pose_balanced_mean_shape,
     read_pose_annotations,
 )
 from mmaniso.testing import InMemoryPoseDataset
@@ -153,7 +153,7 @@ def test_pose_balanced_mean_shape_by_hand():
         np.full((3, 2), 10.0, np.float32),
         np.full((3, 2), 8.0, np.float32),
     )
-    mean = pose_balanced_mean_shape(
+    mean = head_mean_shape(
         annotations, torch.tensor([0, 0, 2]), (16, 16), padding=1.25
     )
     bin0 = np.array([0.6, 0.5])  # mean of (0.5, 0.5) and (0.7, 0.5)
