@@ -7,14 +7,7 @@
 _base_ = ['../aniso_res50_wflw.py']
 
 crop = 256
+wing = dict(type='WingLoss', omega=10.0 / crop, epsilon=2.0 / crop)
 model = dict(
-    head=dict(
-        loss=dict(
-            _delete_=True,
-            type='WingLoss',
-            omega=10.0 / crop,
-            epsilon=2.0 / crop,
-            use_target_weight=True,
-        )
-    )
+    head=dict(loss=dict(_delete_=True, use_target_weight=True, **wing))
 )

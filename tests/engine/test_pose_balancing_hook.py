@@ -327,32 +327,33 @@ def test_training_logs_bins_and_fills_the_mean(first_run, balanced_data):
     assert record['indices'] == list(local)
 
 
+def _copy_run(work, tmp_path, *names):
+    """A work dir holding (links to) the first run's files."""
+    resumed = tmp_path / 'resumed'
+    resumed.mkdir()
+    for name in names:
+        os.link(osp.join(work, name), resumed / name)
+    return resumed
+
+
+def _resume(config, resumed, root, cwd, *options):
+    """tools/train.py --resume from epoch 1 to 2 in ``resumed``."""
+    return _run(
+        [TRAIN, config, '--work-dir', resumed,
+         '--resume', str(resumed / 'epoch_1.pth'), '--cfg-options',
+         'train_cfg.max_epochs=2', *options, *data_root_options(root)],
+        cwd,
+    )  # fmt: skip
+
+
 @pytest.mark.slow
 def test_resume_draws_what_an_uninterrupted_run_draws(
     first_run, balanced_data, recorder_config, tmp_path
 ):
     work, _ = first_run
     root, _ = balanced_data
-    resumed = tmp_path / 'resumed'
-    resumed.mkdir()
-    for name in ('epoch_1.pth', 'epoch_indices.jsonl'):
-        os.link(osp.join(work, name), resumed / name)
-    log = _ok(
-        _run(
-            [
-                TRAIN,
-                recorder_config,
-                '--work-dir',
-                resumed,
-                '--resume',
-                str(resumed / 'epoch_1.pth'),
-                '--cfg-options',
-                'train_cfg.max_epochs=2',
-                *data_root_options(root),
-            ],
-            tmp_path,
-        )
-    )
+    resumed = _copy_run(work, tmp_path, 'epoch_1.pth', 'epoch_indices.jsonl')
+    log = _ok(_resume(recorder_config, resumed, root, tmp_path))
     assert 'resumed epoch: 1' in log
     seed = _records(work)[0]['seed']
     record = _records(resumed)[-1]
@@ -370,15 +371,10 @@ def test_resume_with_changed_bins_stops_before_training(
 ):
     work, _ = first_run
     root, _ = balanced_data
-    resumed = tmp_path / 'resumed'
-    resumed.mkdir()
-    os.link(osp.join(work, 'epoch_1.pth'), resumed / 'epoch_1.pth')
-    proc = _run(
-        [TRAIN, recorder_config, '--work-dir', resumed,
-         '--resume', str(resumed / 'epoch_1.pth'), '--cfg-options',
-         'train_cfg.max_epochs=2', 'train_dataloader.sampler.num_bins=4',
-         *data_root_options(root)],
-        tmp_path,
+    resumed = _copy_run(work, tmp_path, 'epoch_1.pth')
+    proc = _resume(
+        recorder_config, resumed, root, tmp_path,
+        'train_dataloader.sampler.num_bins=4',
     )  # fmt: skip
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0

@@ -4,6 +4,8 @@ import ast
 import glob
 import os.path as osp
 
+import pytest
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FORBIDDEN = ('mmengine', 'mmpose', 'mmcv', 'mmdet')
 
@@ -35,6 +37,26 @@ def test_ops_import_no_framework():
             if top in FORBIDDEN or inside:
                 offending.append(f'{osp.basename(path)} imports {name}')
     assert not offending, offending
+
+
+# The binning and alignment maths needs nothing but these (and each other).
+@pytest.mark.parametrize(
+    'module, allowed',
+    [
+        ('procrustes.py', {'warnings', 'typing', 'numpy', 'torch'}),
+        ('pose.py', {'warnings', 'typing', 'numpy', 'torch', 'procrustes'}),
+    ],
+)
+def test_alignment_and_binning_import_only_numerics(module, allowed):
+    path = osp.join(REPO, 'mmaniso', 'ops', module)
+    tree = ast.parse(open(path).read(), path)
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots.update(a.name.split('.')[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            roots.add((node.module or '').split('.')[0])
+    assert roots <= allowed, roots
 
 
 def test_checker_sees_forbidden_imports(tmp_path):

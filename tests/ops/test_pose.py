@@ -1,8 +1,6 @@
 """Tests of mmaniso.ops.pose: weighted PCA, pose bins, balanced mean."""
 
-import ast
 import doctest
-import os.path as osp
 import warnings
 
 import numpy as np
@@ -146,19 +144,3 @@ def test_examples_in_docstrings_run():
         result = doctest.testmod(pose, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 3
     assert result.failed == 0
-
-
-def test_no_mmengine_or_mmpose_import():
-    tree = ast.parse(open(pose.__file__).read())
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            names.add(node.module or '')
-    roots = {n.split('.')[0] for n in names}
-    # Its only sibling import is .procrustes.
-    assert roots <= {'warnings', 'typing', 'numpy', 'torch', 'procrustes'}, (
-        roots
-    )
-    assert osp.basename(pose.__file__) == 'pose.py'

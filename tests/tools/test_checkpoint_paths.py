@@ -14,42 +14,14 @@ import os.path as osp
 import textwrap
 import threading
 
-import numpy as np
 import pytest
 import torch
 from conftest import FIXTURE_CONFIG, REPO, data_root_options, run_tool
 
+from mmaniso.testing.checkpoints import ForgedArray, RunsCode
+
 TRAIN = osp.join(REPO, 'tools', 'train.py')
 TEST = osp.join(REPO, 'tools', 'test.py')
-
-
-class _RunsCode:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        import os
-
-        return os.system, (f'touch {self.marker}',)
-
-
-class _ForgedDtype:
-    # float64 given an object field at offset 0 (see tests/utils).
-    def __reduce__(self):
-        fields = {'x': (np.dtype('O'), 0)}
-        return np.dtype, ('f8', False, True), (
-            3, '|', None, ('x',), fields, 8, 8, 63
-        )  # fmt: skip
-
-
-class _ForgedArray:
-    def __reduce__(self):
-        reconstruct = np.zeros(1).__reduce__()[0]
-        return (
-            reconstruct,
-            (np.ndarray, (0,), b'b'),
-            (1, (1,), _ForgedDtype(), False, b'A' * 8),
-        )
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -62,8 +34,8 @@ def served(tmp_path_factory):
     """(base URL, marker path, env with a private TORCH_HOME)."""
     root = tmp_path_factory.mktemp('served')
     marker = root / 'pwned'
-    torch.save(dict(meta=_RunsCode(marker), state_dict={}), root / 'evil.pth')
-    torch.save(dict(meta=_ForgedArray(), state_dict={}), root / 'forged.pth')
+    torch.save(dict(meta=RunsCode(marker), state_dict={}), root / 'evil.pth')
+    torch.save(dict(meta=ForgedArray(), state_dict={}), root / 'forged.pth')
     handler = functools.partial(_QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -16,23 +16,18 @@ def _ok(proc):
     return proc.stdout + proc.stderr
 
 
+def _one_epoch(work, data_root) -> list:
+    """tools/train.py arguments for one epoch of the fixture config."""
+    options = ['train_cfg.max_epochs=1', *data_root_options(data_root)]
+    return [TRAIN, FIXTURE_CONFIG, '--work-dir', work, '--cfg-options']\
+        + options
+
+
 @pytest.fixture(scope='module')
 def trained(wflw_fixture, tmp_path_factory):
     """One epoch of 2 iterations (8 images, batch 4)."""
     work = tmp_path_factory.mktemp('train')
-    out = _ok(
-        run_tool(
-            [
-                TRAIN,
-                FIXTURE_CONFIG,
-                '--work-dir',
-                work,
-                '--cfg-options',
-                'train_cfg.max_epochs=1',
-                *data_root_options(wflw_fixture),
-            ]
-        )
-    )
+    out = _ok(run_tool(_one_epoch(work, wflw_fixture)))
     return work, out
 
 
@@ -162,15 +157,7 @@ def test_retraining_never_mixes_with_an_earlier_run(wflw_fixture, tmp_path):
     for epoch in (1, 2):
         (work / f'epoch_{epoch}.pth').write_text(f'old {epoch}')
     (work / 'last_checkpoint').write_text(str(work / 'epoch_2.pth'))
-    args = [
-        TRAIN,
-        FIXTURE_CONFIG,
-        '--work-dir',
-        work,
-        '--cfg-options',
-        'train_cfg.max_epochs=1',
-        *data_root_options(wflw_fixture),
-    ]
+    args = _one_epoch(work, wflw_fixture)
     refused = run_tool(args)
     assert refused.returncode != 0
     assert f'work dir {work} already holds checkpoints' in refused.stderr

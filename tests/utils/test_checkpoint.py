@@ -30,6 +30,7 @@ from mmengine.runner.checkpoint import (
 )
 
 import mmaniso  # noqa: F401  (routes MMEngine's loaders through mmaniso)
+from mmaniso.testing.checkpoints import ForgedArray, RunsCode
 from mmaniso.utils import checkpoint as ckpt
 from mmaniso.utils.checkpoint import (
     CheckpointRefusedError,
@@ -40,46 +41,11 @@ from mmaniso.utils.checkpoint import (
 DATA = osp.join(osp.dirname(__file__), 'data')
 
 
-class _RunsCode:
-    """Unpickling this calls os.system: the classic malicious pickle."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f'touch {self.marker}',)
-
-
 class _ReachesGlobals:
     """Asks the allow-listed getattr for a function's module globals."""
 
     def __reduce__(self):
         return getattr, (HistoryBuffer.mean, '__globals__')
-
-
-class _ForgedDtype:
-    """A float64 dtype whose pickled state adds an object field at 0.
-
-    ``np.dtype.__setstate__`` accepts it; an array of that dtype then reads
-    its 8 data bytes as a PyObject pointer.
-    """
-
-    def __reduce__(self):
-        fields = {'x': (np.dtype('O'), 0)}
-        state = (3, '|', None, ('x',), fields, 8, 8, 63)
-        return np.dtype, ('f8', False, True), state
-
-
-class _ForgedArray:
-    """An array of the forged dtype with the data bytes 0x4141..."""
-
-    def __reduce__(self):
-        reconstruct = np.zeros(1).__reduce__()[0]  # numpy's _reconstruct
-        return (
-            reconstruct,
-            (np.ndarray, (0,), b'b'),
-            (1, (1,), _ForgedDtype(), False, b'A' * 8),
-        )
 
 
 def _save(obj, path) -> str:
@@ -93,12 +59,12 @@ def attack_files(tmp_path):
     marker = tmp_path / 'pwned'
     files = dict(
         runs_code=_save(
-            dict(state_dict={}, meta=_RunsCode(marker)), tmp_path / 'a.pth'
+            dict(state_dict={}, meta=RunsCode(marker)), tmp_path / 'a.pth'
         ),
         reaches_globals=_save(
             dict(meta=_ReachesGlobals()), tmp_path / 'b.pth'
         ),
-        forged_dtype=_save(dict(meta=_ForgedArray()), tmp_path / 'c.pth'),
+        forged_dtype=_save(dict(meta=ForgedArray()), tmp_path / 'c.pth'),
         object_dtype=_save(
             dict(meta=np.array([None, 'x'], dtype=object)),
             tmp_path / 'd.pth',
@@ -145,7 +111,7 @@ def test_legacy_torch_format_loads_through_the_same_policy(tmp_path):
     assert load_checkpoint_file(path)['meta']['epoch'] == 3
     evil = str(tmp_path / 'legacy_evil.pth')
     torch.save(
-        dict(meta=_RunsCode(tmp_path / 'pwned')),
+        dict(meta=RunsCode(tmp_path / 'pwned')),
         evil,
         _use_new_zipfile_serialization=False,
     )

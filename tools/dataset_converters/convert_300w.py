@@ -12,10 +12,9 @@ valid_common,valid_challenge,test}.json`` to ``<root>/annotations``.
 Coordinates are kept as in the .pts files unless ``--zero-based``.
 """
 
-import argparse
 import os.path as osp
 
-from mmaniso.datasets.converters.coco import summary_lines
+from mmaniso.datasets.converters.coco import converter_parser, run_converter
 from mmaniso.datasets.converters.face300w import (
     STANDARD_SIZES,
     convert_300w,
@@ -23,12 +22,7 @@ from mmaniso.datasets.converters.face300w import (
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('root', help='300W data root, e.g. data/300w')
-    parser.add_argument('--img-dir', help='image root (default <root>/images)')
-    parser.add_argument(
-        '--out-dir', help='output folder (default <root>/annotations)'
-    )
+    parser = converter_parser(__doc__.splitlines()[0], '300W')
     parser.add_argument(
         '--private-dir',
         default='Test',
@@ -45,27 +39,17 @@ def main(argv=None):
         action='store_true',
         help='subtract 1 from the 1-based .pts coordinates',
     )
-    parser.add_argument(
-        '--overwrite',
-        action='store_true',
-        help='replace existing annotation files (by default an existing '
-        'one stops the conversion before anything is read)',
-    )
     args = parser.parse_args(argv)
-    try:
-        paths = convert_300w(
-            args.img_dir or osp.join(args.root, 'images'),
-            args.out_dir or osp.join(args.root, 'annotations'),
-            private_dir=args.private_dir,
-            with_private=not args.no_private,
-            zero_based=args.zero_based,
-            overwrite=args.overwrite,
-        )
-    except (FileExistsError, FileNotFoundError, ValueError) as e:
-        raise SystemExit(f'error: {e}') from None
-    for line in summary_lines(paths, STANDARD_SIZES):
-        print(line)
-    return paths
+    return run_converter(
+        convert_300w,
+        STANDARD_SIZES,
+        args.img_dir or osp.join(args.root, 'images'),
+        args.out_dir or osp.join(args.root, 'annotations'),
+        private_dir=args.private_dir,
+        with_private=not args.no_private,
+        zero_based=args.zero_based,
+        overwrite=args.overwrite,
+    )
 
 
 if __name__ == '__main__':

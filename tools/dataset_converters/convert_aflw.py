@@ -11,7 +11,6 @@ Reads ``<root>/AFLWinfo_release.mat`` and the images under
 permutation ``ra`` train, the rest test; frontal = all 19 points visible.
 """
 
-import argparse
 import os.path as osp
 
 from mmaniso.datasets.converters.aflw import (
@@ -19,20 +18,13 @@ from mmaniso.datasets.converters.aflw import (
     STANDARD_SIZES,
     convert_aflw,
 )
-from mmaniso.datasets.converters.coco import summary_lines
+from mmaniso.datasets.converters.coco import converter_parser, run_converter
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('root', help='AFLW data root, e.g. data/aflw')
+    parser = converter_parser(__doc__.splitlines()[0], 'AFLW')
     parser.add_argument(
         '--mat', help='the release (default <root>/AFLWinfo_release.mat)'
-    )
-    parser.add_argument(
-        '--img-dir', help='image folder (default <root>/images)'
-    )
-    parser.add_argument(
-        '--out-dir', help='output folder (default <root>/annotations)'
     )
     parser.add_argument(
         '--num-train',
@@ -40,26 +32,16 @@ def main(argv=None):
         default=NUM_TRAIN,
         help='faces in the training split (default %(default)s)',
     )
-    parser.add_argument(
-        '--overwrite',
-        action='store_true',
-        help='replace existing annotation files (by default an existing '
-        'one stops the conversion before anything is read)',
-    )
     args = parser.parse_args(argv)
-    try:
-        paths = convert_aflw(
-            args.mat or osp.join(args.root, 'AFLWinfo_release.mat'),
-            args.img_dir or osp.join(args.root, 'images'),
-            args.out_dir or osp.join(args.root, 'annotations'),
-            num_train=args.num_train,
-            overwrite=args.overwrite,
-        )
-    except (FileExistsError, FileNotFoundError, ValueError) as e:
-        raise SystemExit(f'error: {e}') from None
-    for line in summary_lines(paths, STANDARD_SIZES):
-        print(line)
-    return paths
+    return run_converter(
+        convert_aflw,
+        STANDARD_SIZES,
+        args.mat or osp.join(args.root, 'AFLWinfo_release.mat'),
+        args.img_dir or osp.join(args.root, 'images'),
+        args.out_dir or osp.join(args.root, 'annotations'),
+        num_train=args.num_train,
+        overwrite=args.overwrite,
+    )
 
 
 if __name__ == '__main__':

@@ -10,10 +10,9 @@ under ``<root>/images`` (the unpacked ``WFLW_images``); writes
 ``face_landmarks_wflw_test_<attribute>.json`` to ``<root>/annotations``.
 """
 
-import argparse
 import os.path as osp
 
-from mmaniso.datasets.converters.coco import summary_lines
+from mmaniso.datasets.converters.coco import converter_parser, run_converter
 from mmaniso.datasets.converters.wflw import (
     DEFAULT_LIST_DIR,
     STANDARD_SIZES,
@@ -22,38 +21,21 @@ from mmaniso.datasets.converters.wflw import (
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('root', help='WFLW data root, e.g. data/wflw')
+    parser = converter_parser(__doc__.splitlines()[0], 'WFLW')
     parser.add_argument(
         '--list-dir',
         help='folder of the landmark lists '
         f'(default <root>/{DEFAULT_LIST_DIR})',
     )
-    parser.add_argument(
-        '--img-dir', help='image folder (default <root>/images)'
-    )
-    parser.add_argument(
-        '--out-dir', help='output folder (default <root>/annotations)'
-    )
-    parser.add_argument(
-        '--overwrite',
-        action='store_true',
-        help='replace existing annotation files (by default an existing '
-        'one stops the conversion before anything is read)',
-    )
     args = parser.parse_args(argv)
-    try:
-        paths = convert_wflw(
-            args.list_dir or osp.join(args.root, DEFAULT_LIST_DIR),
-            args.img_dir or osp.join(args.root, 'images'),
-            args.out_dir or osp.join(args.root, 'annotations'),
-            overwrite=args.overwrite,
-        )
-    except (FileExistsError, FileNotFoundError, ValueError) as e:
-        raise SystemExit(f'error: {e}') from None
-    for line in summary_lines(paths, STANDARD_SIZES):
-        print(line)
-    return paths
+    return run_converter(
+        convert_wflw,
+        STANDARD_SIZES,
+        args.list_dir or osp.join(args.root, DEFAULT_LIST_DIR),
+        args.img_dir or osp.join(args.root, 'images'),
+        args.out_dir or osp.join(args.root, 'annotations'),
+        overwrite=args.overwrite,
+    )
 
 
 if __name__ == '__main__':

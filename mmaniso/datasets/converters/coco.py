@@ -271,3 +271,40 @@ def summary_lines(
             line += f'; the standard split has {standard[name]}'
         lines.append(line)
     return lines
+
+
+def converter_parser(description: str, dataset: str):
+    """The argument parser every converter tool starts from.
+
+    It takes the data root and the ``--img-dir``, ``--out-dir`` and
+    ``--overwrite`` options all converters share; a tool adds its own.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        'root', help=f'{dataset} data root, e.g. data/{dataset.lower()}'
+    )
+    parser.add_argument('--img-dir', help='images (default <root>/images)')
+    parser.add_argument(
+        '--out-dir', help='output folder (default <root>/annotations)'
+    )
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace existing annotation files (by default an existing '
+        'one stops the conversion before anything is read)',
+    )
+    return parser
+
+
+def run_converter(convert, standard_sizes: Dict[str, int], *args, **kwargs):
+    """Runs ``convert(*args, **kwargs)`` for a tool: a clean exit message
+    on bad input, then one summary line per written file."""
+    try:
+        paths = convert(*args, **kwargs)
+    except (FileExistsError, FileNotFoundError, ValueError) as e:
+        raise SystemExit(f'error: {e}') from None
+    for line in summary_lines(paths, standard_sizes):
+        print(line)
+    return paths
