@@ -19,7 +19,7 @@ $(STAMP): constraints.txt pyproject.toml
 	$(PIPQ) setuptools wheel Cython numpy
 	$(PIPQ) torch torchvision
 	$(PIPQ) --no-build-isolation --no-binary xtcocotools xtcocotools chumpy
-	$(PIPQ) --no-build-isolation -e '.[tests,lite]'
+	$(PIPQ) --no-build-isolation -e '.[tests,lite,deploy]'
 	$(PY) -c 'import mmaniso, mmpose, xtcocotools.coco; print("mmaniso", mmaniso.__version__, "on mmpose", mmpose.__version__)'
 	touch $(STAMP)
 

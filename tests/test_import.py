@@ -6,11 +6,12 @@ import sys
 
 # What a config's ``custom_imports=dict(imports=['mmaniso'])`` must not load:
 # the demo data's renderer and writer (OpenCV drawing), the converters of
-# the official downloads, and the test helpers and hooks.
+# the official downloads, the test helpers and hooks, and the ONNX export.
 NOT_ON_IMPORT = (
     'mmaniso.synthface',
     'mmaniso.datasets.converters',
     'mmaniso.testing',
+    'mmaniso.deploy',
 )
 # Wherever they live: the renderer, the face templates and the fixture
 # writer draw with OpenCV and are demo or test data.
@@ -22,6 +23,7 @@ import mmaniso
 from mmpose.registry import DATA_SAMPLERS, HOOKS, METRICS, MODELS
 print(json.dumps(dict(
     modules=sorted(m for m in sys.modules if m.startswith('mmaniso')),
+    onnx=sorted(m for m in sys.modules if m.split('.')[0].startswith('onnx')),
     registered={
         name: name in registry.module_dict
         for registry, name in [
@@ -62,6 +64,9 @@ def test_import_mmaniso_registers_components_only():
         or any(part in name for part in NOT_ON_IMPORT_ANYWHERE)
     ]
     assert not loaded, f'import mmaniso loads {loaded}'
+    # The deploy extra (onnx, onnxruntime, onnxscript, onnx_ir): training
+    # and testing need none of it, and it may not be installed.
+    assert not report['onnx'], f'import mmaniso loads {report["onnx"]}'
     assert report['registered'] == {
         'AnisotropicLoss': True,
         'MeanShapeRegressionHead': True,

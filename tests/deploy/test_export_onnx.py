@@ -1,0 +1,261 @@
+"""tools/deployment/export_onnx.py and mmaniso.deploy: the exported graph
+gives what the PyTorch model's head.forward gives, the tool refuses what it
+must.
+
+One export of the SynthFace ResNet18 (half width, 64x64, random weights: no
+download) with a dynamic batch serves most tests.
+"""
+
+import contextlib
+import importlib.util
+import io
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO
+
+pytest.importorskip('onnx')
+pytest.importorskip('onnxruntime')
+
+from mmaniso.deploy import (  # noqa: E402
+    LandmarkGraph,
+    OnnxLandmarkModel,
+    export_onnx,
+    max_crop_difference,
+    run_onnx,
+)
+
+CONFIG = osp.join(REPO, 'configs', 'synthface', 'res18_aniso_synthface.py')
+INPUT_SIZE = (64, 64)
+LIMIT = 1e-4  # of the crop size
+
+
+@pytest.fixture(scope='module')
+def tool():
+    spec = importlib.util.spec_from_file_location(
+        'mmaniso_export_onnx_tool',
+        osp.join(REPO, 'tools', 'deployment', 'export_onnx.py'),
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_model(config=CONFIG, mean_shape=True):
+    """The config's model with random weights and a non-zero fc layer (an
+    untrained head's dx is 0, which would hide a wrong graph)."""
+    from mmengine.config import Config
+    from mmpose.apis import init_model
+
+    import mmaniso  # noqa: F401  (registers)
+
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.init_cfg = None
+    model = init_model(cfg, None, device='cpu')
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        fc = model.head.fc
+        fc.weight.copy_(torch.randn(fc.weight.shape, generator=gen) * 0.02)
+        fc.bias.copy_(torch.randn(fc.bias.shape, generator=gen) * 0.02)
+    if mean_shape:
+        rng = np.random.default_rng(0)
+        model.head.set_mean_shape(rng.uniform(0.2, 0.8, (98, 2)))
+    return model.eval()
+
+
+def save(model, path):
+    from mmengine.runner import save_checkpoint
+
+    save_checkpoint(dict(state_dict=model.state_dict()), str(path))
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('export_onnx')
+    model = build_model()
+    return dict(
+        path=save(model, folder / 'model.pth'),
+        mean_shape=model.head.mean_shape.clone(),
+        folder=folder,
+    )
+
+
+@pytest.fixture(scope='module')
+def exported(tool, checkpoint):
+    """The tool's run with --dynamic-batch over a stale file (--overwrite),
+    with tiny latency batches."""
+    out = checkpoint['folder'] / 'model.onnx'
+    out.write_text('stale')
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        result = tool.main(
+            [CONFIG, checkpoint['path'], '--out', str(out)]
+            + ['--dynamic-batch', '--overwrite', '--latency-batches', '1', '5']
+            + ['--runs', '1', '--warmup', '0']
+        )
+    return dict(path=str(out), printed=printed.getvalue(), result=result)
+
+
+def torch_model(tool, checkpoint):
+    """The checkpoint loaded as the tool loads it (init_model + MMEngine)."""
+    return tool.load_model(CONFIG, checkpoint['path'])
+
+
+def test_tool_prints_the_file_parity_and_latencies(exported):
+    printed = exported['printed']
+    assert f'wrote {exported["path"]}' in printed
+    assert 'crops (N, 3, 64, 64)' in printed
+    assert 'keypoints normalised to the crop (N, 98, 2)' in printed
+    assert printed.rstrip().endswith('(limit 1e-04): ok')
+    rows = exported['result']['rows']
+    assert [row['batch'] for row in rows] == [1, 5]
+    for row in rows:
+        assert row['torch_ms'] > 0 and row['onnxruntime_ms'] > 0
+        assert row['max_diff_fraction'] < LIMIT
+        assert row['max_diff_px'] == pytest.approx(
+            row['max_diff_fraction'] * 64
+        )
+        assert f'{row["batch"]:>5}  ' in printed
+
+
+def test_overwrite_replaced_the_stale_file(exported):
+    import onnx
+
+    onnx.checker.check_model(exported['path'])
+
+
+@pytest.mark.parametrize('batch', [1, 5])
+def test_onnx_runtime_matches_torch(tool, checkpoint, exported, batch):
+    model = torch_model(tool, checkpoint)
+    crops = tool.make_crops(model, batch, INPUT_SIZE, seed=1)
+    with torch.no_grad():
+        reference = LandmarkGraph(model)(crops).numpy()
+    runtime = OnnxLandmarkModel(exported['path'])
+    assert runtime.input_shape == (None, 3, 64, 64)
+    output = runtime(crops)
+    assert output.shape == (batch, 98, 2)
+    pixels, fraction = max_crop_difference(output, reference, INPUT_SIZE)
+    assert fraction < LIMIT, (pixels, fraction)
+    np.testing.assert_allclose(run_onnx(exported['path'], crops), output)
+
+
+def test_output_includes_the_mean_shape(tool, checkpoint, exported):
+    from mmpose.models.heads import RegressionHead
+
+    model = torch_model(tool, checkpoint)
+    crops = tool.make_crops(model, 2, INPUT_SIZE, seed=2)
+    with torch.no_grad():
+        feats = model.neck(model.backbone(crops))
+        dx = RegressionHead.forward(model.head, feats).numpy()
+    assert np.abs(dx).max() > 1e-3  # else the check below proves nothing
+    output = OnnxLandmarkModel(exported['path'])(crops)
+    np.testing.assert_allclose(
+        output - dx,
+        np.broadcast_to(checkpoint['mean_shape'].numpy(), output.shape),
+        atol=1e-5,
+    )
+
+
+def test_metadata_preprocesses_as_the_data_preprocessor(
+    tool, checkpoint, exported
+):
+    model = torch_model(tool, checkpoint)
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    with torch.no_grad():
+        expected = model.data_preprocessor(
+            dict(
+                inputs=[torch.from_numpy(i).permute(2, 0, 1) for i in images]
+            ),
+            False,
+        )['inputs'].numpy()
+    runtime = OnnxLandmarkModel(exported['path'])
+    assert runtime.metadata['input_size'] == [64, 64]
+    assert runtime.metadata['num_keypoints'] == 98
+    assert runtime.metadata['dataset_name'] == 'wflw'
+    assert runtime.metadata['bgr_to_rgb'] is True
+    np.testing.assert_allclose(runtime.preprocess(images), expected, atol=1e-5)
+
+
+def test_runner_refuses_crops_of_another_size(exported):
+    runtime = OnnxLandmarkModel(exported['path'])
+    with pytest.raises(ValueError, match=r'takes crops of shape \(N, 3, 64'):
+        runtime(np.zeros((1, 3, 32, 32), np.float32))
+
+
+# torch 2.14 deprecates the TorchScript exporter that this test asks for.
+@pytest.mark.filterwarnings('ignore::DeprecationWarning')
+def test_fixed_batch_torchscript_export(tmp_path):
+    # The exporter of torch < 2.5 (the MMPose 1.3 stack), and a graph whose
+    # batch is fixed.
+    model = build_model()
+    path = export_onnx(
+        model, (3, 3, 64, 64), str(tmp_path / 'fixed.onnx'), dynamo=False
+    )
+    runtime = OnnxLandmarkModel(path)
+    assert runtime.input_shape == (3, 3, 64, 64)
+    assert runtime.metadata['exporter'] == 'TorchScript'
+    crops = torch.randn(
+        3, 3, 64, 64, generator=torch.Generator().manual_seed(4)
+    )
+    with torch.no_grad():
+        reference = LandmarkGraph(model)(crops).numpy()
+    _, fraction = max_crop_difference(runtime(crops), reference, INPUT_SIZE)
+    assert fraction < LIMIT
+    with pytest.raises(ValueError, match='fixed batch of 3 crops.*--dynamic'):
+        runtime(crops[:2])
+
+
+def test_tool_refuses_to_overwrite(tool, checkpoint, tmp_path):
+    out = tmp_path / 'model.onnx'
+    out.write_text('old')
+    with pytest.raises(SystemExit) as err:
+        tool.main([CONFIG, checkpoint['path'], '--out', str(out)])
+    message = str(err.value)
+    assert f'--out {out} already exists' in message
+    assert '--overwrite' in message
+    assert out.read_text() == 'old'
+
+
+def test_tool_refuses_a_nan_mean_shape(tool, tmp_path):
+    path = save(build_model(mean_shape=False), tmp_path / 'no_mean.pth')
+    out = tmp_path / 'model.onnx'
+    with pytest.raises(SystemExit) as err:
+        tool.main([CONFIG, path, '--out', str(out)])
+    message = str(err.value)
+    assert message.startswith(f'{path}: MeanShapeRegressionHead.mean_shape')
+    assert 'NaN' in message and 'PoseBalancingHook' in message
+    assert not out.exists()
+
+
+def test_export_onnx_refuses_a_nan_mean_shape(tmp_path):
+    out = tmp_path / 'model.onnx'
+    with pytest.raises(ValueError, match='mean_shape is NaN'):
+        export_onnx(build_model(mean_shape=False), (1, 3, 64, 64), str(out))
+    assert not out.exists()
+
+
+def test_tool_refuses_a_checkpoint_of_another_config(tool, tmp_path):
+    # The fixture config's ResNet18 is twice as wide as SynthFace's.
+    other = osp.join(REPO, 'configs', 'fixture', 'res18_wflw_fixture_aniso.py')
+    path = save(build_model(other), tmp_path / 'other.pth')
+    with pytest.raises(SystemExit, match='does not fit the model of'):
+        tool.main([CONFIG, path, '--out', str(tmp_path / 'model.onnx')])
+
+
+def test_parity_beyond_the_limit_fails(tool):
+    rows = [
+        dict(batch=1, max_diff_px=1e-4, max_diff_fraction=1.6e-6),
+        dict(batch=32, max_diff_px=0.01, max_diff_fraction=1.6e-4),
+    ]
+    with pytest.raises(SystemExit, match='FAILED at batch 32'):
+        tool.check_parity(rows, 'model.onnx', INPUT_SIZE)
+    rows[1]['max_diff_fraction'] = float('nan')
+    with pytest.raises(SystemExit, match='FAILED at batch 32'):
+        tool.check_parity(rows, 'model.onnx', INPUT_SIZE)
+    assert tool.check_parity(rows[:1], 'model.onnx', INPUT_SIZE).endswith(
+        ': ok'
+    )
