@@ -332,6 +332,7 @@ def _allowed_globals() -> Dict[Tuple[str, str], object]:
 
 
 _ALLOWED = None
+_CALLABLE_IDS = None
 # Classes a pickle may instantiate with NEWOBJ (``cls.__new__(cls)``).
 _NEWOBJ_CLASSES = (OrderedDict, Counter, set, frozenset)
 
@@ -341,6 +342,19 @@ def _allowed() -> Dict[Tuple[str, str], object]:
     if _ALLOWED is None:
         _ALLOWED = _allowed_globals()
     return _ALLOWED
+
+
+def _callable_ids() -> frozenset:
+    """ids of the allowed globals a pickle may call (REDUCE): all but the
+    classes it may only name (``ndarray`` for ``_reconstruct``,
+    ``HistoryBuffer`` for ``getattr``). Built once, not per opcode."""
+    global _CALLABLE_IDS
+    if _CALLABLE_IDS is None:
+        named_only = (np.ndarray, _history_buffer_class())
+        _CALLABLE_IDS = frozenset(
+            id(v) for v in _allowed().values() if v not in named_only
+        )
+    return _CALLABLE_IDS
 
 
 class SafeUnpickler(pickle._Unpickler):
@@ -369,11 +383,7 @@ class SafeUnpickler(pickle._Unpickler):
     dispatch = dict(pickle._Unpickler.dispatch)
 
     def _callable(self, func) -> None:
-        calls = set(map(id, _allowed().values()))
-        if id(func) not in calls or func in (
-            np.ndarray,
-            _history_buffer_class(),
-        ):
+        if id(func) not in _callable_ids():
             raise CheckpointRefusedError(f'it calls {func!r}')
 
     def load_reduce(self):
