@@ -1,8 +1,18 @@
 """Run several seeds of one or more configs and tabulate mean ± std.
 
     python tools/study.py CONFIG [CONFIG ...] --seeds 0 1 2
-        [--work-dir work_dirs/study] [--gpus N] [--checkpoint best|last]
-        [--cfg-options k=v ...]
+        [--work-dir work_dirs/study] [--gpus N | --jobs N]
+        [--checkpoint best|last] [--cfg-options k=v ...]
+    python tools/study.py --table a|b|c|d [--seeds ...] [--jobs N]
+        [--work-dir work_dirs/study_tables] [--plot-dir docs/images]
+
+``--table`` runs one table of the SynthFace study (docs/study.md;
+:mod:`mmaniso.utils.study_tables` says which runs each needs): it writes
+the SynthFace data it needs (validation split, clean copies, the noise
+sweep's annotations) when missing, trains and tests what is not done yet
+(runs are shared between tables), and writes ``table_<x>.md`` in the work
+dir and ``study_<x>.png`` in the plot dir. Table d first chooses table a's
+best anisotropic variant on the validation split.
 
 Each (config, seed) is trained with ``tools/train.py`` (``randomness.seed``
 set, a work dir of its own) and tested with ``tools/test.py``; runs whose
@@ -31,9 +41,34 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Multi-seed study of one or more configs'
     )
-    parser.add_argument('configs', nargs='+', help='config files')
-    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
-    parser.add_argument('--work-dir', default='work_dirs/study')
+    parser.add_argument('configs', nargs='*', help='config files')
+    parser.add_argument(
+        '--table',
+        choices=['a', 'b', 'c', 'd'],
+        help='one table of the SynthFace study instead of CONFIGs',
+    )
+    parser.add_argument(
+        '--seeds',
+        nargs='+',
+        type=int,
+        help='default 0 1 2 (table d: 0 1)',
+    )
+    parser.add_argument(
+        '--work-dir',
+        help='default work_dirs/study, with --table work_dirs/study_tables',
+    )
+    parser.add_argument(
+        '--plot-dir',
+        default='docs/images',
+        help='where --table writes study_<table>.png',
+    )
+    parser.add_argument(
+        '--jobs',
+        type=int,
+        default=1,
+        help='CPU runs at once, the cores split between them (two at once '
+        'train about 1.7x as fast in total as one on 2 cores)',
+    )
     parser.add_argument(
         '--gpus',
         type=int,
@@ -54,7 +89,20 @@ def parse_args(argv=None):
         default=[],
         help='passed to both tools/train.py and tools/test.py',
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if bool(args.configs) == bool(args.table):
+        parser.error('give either CONFIG files or --table, not both')
+    if args.gpus and args.jobs > 1:
+        parser.error('--jobs splits the CPU; with --gpus N, N runs go at once')
+    if args.jobs < 1:
+        parser.error(f'--jobs must be at least 1, got {args.jobs}')
+    if args.seeds is None:
+        args.seeds = [0, 1] if args.table == 'd' else [0, 1, 2]
+    if args.work_dir is None:
+        args.work_dir = (
+            'work_dirs/study_tables' if args.table else 'work_dirs/study'
+        )
+    return args
 
 
 def run_dir(work_dir: str, config: str, seed: int) -> str:
@@ -62,8 +110,27 @@ def run_dir(work_dir: str, config: str, seed: int) -> str:
     return osp.join(work_dir, name, f'seed{seed}')
 
 
-def run_one(config: str, seed: int, args, gpu: Optional[int]) -> dict:
-    folder = run_dir(args.work_dir, config, seed)
+def _env(args, gpu: Optional[int]) -> Optional[Dict[str, str]]:
+    if gpu is not None:
+        return {'CUDA_VISIBLE_DEVICES': str(gpu)}
+    if args.jobs > 1:
+        # Each run gets its share of the cores, else the runs' thread pools
+        # fight over them.
+        threads = str(max(1, (os.cpu_count() or 1) // args.jobs))
+        return {'OMP_NUM_THREADS': threads, 'MKL_NUM_THREADS': threads}
+    return None
+
+
+def run_one(
+    config: str,
+    seed: int,
+    args,
+    gpu: Optional[int],
+    folder: Optional[str] = None,
+    cfg_options: Optional[List[str]] = None,
+) -> dict:
+    folder = folder or run_dir(args.work_dir, config, seed)
+    cfg_options = args.cfg_options if cfg_options is None else cfg_options
     metrics_file = osp.join(folder, METRICS_FILE)
     if osp.isfile(metrics_file):
         print(
@@ -84,9 +151,9 @@ def run_one(config: str, seed: int, args, gpu: Optional[int]) -> dict:
         config,
         folder,
         seed=seed,
-        cfg_options=args.cfg_options,
+        cfg_options=cfg_options,
         checkpoint=args.checkpoint,
-        env=None if gpu is None else {'CUDA_VISIBLE_DEVICES': str(gpu)},
+        env=_env(args, gpu),
         log_file=log_path,
     )
     print(
@@ -99,10 +166,13 @@ def run_one(config: str, seed: int, args, gpu: Optional[int]) -> dict:
 def collect(args) -> Dict[str, List[dict]]:
     jobs = [(c, s) for c in args.configs for s in args.seeds]
     results: Dict[str, List[dict]] = {c: [] for c in args.configs}
-    if args.gpus > 0:
-        with ThreadPoolExecutor(max_workers=args.gpus) as pool:
+    at_once = args.gpus or args.jobs
+    if at_once > 1:
+        with ThreadPoolExecutor(max_workers=at_once) as pool:
             futures = [
-                pool.submit(run_one, c, s, args, i % args.gpus)
+                pool.submit(
+                    run_one, c, s, args, i % args.gpus if args.gpus else None
+                )
                 for i, (c, s) in enumerate(jobs)
             ]
             for (config, _), future in zip(jobs, futures):
@@ -111,6 +181,70 @@ def collect(args) -> Dict[str, List[dict]]:
         for config, seed in jobs:
             results[config].append(run_one(config, seed, args, None))
     return results
+
+
+def run_rows(args, rows) -> None:
+    """Trains and tests every (row, seed) not done yet, seed by seed, so
+    that an interrupted table has whole seeds."""
+    from mmaniso.utils import study_tables as st
+
+    jobs = [(row, seed) for seed in args.seeds for row in rows]
+    at_once = args.gpus or args.jobs
+
+    def one(i, row, seed):
+        options = list(st.PROTOCOL) + list(row.options) + args.cfg_options
+        gpu = i % args.gpus if args.gpus else None
+        folder = st.run_dir(args.work_dir, row, seed)
+        return run_one(row.config, seed, args, gpu, folder, options)
+
+    if at_once > 1:
+        with ThreadPoolExecutor(max_workers=at_once) as pool:
+            futures = [
+                pool.submit(one, i, row, seed)
+                for i, (row, seed) in enumerate(jobs)
+            ]
+            for future in futures:
+                future.result()
+    else:
+        for i, (row, seed) in enumerate(jobs):
+            one(i, row, seed)
+
+
+def run_table(args) -> str:
+    from mmaniso.utils import study_tables as st
+
+    table = args.table
+    sigma_ts = st.SWEEP_SIGMA_T if table == 'b' else ()
+    st.prepare_data(sigma_ts=sigma_ts)
+    if table == 'd':
+        best = st.choose_best(
+            args.work_dir, st.table_rows('a'), st.DEFAULT_SEEDS['a']
+        )
+        print(
+            f'[study] table d: best anisotropic variant on the validation '
+            f'split: {best.label} ({best.config})',
+            flush=True,
+        )
+        rows = st.sensitivity_rows(best)
+    else:
+        rows = st.table_rows(table)
+    run_rows(args, rows)
+    plot = osp.join(args.plot_dir, f'study_{table}.png')
+    if table == 'c':
+        text = st.markdown_convergence(args.work_dir, rows, args.seeds)
+        st.plot_convergence(args.work_dir, rows, args.seeds, plot)
+    else:
+        text = st.markdown_results(args.work_dir, rows, args.seeds)
+        if table == 'b':
+            st.plot_sweep(args.work_dir, rows, args.seeds, plot)
+        else:
+            st.plot_results(args.work_dir, rows, args.seeds, plot)
+    out = osp.join(args.work_dir, f'table_{table}.md')
+    with open(out, 'w') as f:
+        f.write(text + '\n')
+    print(text)
+    print(f'\n[study] wrote {out} and {plot}')
+    return out
 
 
 def write_outputs(
@@ -157,6 +291,8 @@ def write_outputs(
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.table:
+        return run_table(args)
     for config in args.configs:
         if not osp.isfile(config):
             raise SystemExit(f'config file not found: {config}')

@@ -363,6 +363,24 @@ def test_cli_writes_data_and_a_preview(tmp_path):
         assert len(json.load(f)['annotations']) == 2
     grid = cv2.imread(str(preview))
     assert grid is not None and grid.shape == (2 * 192, 2 * 192, 3)
+    assert 'val' not in paths
+
+    # A validation split comes only when asked for, and leaves the test
+    # split as it was (each split has its own random streams).
+    with_val = module.main(
+        [
+            str(tmp_path / 'with_val'),
+            '--num-train', '4',
+            '--num-val', '3',
+            '--num-test', '2',
+            '--size', '48',
+            '--workers', '1',
+        ]
+    )  # fmt: skip
+    with open(with_val['val']) as f:
+        assert len(json.load(f)['annotations']) == 3
+    with open(paths['test']) as f, open(with_val['test']) as g:
+        assert json.load(f)['annotations'] == json.load(g)['annotations']
 
 
 def test_docstring_examples_run():

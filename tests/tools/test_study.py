@@ -41,3 +41,16 @@ def test_study_of_two_seeds_prints_mean_std_and_writes_csv(
     again = run_tool(args)
     assert again.returncode == 0
     assert again.stdout.count('done before') == 2
+
+
+def test_study_takes_configs_or_a_table_not_both():
+    proc = run_tool(
+        [osp.join(REPO, 'tools', 'study.py'), FIXTURE_CONFIG, '--table', 'a']
+    )
+    assert proc.returncode == 2
+    assert 'either CONFIG files or --table' in proc.stderr
+    proc = run_tool(
+        [osp.join(REPO, 'tools', 'study.py'), '--jobs', '0', '--table', 'a']
+    )
+    assert proc.returncode == 2
+    assert '--jobs must be at least 1' in proc.stderr

@@ -1,16 +1,18 @@
 """Render SynthFace, the embedded default data, in MMPose's JSON layout.
 
     python tools/dataset_converters/make_synthface.py data/synthface \
-        [--num-train 2000] [--num-test 500] [--size 128] \
+        [--num-train 2000] [--num-val 0] [--num-test 500] [--size 128] \
         [--layout wflw|300w] [--seed 0] [--workers N] \
         [--sigma-t 0.06] [--sigma-n 0.01] [--sigma-c 0.01] \
         [--preview PNG]
 
-Writes ``images/{train,test}_NNNNN.jpg`` and
-``annotations/face_landmarks_<layout>_{train,test}.json`` under the output
-folder; see docs/synthface.md for the noise model. ``--preview`` also saves
-a grid of the first 16 training images with the clean (green) and annotated
-(red) landmarks.
+Writes ``images/{train,val,test}_NNNNN.jpg`` and
+``annotations/face_landmarks_<layout>_{train,val,test}.json`` under the
+output folder (no val split unless ``--num-val`` is given; each split has its
+own random streams, so adding one leaves the others unchanged); see
+docs/synthface.md for the noise model. ``--preview`` also saves a grid of the
+first 16 training images with the clean (green) and annotated (red)
+landmarks.
 """
 
 import argparse
@@ -27,10 +29,24 @@ from mmaniso.synthface import (
 )
 
 
+def _splits(num_train: int, num_val: int, num_test: int) -> dict:
+    splits = dict(train=num_train, test=num_test)
+    if num_val:
+        splits['val'] = num_val
+    return splits
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('out_dir', help='data root to write')
     parser.add_argument('--num-train', type=int, default=2000)
+    parser.add_argument(
+        '--num-val',
+        type=int,
+        default=0,
+        help='faces of a validation split, for choices made without the '
+        'test faces',
+    )
     parser.add_argument('--num-test', type=int, default=500)
     parser.add_argument('--size', type=int, default=128, help='image side')
     parser.add_argument(
@@ -68,7 +84,7 @@ def main(argv=None):
     try:
         paths = write_synthface(
             args.out_dir,
-            dict(train=args.num_train, test=args.num_test),
+            _splits(args.num_train, args.num_val, args.num_test),
             size=args.size,
             layout=args.layout,
             seed=args.seed,
