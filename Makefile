@@ -20,6 +20,10 @@ $(STAMP): constraints.txt pyproject.toml
 	$(PIPQ) torch torchvision
 	$(PIPQ) --no-build-isolation --no-binary xtcocotools xtcocotools chumpy
 	$(PIPQ) --no-build-isolation -e '.[tests,lite,deploy]'
+	# MTCNN's weight files, for tools/infer.py's default face detector: the
+	# package is never imported (it pins torch<2.3 and numpy<2), so it comes
+	# without its dependencies.
+	$(PIPQ) --no-deps facenet-pytorch
 	$(PY) -c 'import mmaniso, mmpose, xtcocotools.coco; print("mmaniso", mmaniso.__version__, "on mmpose", mmpose.__version__)'
 	touch $(STAMP)
 

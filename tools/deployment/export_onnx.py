@@ -125,40 +125,14 @@ def check_outputs(args) -> None:
 
 
 def load_model(config: str, checkpoint: str, cfg_options=None):
-    """The model of ``config`` with the weights of ``checkpoint``, on CPU.
+    """The model of ``config`` with the weights of ``checkpoint``, on CPU
+    (:func:`mmaniso.deploy.inference.load_model`: strict, no download)."""
+    from mmaniso.deploy.inference import load_model as load
 
-    Built by ``mmpose.apis.init_model``; the checkpoint is then loaded by
-    MMEngine's ``load_checkpoint`` with ``strict=True`` (init_model's load is
-    lenient, and an export from a checkpoint of another config would
-    silently keep random weights).
-    """
-    from mmengine.config import Config
-    from mmengine.runner import load_checkpoint
-    from mmpose.apis import init_model
-
-    import mmaniso  # noqa: F401  (registers modules, the safe loader)
-
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    # The checkpoint holds every weight: no pretrained backbone download.
-    if 'init_cfg' in cfg.model.backbone:
-        cfg.model.backbone.init_cfg = None
-    model = init_model(cfg, None, device='cpu')
     try:
-        loaded = load_checkpoint(
-            model, checkpoint, map_location='cpu', strict=True
-        )
-    except RuntimeError as err:
-        raise SystemExit(
-            f'{checkpoint} does not fit the model of {config} (a checkpoint '
-            f'of another config?): {err}'
-        ) from None
-    dataset_meta = (loaded.get('meta') or {}).get('dataset_meta')
-    if dataset_meta:
-        model.dataset_meta = dataset_meta
-    model.eval()
-    return model
+        return load(config, checkpoint, 'cpu', cfg_options)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
 
 
 def model_input_size(model, given=None):

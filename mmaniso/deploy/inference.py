@@ -1,0 +1,347 @@
+"""Landmarks of faces in new images: what ``tools/infer.py`` runs.
+
+A trained top-down model (a config and its checkpoint) is applied to face
+boxes, given or found by :class:`~mmaniso.deploy.face_detector.
+MTCNNFaceDetector`, through the config's own test pipeline, in batches of
+faces across images. With an exported ONNX graph the same crops go through
+ONNX Runtime instead of PyTorch.
+
+Example:
+    >>> model = load_model('configs/paper/res50_aniso_wflw.py',
+    ...                    'epoch_60.pth')  # doctest: +SKIP
+    >>> predictor = LandmarkPredictor(model)  # doctest: +SKIP
+    >>> keypoints = predictor([(image, boxes)])  # doctest: +SKIP
+"""
+
+import json
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+
+def load_model(
+    config: str,
+    checkpoint: Optional[str],
+    device: str = 'cpu',
+    cfg_options: Optional[dict] = None,
+):
+    """The model of ``config`` with the weights of ``checkpoint``.
+
+    Built by ``mmpose.apis.init_model`` with the backbone's pretrained
+    ``init_cfg`` dropped (the checkpoint holds every weight, so nothing is
+    downloaded); the checkpoint is then loaded by MMEngine's
+    ``load_checkpoint`` with ``strict=True``, through mmaniso's safe loader
+    (init_model's own load is lenient: a checkpoint of another config would
+    silently leave random weights).
+
+    Args:
+        config: The config file.
+        checkpoint: The checkpoint; None keeps the random weights.
+        device: Where the model goes.
+        cfg_options: Overrides merged into the config.
+
+    Returns:
+        The model in eval mode, ``dataset_meta`` from the checkpoint when it
+        has one.
+
+    Raises:
+        ValueError: The checkpoint does not fit the config's model.
+    """
+    from mmengine.config import Config
+    from mmengine.runner import load_checkpoint
+    from mmpose.apis import init_model
+
+    import mmaniso  # noqa: F401  (registers modules and the safe loader)
+
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if 'init_cfg' in cfg.model.backbone:
+        cfg.model.backbone.init_cfg = None
+    model = init_model(cfg, None, device=device)
+    if checkpoint is not None:
+        try:
+            loaded = load_checkpoint(
+                model, checkpoint, map_location='cpu', strict=True
+            )
+        except RuntimeError as err:
+            raise ValueError(
+                f'{checkpoint} does not fit the model of {config} (a '
+                f'checkpoint of another config?): {err}'
+            ) from None
+        dataset_meta = (loaded.get('meta') or {}).get('dataset_meta')
+        if dataset_meta:
+            model.dataset_meta = dataset_meta
+    return model.eval()
+
+
+def check_box(box: Sequence[float], width: int, height: int, where: str):
+    """A face box as a (4,) float array, refused unless inside the image.
+
+    Args:
+        box: ``[x1, y1, x2, y2]`` in image pixels.
+        width: Image width.
+        height: Image height.
+        where: What to call the box in errors (file, image, index).
+
+    Raises:
+        ValueError: Naming ``where``, the box, the image size and the fix.
+    """
+    try:
+        arr = np.asarray(box, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        arr = np.zeros(0)
+    if arr.shape != (4,) or not np.isfinite(arr).all():
+        raise ValueError(
+            f'{where}: a face box must be four finite numbers [x1, y1, x2, '
+            f'y2] in image pixels, got {box!r}'
+        )
+    x1, y1, x2, y2 = arr
+    if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
+        raise ValueError(
+            f'{where}: face box [{x1:g}, {y1:g}, {x2:g}, {y2:g}] is not '
+            f'inside the {width}x{height} image (need 0 <= x1 < x2 <= '
+            f'{width} and 0 <= y1 < y2 <= {height}); boxes are x1, y1, x2, '
+            'y2 in pixels of this image, not x, y, w, h or normalised'
+        )
+    return arr
+
+
+def read_boxes_file(path: str) -> Dict[str, List[list]]:
+    """Face boxes per image from a JSON file.
+
+    The file maps an image (its path as given on the command line, or its
+    file name) to a list of boxes ``[x1, y1, x2, y2]``, or to a list of
+    ``{"box": [...], "score": s}`` as ``tools/infer.py`` writes them.
+
+    Raises:
+        ValueError: The file is not such a mapping; names the file and the
+            entry.
+    """
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(
+            f'--boxes {path}: cannot read it as JSON: {err}'
+        ) from None
+    if not isinstance(data, dict):
+        raise ValueError(
+            f'--boxes {path}: expected an object mapping each image to its '
+            f'boxes, e.g. {{"face.jpg": [[x1, y1, x2, y2]]}}, got '
+            f'{type(data).__name__}'
+        )
+    out = {}
+    for image, boxes in data.items():
+        if not isinstance(boxes, list):
+            raise ValueError(
+                f'--boxes {path}: entry {image!r} must be a list of boxes, '
+                f'got {type(boxes).__name__}'
+            )
+        out[image] = [b['box'] if isinstance(b, dict) else b for b in boxes]
+    return out
+
+
+class LandmarkPredictor:
+    """Keypoints of face boxes, in image pixels, by a top-down model.
+
+    Args:
+        model: A pose estimator (see :func:`load_model`).
+        batch_size: Faces per forward pass.
+        onnx: An :class:`~mmaniso.deploy.onnx.OnnxLandmarkModel` to run
+            instead of the PyTorch model; its output (the head's keypoints
+            normalised to the crop) is mapped back to the image as MMPose
+            does. Both follow the config's ``test_cfg`` (flip test: the graph
+            also runs on the mirrored crops).
+    """
+
+    def __init__(self, model, batch_size: int = 32, onnx=None) -> None:
+        from mmengine.dataset import Compose
+        from mmengine.registry import init_default_scope
+
+        if batch_size < 1:
+            raise ValueError(
+                f'batch_size must be at least 1, got {batch_size}'
+            )
+        init_default_scope(model.cfg.get('default_scope', 'mmpose'))
+        self.model = model
+        self.pipeline = Compose(model.cfg.test_dataloader.dataset.pipeline)
+        self.batch_size = batch_size
+        self.onnx = onnx
+
+    def _sample(self, image: np.ndarray, box: np.ndarray) -> dict:
+        info = dict(
+            img=image,
+            bbox=box[None].astype(np.float32),
+            bbox_score=np.ones(1, dtype=np.float32),
+        )
+        info.update(self.model.dataset_meta or {})
+        return self.pipeline(info)
+
+    @torch.no_grad()
+    def _forward(self, samples: List[dict]) -> np.ndarray:
+        from mmengine.dataset import pseudo_collate
+
+        batch = pseudo_collate(samples)
+        if self.onnx is None:
+            results = self.model.test_step(batch)
+            return np.stack(
+                [r.pred_instances.keypoints[0] for r in results]
+            ).astype(np.float64)
+        data = self.model.data_preprocessor(batch, False)
+        inputs = data['inputs'].cpu()
+        normalised = torch.from_numpy(self.onnx(inputs.numpy()))
+        test_cfg = self.model.test_cfg or {}
+        if test_cfg.get('flip_test', False):
+            # What the PyTorch model's test_step does with flip_test: the
+            # mirrored crops too, their keypoints flipped back, averaged.
+            from mmpose.models.utils.tta import flip_coordinates
+
+            meta = data['data_samples'][0].metainfo
+            flipped = torch.from_numpy(self.onnx(inputs.flip(-1).numpy()))
+            flipped = flip_coordinates(
+                flipped,
+                flip_indices=meta['flip_indices'],
+                shift_coords=test_cfg.get('shift_coords', True),
+                input_size=meta['input_size'],
+            )
+            normalised = (normalised + flipped) * 0.5
+        normalised = normalised.numpy().astype(np.float64)
+        out = []
+        for sample, kpts in zip(data['data_samples'], normalised):
+            # The crop's box as MMPose maps its predictions back
+            # (TopdownPoseEstimator.add_pred_to_datasample).
+            centre = np.asarray(sample.gt_instances.bbox_centers[0], float)
+            scale = np.asarray(sample.gt_instances.bbox_scales[0], float)
+            out.append(kpts * scale + centre - 0.5 * scale)
+        return np.stack(out)
+
+    def __call__(
+        self, faces: Sequence[Tuple[np.ndarray, np.ndarray]]
+    ) -> List[np.ndarray]:
+        """Keypoints of every box of every image.
+
+        Args:
+            faces: ``(image, boxes)`` pairs: a BGR image (H, W, 3) and its
+                boxes (N, 4) as x1, y1, x2, y2.
+
+        Returns:
+            For each image, its keypoints, shape (N, K, 2), in its pixels.
+        """
+        flat = [
+            (i, box) for i, (_, boxes) in enumerate(faces) for box in boxes
+        ]
+        keypoints: List[np.ndarray] = []
+        for start in range(0, len(flat), self.batch_size):
+            chunk = flat[start : start + self.batch_size]
+            samples = [self._sample(faces[i][0], box) for i, box in chunk]
+            keypoints.extend(self._forward(samples))
+        out, k = [], 0
+        for _, boxes in faces:
+            n = len(boxes)
+            if n:
+                out.append(np.stack(keypoints[k : k + n]))
+            else:
+                num = (self.model.dataset_meta or {}).get('num_keypoints', 0)
+                out.append(np.zeros((0, num, 2)))
+            k += n
+        return out
+
+
+def draw_faces(
+    image: np.ndarray,
+    faces: Sequence[dict],
+    point_types=None,
+) -> np.ndarray:
+    """The image with each face's box and landmarks drawn by point type.
+
+    Curve points (well defined across their curve only) are drawn as small
+    dots along their curve's polyline, corners (W = I) as larger squares,
+    isolated points as crosses.
+
+    Args:
+        image: BGR image (H, W, 3).
+        faces: ``{"box": [x1, y1, x2, y2], "score": s, "keypoints":
+            [[x, y], ...]}`` as ``tools/infer.py`` writes them.
+        point_types: The layout's :class:`PointTypes`; all points drawn
+            alike when None.
+
+    Returns:
+        A new BGR image.
+    """
+    import cv2
+
+    canvas = image.copy()
+    side = max(image.shape[:2])
+    radius = max(1, int(round(side / 400)))
+    thick = max(1, int(round(side / 500)))
+    curve_colour, corner_colour, other_colour = (
+        (255, 200, 0),
+        (0, 0, 255),
+        (0, 255, 255),
+    )
+    for face in faces:
+        x1, y1, x2, y2 = [int(round(v)) for v in face['box']]
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), (0, 255, 0), thick)
+        label = f'{face["score"]:.2f}'
+        cv2.putText(
+            canvas,
+            label,
+            (x1, max(0, y1 - 4)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4 * thick,
+            (0, 255, 0),
+            thick,
+        )
+        pts = np.asarray(face['keypoints'], dtype=float)
+        if point_types is None:
+            for x, y in pts:
+                cv2.circle(canvas, (int(x), int(y)), radius, other_colour, -1)
+            continue
+        corners = set(point_types.corners)
+        for curve in point_types.curves:
+            poly = pts[list(curve.indices)].round().astype(np.int32)
+            cv2.polylines(
+                canvas,
+                [poly],
+                bool(curve.closed),
+                curve_colour,
+                max(1, thick // 2),
+            )
+            for i in curve.indices:
+                if i not in corners:
+                    x, y = pts[i]
+                    cv2.circle(
+                        canvas, (int(x), int(y)), radius, curve_colour, -1
+                    )
+        for i in corners:
+            x, y = pts[i].round().astype(int)
+            r = radius + 1
+            cv2.rectangle(
+                canvas, (x - r, y - r), (x + r, y + r), corner_colour, -1
+            )
+        for i in point_types.isolated:
+            x, y = pts[i].round().astype(int)
+            r = radius + 2
+            cv2.line(canvas, (x - r, y), (x + r, y), other_colour, thick)
+            cv2.line(canvas, (x, y - r), (x, y + r), other_colour, thick)
+    return canvas
+
+
+def output_stems(paths: Sequence[str]) -> List[str]:
+    """The output name of each image: its file stem, refused if two images
+    would share one (their outputs would overwrite each other)."""
+    stems, seen = [], {}
+    for path in paths:
+        stem = osp.splitext(osp.basename(path))[0]
+        if stem in seen:
+            raise ValueError(
+                f'{seen[stem]} and {path} would both write {stem}.json and '
+                f'{stem}.png; run them into different --out-dir folders or '
+                'rename one'
+            )
+        seen[stem] = path
+        stems.append(stem)
+    return stems

@@ -1,0 +1,228 @@
+"""tools/infer.py and mmaniso.deploy.{inference,face_detector}: landmarks of
+new images, with boxes given or found by MTCNN, on PyTorch or ONNX Runtime.
+
+The real photograph is matplotlib's sample ``grace_hopper.jpg`` (installed
+with the stack, one frontal face); the landmark model is the SynthFace
+ResNet18 with random weights and a set mean shape (no download).
+"""
+
+import contextlib
+import importlib.util
+import io
+import json
+import os.path as osp
+
+import cv2
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from conftest import REPO
+
+from mmaniso.deploy.face_detector import MTCNNFaceDetector
+from mmaniso.deploy.inference import check_box, output_stems
+
+CONFIG = osp.join(REPO, 'configs', 'synthface', 'res18_aniso_synthface.py')
+PHOTO = osp.join(
+    osp.dirname(matplotlib.__file__),
+    'mpl-data',
+    'sample_data',
+    'grace_hopper.jpg',
+)
+
+
+@pytest.fixture(scope='module')
+def tool():
+    spec = importlib.util.spec_from_file_location(
+        'mmaniso_infer_tool', osp.join(REPO, 'tools', 'infer.py')
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def detector():
+    return MTCNNFaceDetector()
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    from mmengine.config import Config
+    from mmengine.runner import save_checkpoint
+    from mmpose.apis import init_model
+
+    import mmaniso  # noqa: F401
+
+    cfg = Config.fromfile(CONFIG)
+    cfg.model.backbone.init_cfg = None
+    model = init_model(cfg, None, device='cpu')
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        fc = model.head.fc
+        fc.weight.copy_(torch.randn(fc.weight.shape, generator=gen) * 0.02)
+    model.head.set_mean_shape(
+        np.random.default_rng(0).uniform(0.2, 0.8, (98, 2))
+    )
+    folder = tmp_path_factory.mktemp('infer')
+    path = str(folder / 'model.pth')
+    save_checkpoint(dict(state_dict=model.state_dict()), path)
+    return dict(path=path, model=model.eval(), folder=folder)
+
+
+def run(tool, *argv):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        tool.main([str(a) for a in argv])
+    return out.getvalue()
+
+
+def test_detector_finds_the_one_face_of_a_real_photograph(detector):
+    image = cv2.imread(PHOTO)
+    boxes, scores = detector(image)
+    assert len(boxes) == 1 and scores[0] > 0.99
+    x1, y1, x2, y2 = boxes[0]
+    # Her face spans about x 170-355, y 110-340 of the 512x600 portrait.
+    assert 150 < x2 - x1 < 260 and 150 < y2 - y1 < 280
+    assert 220 < (x1 + x2) / 2 < 300 and 180 < (y1 + y2) / 2 < 270
+    # The mirrored photograph gives the mirrored box.
+    flipped, _ = detector(cv2.flip(image, 1))
+    width = image.shape[1]
+    mirrored = np.array([width - x2, y1, width - x1, y2])
+    assert len(flipped) == 1
+    np.testing.assert_allclose(flipped[0], mirrored, atol=20)
+
+
+def test_detector_finds_no_face_in_a_flat_image(detector):
+    assert len(detector(np.full((200, 300, 3), 128, np.uint8))[0]) == 0
+
+
+def test_infer_on_a_real_photograph_writes_json_and_png(
+    tool, checkpoint, detector, tmp_path
+):
+    printed = run(
+        tool, CONFIG, checkpoint['path'], PHOTO, '--out-dir', tmp_path
+    )
+    assert '1 image(s), 1 face(s)' in printed
+    with open(tmp_path / 'grace_hopper.json') as f:
+        result = json.load(f)
+    assert result['image'] == PHOTO and result['dataset'] == 'wflw'
+    (face,) = result['faces']
+    box, _ = detector(cv2.imread(PHOTO))
+    np.testing.assert_allclose(face['box'], box[0], atol=0.01)
+    kpts = np.array(face['keypoints'])
+    assert kpts.shape == (98, 2) and np.isfinite(kpts).all()
+    # The keypoints are in image pixels: the mean-shape part of the
+    # prediction maps into the face's (padded) box.
+    assert (kpts[:, 0] > 0).all() and (kpts[:, 0] < 512).all()
+    png = cv2.imread(str(tmp_path / 'grace_hopper.png'))
+    assert png.shape == cv2.imread(PHOTO).shape
+    assert np.abs(png.astype(int) - cv2.imread(PHOTO).astype(int)).max() > 0
+
+
+def test_given_boxes_match_the_model_run_by_hand(tool, checkpoint, tmp_path):
+    from mmpose.apis import inference_topdown
+
+    image = cv2.imread(PHOTO)
+    boxes = {'grace_hopper.jpg': [[150, 100, 370, 350], [0, 0, 100, 120]]}
+    boxes_file = tmp_path / 'boxes.json'
+    boxes_file.write_text(json.dumps(boxes))
+    out = tmp_path / 'out'
+    run(
+        tool, CONFIG, checkpoint['path'], PHOTO, '--boxes', boxes_file,
+        '--out-dir', out, '--batch-size', '1',
+    )  # fmt: skip
+    with open(out / 'grace_hopper.json') as f:
+        faces = json.load(f)['faces']
+    assert [f['box'] for f in faces] == boxes['grace_hopper.jpg']
+    # MMPose's own top-down inference on the same boxes: the same points.
+    model = checkpoint['model']
+    expected = inference_topdown(
+        model, image, np.array(boxes['grace_hopper.jpg'], dtype=np.float32)
+    )
+    for face, sample in zip(faces, expected):
+        np.testing.assert_allclose(
+            face['keypoints'], sample.pred_instances.keypoints[0], atol=0.01
+        )
+
+
+def test_onnx_runs_the_same_landmarks(tool, checkpoint, tmp_path):
+    pytest.importorskip('onnxruntime')
+    from mmaniso.deploy import export_onnx
+
+    onnx_file = str(tmp_path / 'model.onnx')
+    export_onnx(
+        checkpoint['model'], (1, 3, 64, 64), onnx_file, dynamic_batch=True
+    )
+    boxes_file = tmp_path / 'boxes.json'
+    boxes_file.write_text(json.dumps({PHOTO: [[150, 100, 370, 350]]}))
+    for name, extra in (('torch', []), ('onnx', ['--onnx', onnx_file])):
+        run(
+            tool, CONFIG, checkpoint['path'], PHOTO, '--boxes', boxes_file,
+            '--out-dir', tmp_path / name, *extra,
+        )  # fmt: skip
+    loaded = []
+    for name in ('torch', 'onnx'):
+        with open(tmp_path / name / 'grace_hopper.json') as f:
+            loaded.append(np.array(json.load(f)['faces'][0]['keypoints']))
+    # 1e-4 of the crop (64 px, box ~270 px after padding) is ~0.03 px here;
+    # the JSON rounds to 0.01.
+    np.testing.assert_allclose(loaded[0], loaded[1], atol=0.05)
+
+
+def test_outputs_are_not_overwritten_without_overwrite(
+    tool, checkpoint, tmp_path
+):
+    run(tool, CONFIG, checkpoint['path'], PHOTO, '--out-dir', tmp_path)
+    before = (tmp_path / 'grace_hopper.json').read_text()
+    with pytest.raises(SystemExit, match='--overwrite'):
+        run(tool, CONFIG, checkpoint['path'], PHOTO, '--out-dir', tmp_path)
+    assert (tmp_path / 'grace_hopper.json').read_text() == before
+    run(
+        tool,
+        CONFIG,
+        checkpoint['path'],
+        PHOTO,
+        '--out-dir',
+        tmp_path,
+        '--overwrite',
+    )
+
+
+def test_unreadable_image_is_named(tool, checkpoint, tmp_path):
+    bad = tmp_path / 'broken.jpg'
+    bad.write_bytes(b'not a jpeg')
+    with pytest.raises(SystemExit, match=r'cannot read .*broken\.jpg'):
+        run(tool, CONFIG, checkpoint['path'], bad, '--out-dir', tmp_path / 'o')
+
+
+def test_box_outside_the_image_is_refused_with_the_fix(
+    tool, checkpoint, tmp_path
+):
+    boxes_file = tmp_path / 'boxes.json'
+    boxes_file.write_text(
+        json.dumps({'grace_hopper.jpg': [[400, 100, 700, 300]]})
+    )
+    with pytest.raises(SystemExit) as err:
+        run(
+            tool, CONFIG, checkpoint['path'], PHOTO, '--boxes', boxes_file,
+            '--out-dir', tmp_path / 'o',
+        )  # fmt: skip
+    message = str(err.value)
+    assert 'boxes.json' in message and 'box 0' in message
+    assert 'not inside the 512x600 image' in message
+
+
+def test_check_box_refuses_wrong_shapes_and_xywh_like_boxes():
+    assert check_box([1, 2, 3, 4], 10, 10, 'x').tolist() == [1, 2, 3, 4]
+    with pytest.raises(ValueError, match='four finite numbers'):
+        check_box([1, 2, 3], 10, 10, 'x')
+    with pytest.raises(ValueError, match='four finite numbers'):
+        check_box([1, 2, float('nan'), 4], 10, 10, 'x')
+    with pytest.raises(ValueError, match='not x, y, w, h'):
+        check_box([5, 5, 3, 8], 10, 10, 'x')  # x2 < x1: a width, probably
+
+
+def test_two_images_with_one_stem_are_refused():
+    with pytest.raises(ValueError, match='both write face.json'):
+        output_stems(['a/face.jpg', 'b/face.png'])
