@@ -226,3 +226,18 @@ def test_check_box_refuses_wrong_shapes_and_xywh_like_boxes():
 def test_two_images_with_one_stem_are_refused():
     with pytest.raises(ValueError, match='both write face.json'):
         output_stems(['a/face.jpg', 'b/face.png'])
+
+
+def test_detection_rate_tool_reports_the_photograph():
+    spec = importlib.util.spec_from_file_location(
+        'mmaniso_detection_rate',
+        osp.join(REPO, 'tools', 'analysis', 'detection_rate.py'),
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.photograph() == PHOTO
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rows = module.main([PHOTO])
+    assert rows == {PHOTO: 1}
+    assert f'| {PHOTO} | 512x600 | 1 |' in out.getvalue()
