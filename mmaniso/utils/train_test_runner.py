@@ -17,6 +17,7 @@ import glob
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 import time
@@ -97,6 +98,7 @@ def train_then_test(
     cwd: Optional[str] = None,
     log_file: Optional[str] = None,
     echo: Optional[Callable[[str], None]] = None,
+    progress: Optional[Callable[['TrainProgress'], None]] = None,
     tools_dir: str = TOOLS_DIR,
 ) -> TrainTestResult:
     """Trains ``config`` afresh in ``work_dir``, then tests its checkpoint.
@@ -123,6 +125,9 @@ def train_then_test(
         log_file: Both tools' output goes to this file; to this process's
             stdout and stderr when None.
         echo: Called with each command line before it runs.
+        progress: With ``log_file``, called with a :class:`TrainProgress`
+            for each training line MMEngine logs, as it is logged (the
+            lines themselves go to the log file only).
         tools_dir: The folder holding ``train.py`` and ``test.py``.
 
     Returns:
@@ -172,7 +177,7 @@ def train_then_test(
 
     start = time.time()
     with open(log_path, 'w') if log_path else nullcontext() as log:
-        _run('training', train_cmd, child_env, cwd, log, echo)
+        _run('training', train_cmd, child_env, cwd, log, echo, progress)
         ckpt = find_checkpoint(resolve(work_dir), checkpoint)
         test_cmd = [
             sys.executable,
@@ -207,6 +212,34 @@ def _with_cfg_options(options: Sequence[str]) -> list:
     return ['--cfg-options', *options] if options else []
 
 
+@dataclass(frozen=True)
+class TrainProgress:
+    """Where a training run is, from one line of MMEngine's log."""
+
+    epoch: int
+    iteration: int
+    iterations: int
+    loss: float
+    eta: str
+
+
+# MMEngine's training line, e.g. "Epoch(train)  [3][40/63]  lr: ...  eta:
+# 0:02:10  time: ...  loss: 0.0312 ..."
+_TRAIN_LINE = re.compile(
+    r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\].*?eta: (\S+).*?'
+    r'\bloss: ([-+0-9.eE]+|nan|inf)'
+)
+
+
+def parse_train_line(line: str) -> Optional[TrainProgress]:
+    """The progress in one log line, None for any other line."""
+    match = _TRAIN_LINE.search(line)
+    if match is None:
+        return None
+    epoch, it, total, eta, loss = match.groups()
+    return TrainProgress(int(epoch), int(it), int(total), float(loss), eta)
+
+
 def _run(
     stage: str,
     cmd: list,
@@ -214,6 +247,7 @@ def _run(
     cwd: Optional[str],
     log: Optional[TextIO],
     echo: Optional[Callable[[str], None]],
+    progress: Optional[Callable[[TrainProgress], None]] = None,
 ) -> None:
     if echo is not None:
         echo('$ ' + ' '.join(cmd))
@@ -226,9 +260,27 @@ def _run(
             )
         return
     log.flush()
-    code = subprocess.run(
-        cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT
-    ).returncode
+    if progress is None:
+        code = subprocess.run(
+            cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT
+        ).returncode
+    else:
+        with subprocess.Popen(
+            cmd,
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors='replace',
+        ) as proc:
+            for line in proc.stdout:
+                log.write(line)
+                found = parse_train_line(line)
+                if found is not None:
+                    log.flush()
+                    progress(found)
+            code = proc.wait()
     if code != 0:
         log.flush()
         with open(log.name) as f:

@@ -10,7 +10,9 @@ import pytest
 from mmaniso.utils.train_test_runner import (
     METRICS_FILE,
     TOOLS_DIR,
+    TrainProgress,
     find_checkpoint,
+    parse_train_line,
     train_then_test,
 )
 
@@ -31,6 +33,13 @@ for name in ('epoch_1.pth', 'best_NME_epoch_1.pth'):
 with open(osp.join(work_dir, 'last_checkpoint'), 'w') as f:
     f.write(osp.abspath(osp.join(work_dir, 'epoch_1.pth')))
 print('training output')
+# Two lines as MMEngine's logger writes them.
+print('2026/12/02 06:56:40 - mmengine - INFO - Epoch(train)  [1][20/63]  '
+      'lr: 2.000000e-04  eta: 0:03:25  time: 0.222365  data_time: 0.067106  '
+      'loss: 0.438398  loss_kpt: 0.438398  acc_pose: 0.007228', flush=True)
+print('2026/12/02 06:59:38 - mmengine - INFO - Epoch(train) [15][60/63]  '
+      'lr: 1.000000e-05  eta: 0:00:00  time: 0.214978  data_time: 0.057517  '
+      'loss: 0.023582  loss_kpt: 0.023582', flush=True)
 """
 _TEST = """
 print('testing output')
@@ -165,3 +174,33 @@ def test_missing_tools_and_checkpoints_are_explained(tmp_path):
 def test_the_default_tools_are_this_checkout():
     assert osp.isfile(osp.join(TOOLS_DIR, 'train.py'))
     assert osp.isfile(osp.join(TOOLS_DIR, 'test.py'))
+
+
+def test_progress_gets_each_training_line_and_the_log_gets_everything(
+    tools_dir, tmp_path
+):
+    seen = []
+    log_file = tmp_path / 'run.log'
+    train_then_test(
+        'cfg.py',
+        str(tmp_path / 'run'),
+        log_file=str(log_file),
+        progress=seen.append,
+        tools_dir=str(tools_dir),
+    )
+    assert seen == [
+        TrainProgress(1, 20, 63, 0.438398, '0:03:25'),
+        TrainProgress(15, 60, 63, 0.023582, '0:00:00'),
+    ]
+    text = log_file.read_text()
+    assert 'training output' in text and 'testing output' in text
+    assert 'Epoch(train) [15][60/63]' in text
+
+
+def test_other_log_lines_are_not_progress():
+    assert parse_train_line('Epoch(val) [15][8/8]    NME: 7.358491') is None
+    assert parse_train_line('UserWarning: something') is None
+    nan = parse_train_line(
+        'Epoch(train)  [2][40/63]  lr: 1e-3  eta: 0:01:00  loss: nan'
+    )
+    assert nan is not None and nan.loss != nan.loss  # NaN shows as NaN
