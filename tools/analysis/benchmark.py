@@ -1,6 +1,7 @@
 """All of mmaniso's speed figures in one run, each a ratio to a baseline.
 
-    python tools/analysis/benchmark.py [--only loss sampler train pipeline]
+    python tools/analysis/benchmark.py
+        [--only loss sampler train pipeline crop-cache]
         [--device cpu|cuda] [--amp] [--channels-last] [--iters 20]
 
 - loss: AnisotropicLoss vs MMPose's SoftWingLoss, forward + backward
@@ -9,7 +10,9 @@
   (tools/analysis/benchmark_sampler.py);
 - train: training iterations per second of an aniso config vs its SoftWing
   twin with the same backbone, interleaved on the same batch (target >= 0.97);
-- pipeline: MMPose's training pipeline, images per second in one worker.
+- pipeline: MMPose's training pipeline, images per second in one worker;
+- crop-cache: that pipeline on WFLW-sized JPEGs vs on their face-crop cache
+  (tools/analysis/benchmark_crop_cache.py).
 """
 
 import argparse
@@ -41,8 +44,8 @@ def parse_args(argv=None):
     parser.add_argument(
         '--only',
         nargs='+',
-        choices=['loss', 'sampler', 'train', 'pipeline'],
-        default=['loss', 'sampler', 'train', 'pipeline'],
+        choices=['loss', 'sampler', 'train', 'pipeline', 'crop-cache'],
+        default=['loss', 'sampler', 'train', 'pipeline', 'crop-cache'],
     )
     parser.add_argument('--device', default='cpu')
     parser.add_argument(
@@ -224,6 +227,9 @@ def main(argv=None):
     if 'sampler' in args.only:
         print('\n== sampler')
         _run_script('benchmark_sampler', [])
+    if 'crop-cache' in args.only:
+        print('\n== crop-cache')
+        _run_script('benchmark_crop_cache', ['--rounds', str(args.rounds)])
     if {'train', 'pipeline'} & set(args.only):
         with tempfile.TemporaryDirectory() as root:
             _data(root, max(args.batch_size, 16))
