@@ -1,5 +1,5 @@
 """Runner hooks."""
 
-from .hooks import PoseBalancingHook
+from .hooks import ChannelsLastHook, PoseBalancingHook
 
-__all__ = ['PoseBalancingHook']
+__all__ = ['ChannelsLastHook', 'PoseBalancingHook']

@@ -1,3 +1,4 @@
+from .channels_last_hook import ChannelsLastHook
 from .pose_balancing_hook import PoseBalancingHook
 
-__all__ = ['PoseBalancingHook']
+__all__ = ['ChannelsLastHook', 'PoseBalancingHook']
