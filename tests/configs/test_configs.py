@@ -115,3 +115,17 @@ def test_paper_config_trains_two_iterations_and_tests(config_name, tmp_path):
     assert test.returncode == 0, out[-4000:]
     assert re.search(r'(Epoch|Iter)\(test\).*NME: [0-9.]+', out)
     assert 'Face alignment results of' in out
+
+
+@pytest.mark.parametrize('config_name', sorted(PAPER))
+def test_paper_configs_feed_a_gpu(config_name):
+    # Sized for GPU training (the reason is in aniso_res50_wflw.py): several
+    # workers, alive between the short balanced epochs, pinned batches.
+    cfg = Config.fromfile(osp.join(REPO, 'configs', config_name))
+    train = cfg.train_dataloader
+    assert train.num_workers >= 8
+    assert train.persistent_workers and train.pin_memory
+    assert train.sampler.type == 'PoseBalancedSampler'
+    for loader in (cfg.val_dataloader, cfg.test_dataloader):
+        assert loader.num_workers >= 2 and loader.pin_memory
+        assert loader.dataset.test_mode
