@@ -29,7 +29,7 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-from mmaniso.utils.train_test_runner import train_then_test
+from mmaniso.utils.train_test_runner import ProgressLine, train_then_test
 
 BEST_VARIANT = 'configs/synthface/res18_aniso-normalised-softwing_synthface.py'
 # The configs and tools are named relative to the repository.
@@ -67,35 +67,6 @@ def parse_args(argv=None):
 
 def log(message: str) -> None:
     print(f'[demo] {message}', flush=True)
-
-
-class ProgressLine:
-    """One line per training: rewritten in place on a terminal, else
-    printed at the first and every fifth epoch's first log line."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.tty = sys.stdout.isatty()
-        self.last = None
-        self.printed_epoch = 0
-
-    def __call__(self, p) -> None:
-        self.last = p
-        text = (
-            f'[demo] {self.name}: epoch {p.epoch} iter {p.iteration}/'
-            f'{p.iterations} loss {p.loss:.4f} eta {p.eta}'
-        )
-        if self.tty:
-            print('\r' + text.ljust(78), end='', flush=True)
-        elif p.epoch != self.printed_epoch and (
-            p.epoch == 1 or p.epoch % 5 == 0
-        ):
-            self.printed_epoch = p.epoch
-            print(text, flush=True)
-
-    def close(self) -> None:
-        if self.tty:
-            print(flush=True)
 
 
 def ensure_data(root: str, num_train: int, num_test: int) -> None:
@@ -286,7 +257,7 @@ def main(argv=None):
         # replace the earlier ones.
         log_file = osp.join(work_dir, 'demo_run.log')
         log(f'full logs: {log_file}')
-        show = ProgressLine(name)
+        show = ProgressLine(f'[demo] {name}')
         run_result = train_then_test(
             config,
             work_dir,

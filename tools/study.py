@@ -34,7 +34,11 @@ import os.path as osp
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional
 
-from mmaniso.utils.train_test_runner import METRICS_FILE, train_then_test
+from mmaniso.utils.train_test_runner import (
+    METRICS_FILE,
+    ProgressLine,
+    train_then_test,
+)
 
 
 def parse_args(argv=None):
@@ -147,6 +151,9 @@ def run_one(
     )
     # An interrupted run left checkpoints but no metrics: the runner trains
     # it again, its old checkpoints moved aside rather than mixed in.
+    # One progress line every 5 epochs; never rewritten in place, since
+    # parallel runs share the terminal.
+    label = f'[study] {osp.basename(osp.dirname(folder))} seed {seed}'
     result = train_then_test(
         config,
         folder,
@@ -155,6 +162,7 @@ def run_one(
         checkpoint=args.checkpoint,
         env=_env(args, gpu),
         log_file=log_path,
+        progress=ProgressLine(label, tty=False),
     )
     print(
         f'[study] {config} seed {seed}: finished in {result.seconds:.0f} s',

@@ -240,6 +240,48 @@ def parse_train_line(line: str) -> Optional[TrainProgress]:
     return TrainProgress(int(epoch), int(it), int(total), float(loss), eta)
 
 
+class ProgressLine:
+    """One line per training run, for :func:`train_then_test`'s
+    ``progress``: rewritten in place on a terminal, else printed at the
+    first and every fifth epoch (one line per epoch when ``every=1``).
+
+    Args:
+        label: What the line starts with, e.g. ``'[demo] aniso'``.
+        every: Print every this many epochs when not on a terminal.
+        tty: Rewrite one line in place; by default when stdout is a
+            terminal. Runs going in parallel should pass False.
+    """
+
+    def __init__(
+        self, label: str, every: int = 5, tty: Optional[bool] = None
+    ) -> None:
+        self.label = label
+        self.every = max(1, int(every))
+        self.tty = sys.stdout.isatty() if tty is None else tty
+        self.last: Optional[TrainProgress] = None
+        self.printed_epoch = 0
+
+    def text(self, p: TrainProgress) -> str:
+        return (
+            f'{self.label}: epoch {p.epoch} iter {p.iteration}/'
+            f'{p.iterations} loss {p.loss:.4f} eta {p.eta}'
+        )
+
+    def __call__(self, p: TrainProgress) -> None:
+        self.last = p
+        if self.tty:
+            print('\r' + self.text(p).ljust(78), end='', flush=True)
+        elif p.epoch != self.printed_epoch and (
+            p.epoch == 1 or p.epoch % self.every == 0
+        ):
+            self.printed_epoch = p.epoch
+            print(self.text(p), flush=True)
+
+    def close(self) -> None:
+        if self.tty:
+            print(flush=True)
+
+
 def _run(
     stage: str,
     cmd: list,

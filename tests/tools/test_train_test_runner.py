@@ -204,3 +204,39 @@ def test_other_log_lines_are_not_progress():
         'Epoch(train)  [2][40/63]  lr: 1e-3  eta: 0:01:00  loss: nan'
     )
     assert nan is not None and nan.loss != nan.loss  # NaN shows as NaN
+
+
+def test_progress_line_prints_first_and_every_fifth_epoch_off_a_terminal(
+    capsys,
+):
+    from mmaniso.utils.train_test_runner import ProgressLine
+
+    line = ProgressLine('[study] l1 seed 0', tty=False)
+    for epoch in range(1, 16):
+        for it in (20, 40, 60):  # several log lines per epoch
+            line(TrainProgress(epoch, it, 63, 0.5 / epoch, '0:01:00'))
+    line.close()
+    out = capsys.readouterr().out.splitlines()
+    assert [int(o.split('epoch ')[1].split()[0]) for o in out] == [
+        1,
+        5,
+        10,
+        15,
+    ]
+    assert (
+        out[0]
+        == '[study] l1 seed 0: epoch 1 iter 20/63 loss 0.5000 eta 0:01:00'
+    )
+    assert line.last.epoch == 15 and line.last.iteration == 60
+
+
+def test_progress_line_rewrites_one_line_on_a_terminal(capsys):
+    from mmaniso.utils.train_test_runner import ProgressLine
+
+    line = ProgressLine('[demo] aniso', tty=True)
+    line(TrainProgress(1, 20, 63, 0.25, '0:02:00'))
+    line(TrainProgress(1, 40, 63, 0.2, '0:01:50'))
+    line.close()
+    out = capsys.readouterr().out
+    assert out.count('\r') == 2 and out.endswith('\n')
+    assert out.count('\n') == 1
