@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 PIPQ := $(PIP) install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: install test test-fast lint demo clean
+.PHONY: install test test-fast lint demo clean install-mmpose13 test-mmpose13
 
 install: $(STAMP)
 
@@ -27,6 +27,32 @@ $(STAMP): constraints.txt pyproject.toml
 	$(PY) -c 'import mmaniso, mmpose, xtcocotools.coco; print("mmaniso", mmaniso.__version__, "on mmpose", mmpose.__version__)'
 	touch $(STAMP)
 
+# The second stack (constraints-mmpose13.txt): MMPose 1.3.2, full mmcv 2.1.0
+# built from source (about 20 min on 2 cores; pip caches the wheel), torch
+# 2.1.2, numpy 1.26, in its own venv.
+VENV13 := .venv-mmpose13
+PY13 := $(VENV13)/bin/python
+STAMP13 := $(VENV13)/.installed
+PIP13 := $(PY13) -m pip install -q --disable-pip-version-check -c constraints-mmpose13.txt
+
+install-mmpose13: $(STAMP13)
+
+$(STAMP13): constraints-mmpose13.txt pyproject.toml
+	test -x $(PY13) || $(PYTHON) -m venv $(VENV13)
+	$(PIP13) setuptools wheel ninja Cython numpy
+	$(PIP13) torch torchvision
+	# mmcv's setup.py imports torch to compile its ops: no build isolation.
+	MMCV_WITH_OPS=1 MAX_JOBS=$$(nproc) $(PIP13) --no-build-isolation mmcv
+	$(PIP13) --no-build-isolation chumpy xtcocotools
+	$(PIP13) mmengine mmdet mmpose
+	$(PIP13) --no-build-isolation -e '.[tests,deploy]'
+	$(PIP13) --no-deps facenet-pytorch
+	$(PY13) -c 'import mmaniso, mmpose, mmcv.ops, mmdet; print("mmaniso", mmaniso.__version__, "on mmpose", mmpose.__version__, "mmcv", mmcv.__version__)'
+	touch $(STAMP13)
+
+test-mmpose13: $(STAMP13)
+	$(PY13) -m pytest -q
+
 test: $(STAMP)
 	$(PY) -m pytest -q
 
@@ -40,4 +66,4 @@ demo: $(STAMP)
 	$(PY) tools/demo.py
 
 clean:
-	rm -rf $(VENV) work_dirs
+	rm -rf $(VENV) $(VENV13) work_dirs
