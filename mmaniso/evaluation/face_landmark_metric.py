@@ -274,6 +274,7 @@ class FaceLandmarkMetric(BaseMetric):
         nme = per_image_nme(pred, gt, self._norm_distances(results, gt), names)
 
         metrics = summarise(nme, self.thresholds, self.step)
+        metrics.update(self._point_group_nme(pred, gt, results, names))
         masks = self._subset_masks(results)
         for name, mask in masks.items():
             if not mask.any():
@@ -291,6 +292,35 @@ class FaceLandmarkMetric(BaseMetric):
         if self.save_outputs:
             self._write_outputs(results, nme, masks, logger)
         return metrics
+
+    def _point_group_nme(self, pred, gt, results, names) -> Dict[str, float]:
+        """``NME_curve`` and ``NME_corners``: the NME (%) with the mean over
+        the points on a curve (not corners) or over the corners (W = I in
+        the anisotropic cost) only, normalised as the NME; empty when the
+        dataset's point types are unknown. Isolated points are in neither.
+        """
+        from mmaniso.datasets.point_types import get_point_types
+
+        name = (self.dataset_meta or {}).get('dataset_name')
+        try:
+            types = get_point_types(name)
+        except (KeyError, ValueError, TypeError):
+            return {}
+        if types.num_keypoints != gt.shape[1]:
+            return {}
+        corners = sorted(types.corners)
+        on_curve = sorted(
+            {i for c in types.curves for i in c.indices} - set(corners)
+        )
+        dist = self._norm_distances(results, gt)
+        out = {}
+        for key, idx in (('NME_curve', on_curve), ('NME_corners', corners)):
+            if idx:
+                out[key] = float(
+                    per_image_nme(pred[:, idx], gt[:, idx], dist, names).mean()
+                    * 100
+                )
+        return out
 
     # ------------------------------------------------------------ subsets
     def _attributes(self, results: List[dict]) -> Optional[List[dict]]:

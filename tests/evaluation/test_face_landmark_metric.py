@@ -108,7 +108,36 @@ def test_wflw_lookup_and_subsets_from_ann_file(tmp_path):
     assert res['blur/FR@0.1'] == 0.0
     assert set(res) == {
         f'{s}{k}' for s in ('', 'largepose/', 'blur/') for k in expected
-    }
+    } | {'NME_curve', 'NME_corners'}
+
+
+def test_curve_point_and_corner_nme_against_a_per_point_loop():
+    from mmaniso.datasets.point_types import get_point_types
+
+    rng = np.random.default_rng(1)
+    gt = rng.uniform(0, 100, (5, 98, 2))
+    # Errors that differ by point, so the groups' means differ.
+    pred = gt + rng.normal(0, 1, gt.shape) * np.linspace(0.5, 3, 98)[:, None]
+    res = run(FaceLandmarkMetric(save_outputs=False), samples(pred, gt))
+    types = get_point_types('wflw')
+    corners = set(types.corners)
+    on_curve = {i for c in types.curves for i in c.indices} - corners
+    expected = {'NME_curve': [], 'NME_corners': []}
+    for n in range(len(gt)):
+        iod = np.linalg.norm(gt[n, 60] - gt[n, 72])  # WFLW's outer corners
+        for key, group in (('NME_curve', on_curve), ('NME_corners', corners)):
+            errors = [np.linalg.norm(pred[n, k] - gt[n, k]) for k in group]
+            expected[key].append(np.mean(errors) / iod)
+    for key, values in expected.items():
+        assert res[key] == pytest.approx(100 * np.mean(values), rel=1e-9)
+    assert res['NME_curve'] != pytest.approx(res['NME_corners'], rel=0.01)
+
+
+def test_no_point_groups_for_an_unknown_layout():
+    pred, gt = faces(3)
+    metric = FaceLandmarkMetric(norm_indices=(0, 1), save_outputs=False)
+    res = run(metric, samples(pred, gt), dataset_name='my_faces')
+    assert 'NME_curve' not in res and 'NME' in res
 
 
 def test_subsets_from_raw_ann_info_and_files(tmp_path):
@@ -246,8 +275,8 @@ def test_in_an_mmengine_test_run(tmp_path):
     res = Runner.from_cfg(cfg).test()
     assert set(res) == {
         f'{s}{k}' for s in ('', 'blur/') for k in ('NME', 'FR@0.5', 'AUC@0.5')
-    }
-    assert res['NME'] > 0
+    } | {'NME_curve', 'NME_corners'}
+    assert res['NME'] > 0 and res['NME_curve'] > 0 and res['NME_corners'] > 0
     per_image = glob.glob(str(tmp_path / 'work' / '*' / 'wflw.nme.json'))
     assert len(per_image) == 1
     entries = json.load(open(per_image[0]))
