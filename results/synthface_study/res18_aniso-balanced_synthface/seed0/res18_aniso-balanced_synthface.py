@@ -34,7 +34,7 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'),
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0))
 launcher = 'none'
-load_from = '/tmp/sw/work_dirs/study_tables/res18_aniso-balanced_synthface/seed0/epoch_15.pth'
+load_from = 'work_dirs/study_tables/res18_aniso-balanced_synthface/seed0/epoch_15.pth'
 log_level = 'INFO'
 log_processor = dict(
     _scope_='mmpose',
@@ -125,6 +125,7 @@ test_dataloader = dict(
 test_evaluator = dict(
     ann_file='data/synthface/annotations/face_landmarks_wflw_test_clean.json',
     norm='inter_ocular',
+    overwrite=True,
     type='FaceLandmarkMetric')
 train_cfg = dict(by_epoch=True, max_epochs=15, val_interval=1)
 train_dataloader = dict(
