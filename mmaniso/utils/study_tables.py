@@ -392,8 +392,9 @@ def markdown_results(
 ) -> str:
     """Tables a, b and d: validation and test figures, mean ± std."""
     head = (
-        '| row | run | seeds | val NME | test NME | FR@0.1 | AUC@0.1 | '
-        'large pose NME |\n|---|---|---|---|---|---|---|---|'
+        '| row | run | seeds | val NME | test NME | curve pts | corners | '
+        'FR@0.1 | AUC@0.1 | large pose NME |\n'
+        '|---|---|---|---|---|---|---|---|---|---|'
     )
     lines = [head]
     for row in rows:
@@ -402,13 +403,17 @@ def markdown_results(
             label = f'{label}, sigma_t {row.sigma_t:g} d'
         runs = load_metrics(work_dir, row, seeds)
         if not runs:
-            lines.append(f'| {label} | `{row.name}` | – | not run | | | | |')
+            lines.append(
+                f'| {label} | `{row.name}` | – | not run | | | | | | |'
+            )
             continue
         got = ','.join(str(r['seed']) for r in runs)
         lines.append(
             f'| {label} | `{row.name}` | {got} | '
             f'{_fmt([r["val/NME"] for r in runs])} | '
             f'{_fmt([r["NME"] for r in runs])} | '
+            f'{_fmt([r.get("NME_curve") for r in runs])} | '
+            f'{_fmt([r.get("NME_corners") for r in runs])} | '
             f'{_fmt([r["FR@0.1"] for r in runs])} | '
             f'{_fmt([r["AUC@0.1"] for r in runs], 4)} | '
             f'{_fmt([r.get("largepose/NME") for r in runs])} |'
@@ -548,31 +553,43 @@ def plot_convergence(
 def plot_sweep(
     work_dir: str, rows: Sequence[Row], seeds: Sequence[int], out_file: str
 ) -> str:
-    """Table b: test NME against sigma_t, one line per loss, error bars."""
+    """Table b: test NME against sigma_t, one line per loss, error bars;
+    all points, the points on curves and the corners in three panels."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    by_label: Dict[str, List[Tuple[float, float, float]]] = {}
-    for row in rows:
-        runs = load_metrics(work_dir, row, seeds)
-        if runs:
-            t = [r['NME'] for r in runs]
-            by_label.setdefault(row.label, []).append(
-                (
-                    row.sigma_t,
-                    np.mean(t),
-                    np.std(t, ddof=1) if len(t) > 1 else 0,
+    panels = (
+        ('NME', 'all points'),
+        ('NME_curve', 'points on curves'),
+        ('NME_corners', 'corners (W = I)'),
+    )
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.5), sharey=True)
+    found = False
+    for ax, (key, title) in zip(axes, panels):
+        by_label: Dict[str, List[Tuple[float, float, float]]] = {}
+        for row in rows:
+            values = [
+                r[key] for r in load_metrics(work_dir, row, seeds) if key in r
+            ]
+            if values:
+                by_label.setdefault(row.label, []).append(
+                    (
+                        row.sigma_t,
+                        np.mean(values),
+                        np.std(values, ddof=1) if len(values) > 1 else 0,
+                    )
                 )
-            )
-    if not by_label:
+        for label, points in by_label.items():
+            found = True
+            points.sort()
+            x, y, e = zip(*points)
+            ax.errorbar(x, y, yerr=e, marker='o', capsize=3, label=label)
+        ax.set_title(title)
+        ax.set_xlabel('along-curve annotation noise sigma_t (fraction of d)')
+        ax.grid(alpha=0.3)
+    if not found:
+        plt.close(fig)
         raise ValueError(f'no finished run of these rows in {work_dir}')
-    for label, points in by_label.items():
-        points.sort()
-        x, y, e = zip(*points)
-        ax.errorbar(x, y, yerr=e, marker='o', capsize=3, label=label)
-    ax.set_xlabel('along-curve annotation noise sigma_t (fraction of d)')
-    ax.set_ylabel('test NME (%), mean ± std')
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    axes[0].set_ylabel('test NME (%), mean ± std over seeds')
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
     os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
     fig.savefig(out_file, dpi=110)

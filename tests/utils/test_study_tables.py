@@ -29,10 +29,12 @@ def write_scalars(folder, epochs, iters_per_epoch, interval, val_nme):
             )
 
 
-def write_run(work_dir, row, seed, test_nme, val_nme):
+def write_run(work_dir, row, seed, test_nme, val_nme, groups=None):
     folder = st.run_dir(work_dir, row, seed)
     write_scalars(folder, 3, 10, 4, [20.0, 15.0, val_nme])
     metrics = {'NME': test_nme, 'FR@0.1': 1.0, 'AUC@0.1': 0.5}
+    if groups is not None:
+        metrics['NME_curve'], metrics['NME_corners'] = groups
     with open(osp.join(folder, METRICS_FILE), 'w') as f:
         json.dump(metrics, f)
 
@@ -99,6 +101,32 @@ def test_markdown_tables_hold_mean_and_sample_std(tmp_path):
     assert cells[3] == '30 ± 0'
     assert cells[4] == '30 (1/2 seeds reach it)'
     assert 'not run' in conv.splitlines()[-1]
+
+
+def test_sweep_table_and_plot_show_curve_points_and_corners_apart(tmp_path):
+    rows = [r for r in st.table_rows('b') if r.label == 'L1']
+    for i, row in enumerate(rows):
+        for seed in (0, 1):
+            write_run(
+                tmp_path,
+                row,
+                seed,
+                5.0 + i,
+                6.0,
+                groups=(5.5 + i + seed, 4.0 - seed),
+            )
+    text = st.markdown_results(str(tmp_path), rows, (0, 1))
+    header = [c.strip() for c in text.splitlines()[0].split('|')]
+    line = [c.strip() for c in text.splitlines()[2].split('|')]
+    cells = dict(zip(header, line))
+    assert cells['curve pts'] == f'6.00 ± {np.std([5.5, 6.5], ddof=1):.2f}'
+    assert cells['corners'] == f'3.50 ± {np.std([4.0, 3.0], ddof=1):.2f}'
+    out = st.plot_sweep(str(tmp_path), rows, (0, 1), str(tmp_path / 'b.png'))
+    assert osp.getsize(out) > 10000
+    with pytest.raises(ValueError, match='no finished run'):
+        st.plot_sweep(
+            str(tmp_path / 'none'), rows, (0, 1), str(tmp_path / 'c.png')
+        )
 
 
 def test_sensitivity_rows_keep_the_paper_ratio_as_the_reused_run():
