@@ -68,21 +68,22 @@ def _pixels_and_targets(sample):
     return img, labels.numpy().reshape(-1, 2) * size  # input pixels
 
 
+def _cache(full_root, tmp_path, margin, **kwargs):
+    """Writes the crop cache of the fixture's training file; its root."""
+    cache = str(tmp_path / 'cache')
+    write_crop_cache(
+        full_root, [ANN], cache, margin, workers=1, progress=False, **kwargs
+    )
+    return cache
+
+
 def test_lossless_cache_gives_the_same_input_and_targets(
     full_root, margin, tmp_path
 ):
     # No downscaling, PNG: the crop's pixels are the image's own, so the
     # warped inputs may differ only by OpenCV's rounding.
-    cache = str(tmp_path / 'cache')
-    write_crop_cache(
-        full_root,
-        [ANN],
-        cache,
-        margin,
-        max_size=100000,
-        image_format='png',
-        workers=1,
-        progress=False,
+    cache = _cache(
+        full_root, tmp_path, margin, max_size=100000, image_format='png'
     )
     full, cached = _dataset(full_root), _dataset(cache)
     assert len(full) == len(cached) == NUM
@@ -99,16 +100,7 @@ def test_lossless_cache_gives_the_same_input_and_targets(
 def test_downscaled_jpeg_cache_matches_up_to_interpolation(
     full_root, margin, tmp_path
 ):
-    cache = str(tmp_path / 'cache')
-    write_crop_cache(
-        full_root,
-        [ANN],
-        cache,
-        margin,
-        max_size=256,
-        workers=1,
-        progress=False,
-    )
+    cache = _cache(full_root, tmp_path, margin, max_size=256)
     with open(osp.join(cache, ANN)) as f:
         ks = [img['crop'][3] for img in json.load(f)['images']]
     assert max(ks) < 1  # every crop was downscaled
@@ -132,16 +124,8 @@ def test_downscaled_jpeg_cache_matches_up_to_interpolation(
 def test_too_small_a_margin_shows(full_root, tmp_path):
     # The check above can fail: a crop of 1.2 box sides leaves black where
     # the augmented window reaches past it.
-    cache = str(tmp_path / 'cache')
-    write_crop_cache(
-        full_root,
-        [ANN],
-        cache,
-        1.2,
-        max_size=100000,
-        image_format='png',
-        workers=1,
-        progress=False,
+    cache = _cache(
+        full_root, tmp_path, 1.2, max_size=100000, image_format='png'
     )
     full, cached = _dataset(full_root), _dataset(cache)
     worst = 0.0
