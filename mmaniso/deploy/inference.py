@@ -144,6 +144,23 @@ def read_boxes_file(path: str) -> Dict[str, List[list]]:
     return out
 
 
+def _input_box(sample) -> Tuple[np.ndarray, np.ndarray]:
+    """Centre and size of the crop's box in image pixels (aspect-fixed, as
+    TopdownAffine warped it). MMPose 1.3 keeps them in the metainfo
+    (``input_center``, ``input_scale``) and no longer packs
+    ``bbox_centers``; MMPose 1.1 packs them as instance fields."""
+    meta = sample.metainfo
+    if 'input_center' in meta and 'input_scale' in meta:
+        centre, scale = meta['input_center'], meta['input_scale']
+    else:
+        centre = sample.gt_instances.bbox_centers[0]
+        scale = sample.gt_instances.bbox_scales[0]
+    return (
+        np.asarray(centre, float).reshape(2),
+        np.asarray(scale, float).reshape(2),
+    )
+
+
 class LandmarkPredictor:
     """Keypoints of face boxes, in image pixels, by a top-down model.
 
@@ -213,8 +230,7 @@ class LandmarkPredictor:
         for sample, kpts in zip(data['data_samples'], normalised):
             # The crop's box as MMPose maps its predictions back
             # (TopdownPoseEstimator.add_pred_to_datasample).
-            centre = np.asarray(sample.gt_instances.bbox_centers[0], float)
-            scale = np.asarray(sample.gt_instances.bbox_scales[0], float)
+            centre, scale = _input_box(sample)
             out.append(kpts * scale + centre - 0.5 * scale)
         return np.stack(out)
 

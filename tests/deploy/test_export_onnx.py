@@ -165,13 +165,9 @@ def test_metadata_preprocesses_as_the_data_preprocessor(
     model = torch_model(tool, checkpoint)
     rng = np.random.default_rng(3)
     images = rng.integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
-    with torch.no_grad():
-        expected = model.data_preprocessor(
-            dict(
-                inputs=[torch.from_numpy(i).permute(2, 0, 1) for i in images]
-            ),
-            False,
-        )['inputs'].numpy()
+    expected = tool.preprocess(
+        model, [torch.from_numpy(i).permute(2, 0, 1) for i in images]
+    ).numpy()
     runtime = OnnxLandmarkModel(exported['path'])
     assert runtime.metadata['input_size'] == [64, 64]
     assert runtime.metadata['num_keypoints'] == 98

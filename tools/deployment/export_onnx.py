@@ -160,8 +160,19 @@ def make_crops(model, batch: int, input_size, seed: int):
     images = rng.integers(0, 256, (batch, height, width, 3), dtype=np.uint8)
     # What PackPoseInputs gives the data preprocessor: CHW uint8 tensors.
     inputs = [torch.from_numpy(image).permute(2, 0, 1) for image in images]
+    return preprocess(model, inputs)
+
+
+def preprocess(model, inputs):
+    """The data preprocessor's output for CHW uint8 crops. Empty data
+    samples go with them: MMPose 1.3's preprocessor walks them."""
+    import torch
+    from mmpose.structures import PoseDataSample
+
+    samples = [PoseDataSample() for _ in inputs]
     with torch.no_grad():
-        return model.data_preprocessor(dict(inputs=inputs), False)['inputs']
+        batch = dict(inputs=inputs, data_samples=samples)
+        return model.data_preprocessor(batch, False)['inputs']
 
 
 def compare(model, path, input_size, batches, runs, warmup, threads, seed):
