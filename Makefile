@@ -28,7 +28,7 @@ $(STAMP): constraints.txt pyproject.toml
 	touch $(STAMP)
 
 # The second stack (constraints-mmpose13.txt): MMPose 1.3.2, full mmcv 2.1.0
-# built from source (about 20 min on 2 cores; pip caches the wheel), torch
+# built from source (35 min set-up here on 2 busy cores; pip caches the wheel), torch
 # 2.1.2, numpy 1.26, in its own venv.
 VENV13 := .venv-mmpose13
 PY13 := $(VENV13)/bin/python
