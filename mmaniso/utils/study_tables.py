@@ -336,6 +336,13 @@ def iterations_to(
     return int(np.asarray(iters)[hit[0]]) if len(hit) else None
 
 
+def _finished(run_folder: str) -> bool:
+    """Whether a run was trained and tested (its metrics file exists)."""
+    from mmaniso.utils.train_test_runner import METRICS_FILE
+
+    return osp.isfile(osp.join(run_folder, METRICS_FILE))
+
+
 def final_val_nme(run_folder: str) -> float:
     return float(val_curve(run_folder)[1][-1])
 
@@ -435,6 +442,8 @@ def markdown_convergence(
         curves = []
         for seed in seeds:
             folder = run_dir(work_dir, row, seed)
+            if not _finished(folder):
+                continue  # a run still training has a partial curve
             try:
                 curves.append(val_curve(folder))
                 done.append(seed)
@@ -522,8 +531,11 @@ def plot_convergence(
     for k, row in enumerate(rows):
         curves = []
         for seed in seeds:
+            folder = run_dir(work_dir, row, seed)
+            if not _finished(folder):
+                continue
             try:
-                curves.append(val_curve(run_dir(work_dir, row, seed)))
+                curves.append(val_curve(folder))
             except (FileNotFoundError, ValueError):
                 pass
         if not curves:

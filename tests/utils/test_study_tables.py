@@ -103,6 +103,16 @@ def test_markdown_tables_hold_mean_and_sample_std(tmp_path):
     assert 'not run' in conv.splitlines()[-1]
 
 
+def test_convergence_leaves_out_runs_still_training(tmp_path):
+    row = st.table_rows('a')[0]
+    write_run(tmp_path, row, 0, test_nme=5.0, val_nme=6.0)
+    # Seed 1 is training: a partial curve, no metrics file yet.
+    write_scalars(st.run_dir(str(tmp_path), row, 1), 1, 10, 4, [30.0])
+    conv = st.markdown_convergence(str(tmp_path), [row], (0, 1))
+    cells = [c.strip() for c in conv.splitlines()[-1].split('|')]
+    assert cells[2] == '0' and cells[3] == '30'
+
+
 def test_sweep_table_and_plot_show_curve_points_and_corners_apart(tmp_path):
     rows = [r for r in st.table_rows('b') if r.label == 'L1']
     for i, row in enumerate(rows):
