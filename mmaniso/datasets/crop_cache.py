@@ -31,8 +31,8 @@ from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
-# MMPose's face datasets store the box side divided by this (``scale``).
-PIXEL_STD = 200.0
+from mmaniso.datasets.converters.coco import PIXEL_STD
+
 # Written into the annotation files' ``info``: marks a file as this cache's,
 # which may be rewritten; any other file at an output path is the user's.
 CACHE_TAG = 'mmaniso crop cache'
