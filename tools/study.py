@@ -37,6 +37,7 @@ from typing import Dict, List, Optional
 from mmaniso.utils.train_test_runner import (
     METRICS_FILE,
     ProgressLine,
+    thread_env,
     train_then_test,
 )
 
@@ -120,8 +121,7 @@ def _env(args, gpu: Optional[int]) -> Optional[Dict[str, str]]:
     if args.jobs > 1:
         # Each run gets its share of the cores, else the runs' thread pools
         # fight over them.
-        threads = str(max(1, (os.cpu_count() or 1) // args.jobs))
-        return {'OMP_NUM_THREADS': threads, 'MKL_NUM_THREADS': threads}
+        return thread_env(args.jobs)
     return None
 
 

@@ -13,6 +13,7 @@ from mmaniso.utils.train_test_runner import (
     TrainProgress,
     find_checkpoint,
     parse_train_line,
+    thread_env,
     train_then_test,
 )
 
@@ -240,3 +241,14 @@ def test_progress_line_rewrites_one_line_on_a_terminal(capsys):
     out = capsys.readouterr().out
     assert out.count('\r') == 2 and out.endswith('\n')
     assert out.count('\n') == 1
+
+
+def test_thread_env_splits_the_cores_between_the_runs():
+    assert thread_env(3, cpus=2) == {
+        'OMP_NUM_THREADS': '1',
+        'MKL_NUM_THREADS': '1',
+    }
+    assert thread_env(3, cpus=16)['OMP_NUM_THREADS'] == '5'
+    assert thread_env(1, cpus=2)['OMP_NUM_THREADS'] == '2'
+    with pytest.raises(ValueError, match='jobs'):
+        thread_env(0, cpus=2)

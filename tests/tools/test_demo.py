@@ -1,0 +1,108 @@
+"""tools/demo.py's scheduling: its trainings go side by side with the cores
+split between them, and each result stays with its own run.
+
+The trainings themselves are replaced by a stand-in; the real ones are what
+``make demo`` runs (README)."""
+
+import importlib.util
+import os
+import os.path as osp
+import threading
+import time
+
+import pytest
+from conftest import REPO
+
+from mmaniso.utils.train_test_runner import TrainTestResult
+
+SCRIPT = osp.join(REPO, 'tools', 'demo.py')
+
+
+@pytest.fixture
+def demo(monkeypatch):
+    spec = importlib.util.spec_from_file_location('demo', SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # No data, predictions or report: only the scheduling is under test.
+    monkeypatch.setattr(module, 'ensure_data', lambda *a: None)
+    monkeypatch.setattr(module, 'load_predictions', lambda path: {})
+    monkeypatch.setattr(module, 'point_group_nme', lambda *a: {})
+    reported = {}
+    monkeypatch.setattr(
+        module, 'report', lambda args, results: reported.update(results)
+    )
+    module.reported = reported
+    return module
+
+
+class FakeTraining:
+    """Stands in for train_then_test: records how many run at once and
+    returns metrics that name the config they came from."""
+
+    def __init__(self, delay=0.3, fail=None):
+        self.delay = delay
+        self.fail = fail
+        self.lock = threading.Lock()
+        self.running = 0
+        self.most_at_once = 0
+        self.envs = {}
+
+    def __call__(self, config, work_dir, *, env=None, **kwargs):
+        with self.lock:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+            self.envs[config] = dict(env or {})
+        time.sleep(self.delay)
+        with self.lock:
+            self.running -= 1
+        if config == self.fail:
+            raise RuntimeError(f'training failed: {config}')
+        return TrainTestResult(
+            metrics={'config': config},
+            metrics_file='',
+            checkpoint='',
+            seconds=self.delay,
+        )
+
+
+def test_demo_trains_its_runs_side_by_side_with_the_cores_split(
+    demo, monkeypatch, tmp_path
+):
+    fake = FakeTraining()
+    monkeypatch.setattr(demo, 'train_then_test', fake)
+    demo.main(['--work-dir', str(tmp_path)])
+    assert fake.most_at_once == len(demo.RUNS)
+    threads = str(max(1, (os.cpu_count() or 1) // len(demo.RUNS)))
+    assert {e['OMP_NUM_THREADS'] for e in fake.envs.values()} == {threads}
+    # Reported in the order of RUNS, each with its own run's metrics.
+    assert list(demo.reported) == [name for name, _ in demo.RUNS]
+    for name, config in demo.RUNS:
+        assert demo.reported[name]['metrics'] == {'config': config}
+
+
+def test_demo_with_one_job_trains_one_after_another_on_all_cores(
+    demo, monkeypatch, tmp_path
+):
+    fake = FakeTraining(delay=0.05)
+    monkeypatch.setattr(demo, 'train_then_test', fake)
+    demo.main(['--work-dir', str(tmp_path), '--jobs', '1'])
+    assert fake.most_at_once == 1
+    threads = str(os.cpu_count() or 1)
+    assert {e['OMP_NUM_THREADS'] for e in fake.envs.values()} == {threads}
+
+
+def test_demo_stops_with_the_error_of_a_failed_training(
+    demo, monkeypatch, tmp_path
+):
+    failing = demo.RUNS[1][1]
+    monkeypatch.setattr(
+        demo, 'train_then_test', FakeTraining(delay=0.05, fail=failing)
+    )
+    with pytest.raises(RuntimeError, match=failing):
+        demo.main(['--work-dir', str(tmp_path)])
+    assert demo.reported == {}
+
+
+def test_demo_refuses_zero_jobs(demo, tmp_path):
+    with pytest.raises(SystemExit, match='--jobs'):
+        demo.main(['--work-dir', str(tmp_path), '--jobs', '0'])
