@@ -95,29 +95,45 @@ class Row:
         return 'aniso' in osp.basename(self.config)
 
 
-# Table a: each anisotropic form beside its isotropic twin (squared: L2;
-# mahalanobis: L1; softwing: SoftWing), the paper's pieces added one by one.
+# Table a: each anisotropic form beside its isotropic twin on the same head
+# and sampler (squared: L2; mahalanobis: L1; softwing: SoftWing), the
+# paper's pieces added one by one. "+ mean-shape head" rows use the default
+# sampler (no pose balancing); "alone" rows MMPose's RegressionHead.
 ABLATION = (
     ('L1', 'l1'),
     ('true SoftWing', 'softwing-true'),
     ('L2', 'l2'),
+    ('L1 + mean-shape head', 'l1-meanhead'),
+    ('true SoftWing + mean-shape head', 'softwing-true-meanhead'),
     ('paper loss alone', 'aniso-loss-only'),
     ('paper loss + balancing', 'aniso-balanced'),
     ('paper loss + mean-shape head', 'aniso-meanhead'),
     ('paper set-up (loss + balancing + head)', 'aniso'),
     ('paper set-up, tempered balancing (alpha 0.5)', 'aniso-tempered'),
-    ('normalised aniso L1 alone', 'aniso-normalised-l1-nobalance'),
+    ('normalised aniso L1 alone', 'aniso-normalised-l1-loss-only'),
+    ('normalised aniso L1 + mean-shape head', 'aniso-normalised-l1-nobalance'),
     ('normalised aniso L1, paper set-up', 'aniso-normalised-l1'),
-    ('normalised aniso SoftWing alone', 'aniso-normalised-softwing-nobalance'),
+    ('normalised aniso SoftWing alone', 'aniso-normalised-softwing-loss-only'),
+    (
+        'normalised aniso SoftWing + mean-shape head',
+        'aniso-normalised-softwing-nobalance',
+    ),
     ('normalised aniso SoftWing, paper set-up', 'aniso-normalised-softwing'),
 )
-# Table b: the losses alone (no balancing, no mean-shape head).
+# Table b: the losses alone (RegressionHead, no balancing), then L1 and the
+# normalised forms on the mean-shape head (still no balancing).
 SWEEP = (
     ('L1', 'l1'),
     ('true SoftWing', 'softwing-true'),
     ('paper loss alone', 'aniso-loss-only'),
-    ('normalised aniso L1 alone', 'aniso-normalised-l1-nobalance'),
-    ('normalised aniso SoftWing alone', 'aniso-normalised-softwing-nobalance'),
+    ('normalised aniso L1 alone', 'aniso-normalised-l1-loss-only'),
+    ('normalised aniso SoftWing alone', 'aniso-normalised-softwing-loss-only'),
+    ('L1 + mean-shape head', 'l1-meanhead'),
+    ('normalised aniso L1 + mean-shape head', 'aniso-normalised-l1-nobalance'),
+    (
+        'normalised aniso SoftWing + mean-shape head',
+        'aniso-normalised-softwing-nobalance',
+    ),
 )
 
 
