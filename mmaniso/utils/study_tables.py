@@ -527,7 +527,10 @@ def plot_results(
     ax.set_xlabel(
         'NME (%, inter-ocular, clean landmarks), mean ± std over seeds'
     )
-    ax.legend(loc='lower right')
+    # Above the axes: inside, it hid the end of the longest bars.
+    ax.legend(
+        loc='lower center', bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False
+    )
     ax.grid(axis='x', alpha=0.3)
     fig.tight_layout()
     os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
