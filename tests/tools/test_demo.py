@@ -106,3 +106,30 @@ def test_demo_stops_with_the_error_of_a_failed_training(
 def test_demo_refuses_zero_jobs(demo, tmp_path):
     with pytest.raises(SystemExit, match='--jobs'):
         demo.main(['--work-dir', str(tmp_path), '--jobs', '0'])
+
+
+def test_demo_best_variant_is_the_studys_validation_winner(demo):
+    # The committed run records decide the demo's variant; a demo that
+    # drifted from them would tell another finding than docs/study.md.
+    from mmaniso.utils import study_tables as st
+
+    records = osp.join(REPO, 'results', 'synthface_study')
+    best = st.choose_best(records, st.table_rows('a'), (0, 1, 2))
+    assert demo.BEST_VARIANT == best.config
+
+
+def test_demo_isotropic_twin_differs_from_the_best_variant_in_the_loss(demo):
+    from mmengine.config import Config
+
+    configs = dict(demo.RUNS)
+    best = Config.fromfile(osp.join(REPO, configs['best']))
+    twin = Config.fromfile(osp.join(REPO, configs['l1-head']))
+    assert twin.model.head.loss.type == 'L1Loss'
+    assert best.model.head.loss.type == 'AnisotropicLoss'
+    # Same head, sampler, hooks and budget: only the loss differs.
+    for cfg in (best, twin):
+        cfg.model.head.pop('loss')
+    assert twin.model.to_dict() == best.model.to_dict()
+    assert twin.train_dataloader.to_dict() == best.train_dataloader.to_dict()
+    assert twin.custom_hooks == best.custom_hooks
+    assert twin.train_cfg.to_dict() == best.train_cfg.to_dict()
