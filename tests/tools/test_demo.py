@@ -1,5 +1,6 @@
 """tools/demo.py's scheduling: its trainings go side by side with the cores
-split between them, and each result stays with its own run.
+split between them, and each result stays with its own run; and its choice
+of models: the study's validation winner and that winner's isotropic twin.
 
 The trainings themselves are replaced by a stand-in; the real ones are what
 ``make demo`` runs (README)."""
