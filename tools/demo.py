@@ -1,5 +1,5 @@
-"""The README's main job: the paper's set-up, the study's best variant, its
-isotropic twin and the true SoftWing baseline on SynthFace.
+"""The README's main job: the paper's set-up, the study's best variant, L1
+on the same head and the true SoftWing baseline on SynthFace.
 
     python tools/demo.py [--work-dir work_dirs/demo] [--data-root DIR]
         [--num-train 2000] [--num-test 500] [--epochs N] [--jobs N]
@@ -9,8 +9,9 @@ isotropic twin and the true SoftWing baseline on SynthFace.
    the paper's set-up (configs/synthface/res18_aniso_synthface.py:
    anisotropic loss, pose balancing, mean-shape head), the study's best
    variant (chosen on SynthFace's validation split, docs/study.md), MMPose's
-   L1Loss on the same mean-shape head (the variant without its anisotropy:
-   the study finds the head, not the anisotropy, carries the gain) and the
+   L1Loss on the same mean-shape head and sampler (the isotropic twin of
+   the variant's L1 form, which ties it: the study finds the head, not the
+   anisotropy, carries the gain) and the
    true SoftWing baseline (MMPose's SoftWingLoss with its published pixel
    parameters converted to MMPose's normalised frame);
 3. evaluates all four against the *clean* landmarks of the test faces
@@ -52,7 +53,8 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 RUNS = [
     ('paper', 'configs/synthface/res18_aniso_synthface.py'),
     ('best', BEST_VARIANT),
-    # The best variant's isotropic twin: MMPose's L1Loss on the same head.
+    # MMPose's L1Loss on the best variant's head and sampler: the isotropic
+    # twin of its L1 form, which ties it in the study.
     ('l1-head', 'configs/synthface/res18_l1-meanhead_synthface.py'),
     ('softwing', 'configs/synthface/res18_softwing-true_synthface.py'),
 ]

@@ -1,6 +1,6 @@
 """tools/demo.py's scheduling: its trainings go side by side with the cores
 split between them, and each result stays with its own run; and its choice
-of models: the study's validation winner and that winner's isotropic twin.
+of models: the study's validation winner and L1 on that winner's head.
 
 The trainings themselves are replaced by a stand-in; the real ones are what
 ``make demo`` runs (README)."""
@@ -119,7 +119,7 @@ def test_demo_best_variant_is_the_studys_validation_winner(demo):
     assert demo.BEST_VARIANT == best.config
 
 
-def test_demo_isotropic_twin_differs_from_the_best_variant_in_the_loss(demo):
+def test_demo_l1_on_the_head_differs_from_the_best_variant_in_the_loss(demo):
     from mmengine.config import Config
 
     configs = dict(demo.RUNS)
