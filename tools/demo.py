@@ -11,9 +11,9 @@ on the same head and the true SoftWing baseline on SynthFace.
    variant (chosen on SynthFace's validation split, docs/study.md), MMPose's
    L1Loss on the same mean-shape head and sampler (the isotropic twin of
    the variant's L1 form, which ties it: the study finds the head, not the
-   anisotropy, carries the gain) and the
-   true SoftWing baseline (MMPose's SoftWingLoss with its published pixel
-   parameters converted to MMPose's normalised frame);
+   anisotropy, carries the gain) and the true SoftWing baseline (MMPose's
+   SoftWingLoss with its published pixel parameters converted to MMPose's
+   normalised frame);
 3. evaluates all four against the *clean* landmarks of the test faces
    (training used the noisy "annotated" ones);
 4. prints NME, FR@0.1, AUC@0.1 and the NME of curve points vs corners, and
@@ -80,8 +80,9 @@ def parse_args(argv=None):
         type=int,
         default=len(RUNS),
         help='trainings at once, the cores split between them (default: '
-        'all four; on two cores this is ~2x faster than one after another, '
-        "whose thread pools fight the data workers')",
+        f'all {len(RUNS)}; on two cores this is ~2x faster than one after '
+        'another, '
+        'whose thread pools fight the data workers)',
     )
     parser.add_argument(
         '--workers',
