@@ -11,6 +11,11 @@ which go through ``CheckpointLoader``) load the same way, on every torch
 version (torch 2.1 has no weights-only allow-list; this does not need one).
 Downloads land in torch's hub cache first and are then read the same way.
 
+``torch.load`` is not called: it would hand a TorchScript archive to
+``torch.jit.load``, which runs the archive's code and never uses the pickle
+module it was given. :mod:`mmaniso.utils.torch_file` reads torch's zip and
+legacy formats itself and refuses everything else by name.
+
 What the unpickler accepts, and nothing else:
 
 - tensors and parameters (torch's rebuild functions, no backward hooks),
@@ -47,11 +52,31 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-DOC = 'README.md, "Checkpoints"'
+from mmaniso.utils.torch_file import (
+    DOC,
+    BrokenCheckpointError,
+    CheckpointRefusedError,
+    brief,
+    check_tensor_fits,
+    read_torch_file,
+)
+
+__all__ = [
+    'BrokenCheckpointError',
+    'CheckpointRefusedError',
+    'SafeUnpickler',
+    'check_loaded',
+    'load_checkpoint_file',
+    'register_checkpoint_loaders',
+]
 
 
-class CheckpointRefusedError(pickle.UnpicklingError):
-    """A checkpoint asked for something a weights-only load does not allow."""
+def _dotted(name: object) -> str:
+    """A module or global name from a pickle, unquoted and at most 80
+    characters (a pickle can name a global of any length)."""
+    if not isinstance(name, str):
+        return brief(name, 80)
+    return name if len(name) <= 80 else name[:77] + '...'
 
 
 # ---------------------------------------------------------------- numpy ---
@@ -98,7 +123,8 @@ def _plain_dtype(spec, align=False, copy=False):
     """``np.dtype(spec, align, copy)`` for a plain numeric type code only."""
     if not _dtype_spec_allowed(spec) or align not in (False, 0):
         raise CheckpointRefusedError(
-            f'a numpy dtype {spec!r} (align={align!r}); only boolean and '
+            f'a numpy dtype {brief(spec)} (align={brief(align)}); only '
+            'boolean and '
             'numeric dtypes are allowed'
         )
     return np.dtype(spec, align=False, copy=bool(copy))
@@ -119,7 +145,7 @@ def _check_dtype_state(dtype: np.dtype, state: object) -> None:
         and (len(state) == 8 or state[8] is None)
     ):
         raise CheckpointRefusedError(
-            f'a numpy dtype {dtype.str!r} with the state {state!r}; only '
+            f'a numpy dtype {dtype.str!r} with the state {brief(state)}; only '
             'the state of a built-in dtype (no fields, no sub-array, '
             'standard flags) is allowed'
         )
@@ -133,11 +159,12 @@ def _reconstruct(subtype, shape, typecode):
     """
     if subtype is not np.ndarray:
         raise CheckpointRefusedError(
-            f'an array of type {subtype!r}; only numpy.ndarray is allowed'
+            f'an array of type {brief(subtype)}; only numpy.ndarray is allowed'
         )
-    if tuple(shape) != (0,) or typecode not in (b'b', 'b'):
+    if shape != (0,) or typecode not in (b'b', 'b'):
         raise CheckpointRefusedError(
-            f"numpy _reconstruct{(shape, typecode)!r}; numpy writes (0,), b'b'"
+            f'numpy _reconstruct{brief((shape, typecode))}; numpy writes '
+            "(0,), b'b'"
         )
     return np.ndarray.__new__(np.ndarray, (0,), np.int8)
 
@@ -163,8 +190,8 @@ def _scalar(dtype, data=None):
     """numpy's ``scalar``, for a plain dtype and raw bytes of its size."""
     if not is_plain_dtype(dtype):
         raise CheckpointRefusedError(
-            f'a numpy scalar of dtype {dtype!r}; only boolean and numeric '
-            'scalars are allowed'
+            f'a numpy scalar of dtype {brief(dtype)}; only boolean and '
+            'numeric scalars are allowed'
         )
     if not isinstance(data, bytes) or len(data) != dtype.itemsize:
         raise CheckpointRefusedError(
@@ -177,8 +204,8 @@ def _encode(text, encoding='latin1'):
     """``_codecs.encode`` as protocol-2 pickles use it for ``bytes``."""
     if not isinstance(text, str) or encoding != 'latin1':
         raise CheckpointRefusedError(
-            f'_codecs.encode({type(text).__name__}, {encoding!r}); only the '
-            'latin1 encoding of a str, as pickle writes bytes, is allowed'
+            f'_codecs.encode({type(text).__name__}, {brief(encoding)}); only '
+            'the latin1 encoding of a str, as pickle writes bytes, is allowed'
         )
     return text.encode('latin1')
 
@@ -187,7 +214,7 @@ def _bytes(*args):
     if args and not (
         len(args) == 1 and isinstance(args[0], (list, tuple, bytes))
     ):
-        raise CheckpointRefusedError(f'bytes{args!r}')
+        raise CheckpointRefusedError(f'bytes{brief(args)}')
     return bytes(*args)
 
 
@@ -201,9 +228,33 @@ def _no_hooks(hooks) -> None:
         )
 
 
+def _check_tensor_args(storage, offset, size, stride, requires_grad, hooks,
+                       metadata) -> None:  # fmt: skip
+    _no_hooks(hooks)
+    check_tensor_fits(storage, offset, size, stride)
+    if not isinstance(requires_grad, bool):
+        raise CheckpointRefusedError(
+            f'a tensor whose requires_grad is {brief(requires_grad)}'
+        )
+    # torch writes {} or flags such as {'conj': True}.
+    if metadata is not None and not (
+        isinstance(metadata, dict)
+        and len(metadata) <= 8
+        and all(
+            isinstance(k, str) and isinstance(v, bool)
+            for k, v in metadata.items()
+        )
+    ):
+        raise CheckpointRefusedError(
+            f'a tensor with the metadata {brief(metadata)}'
+        )
+
+
 def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks,
                        metadata=None):  # fmt: skip
-    _no_hooks(hooks)
+    _check_tensor_args(
+        storage, offset, size, stride, requires_grad, hooks, metadata
+    )
     return torch._utils._rebuild_tensor_v2(
         storage, offset, size, stride, requires_grad, OrderedDict(), metadata
     )
@@ -211,7 +262,11 @@ def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks,
 
 def _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, hooks,
                        dtype, metadata=None):  # fmt: skip
-    _no_hooks(hooks)
+    _check_tensor_args(
+        storage, offset, size, stride, requires_grad, hooks, metadata
+    )
+    if not isinstance(dtype, torch.dtype):
+        raise CheckpointRefusedError(f'a tensor whose dtype is {brief(dtype)}')
     return torch._utils._rebuild_tensor_v3(
         storage, offset, size, stride, requires_grad, OrderedDict(), dtype,
         metadata,
@@ -222,13 +277,48 @@ def _rebuild_parameter(data, requires_grad, hooks):
     _no_hooks(hooks)
     if not isinstance(data, torch.Tensor):
         raise CheckpointRefusedError('a parameter whose data is no tensor')
+    if not isinstance(requires_grad, bool):
+        raise CheckpointRefusedError(
+            f'a parameter whose requires_grad is {brief(requires_grad)}'
+        )
     return torch.nn.Parameter(data, requires_grad)
 
 
 def _device(spec, index=None):
-    if not isinstance(spec, str) or not isinstance(index, (int, type(None))):
-        raise CheckpointRefusedError(f'torch.device{(spec, index)!r}')
-    return torch.device(spec) if index is None else torch.device(spec, index)
+    """``torch.device(spec[, index])`` for a short spec and a real index.
+
+    torch wraps large indices silently (``torch.device('cuda', 10**6)`` is
+    ``cuda:64``), so the device built must say what the file said.
+    """
+    ok = (
+        isinstance(spec, str)
+        and 0 < len(spec) <= 32
+        and (
+            index is None
+            or (
+                type(index) is int
+                and 0 <= index < 2**16
+                and re.fullmatch(r'[a-z_]+', spec) is not None
+            )
+        )
+    )
+    device = None
+    if ok:
+        try:
+            device = (
+                torch.device(spec)
+                if index is None
+                else torch.device(spec, index)
+            )
+        except (RuntimeError, ValueError, TypeError):
+            device = None
+    expected = spec if index is None else f'{spec}:{index}'
+    if device is None or str(device) != expected:
+        raise CheckpointRefusedError(
+            f'torch.device{brief((spec, index))}, which is not a device '
+            'torch names the same way'
+        )
+    return device
 
 
 # -------------------------------------------------------------- mmengine ---
@@ -268,23 +358,50 @@ def history_buffer_getattr(obj: object, name: str) -> object:
     ):
         return getattr(history_buffer, name)
     raise CheckpointRefusedError(
-        f'getattr({obj!r}, {name!r}); only HistoryBuffer statistics methods '
-        'are allowed'
+        f'getattr({brief(obj)}, {brief(name)}); only HistoryBuffer '
+        'statistics methods are allowed'
     )
 
 
 def _check_history_buffer_state(buffer, state) -> None:
-    if not isinstance(state, dict) or not set(state) <= _HISTORY_BUFFER_FIELDS:
-        keys = sorted(state) if isinstance(state, dict) else state
+    if not (
+        isinstance(state, dict)
+        and all(isinstance(key, str) for key in state)
+        and set(state) <= _HISTORY_BUFFER_FIELDS
+    ):
+        keys = list(state) if isinstance(state, dict) else state
         raise CheckpointRefusedError(
-            f'a HistoryBuffer with the state {keys!r}; only '
+            f'a HistoryBuffer with the state {brief(keys)}; only '
             f'{sorted(_HISTORY_BUFFER_FIELDS)} are known'
         )
+    max_length = state.get('max_length', 1)
+    if type(max_length) is not int or max_length <= 0:
+        raise CheckpointRefusedError(
+            f'a HistoryBuffer whose max_length is {brief(max_length)}, not a '
+            'positive integer'
+        )
+    lengths = set()
     for key in ('_log_history', '_count_history'):
-        if key in state and not isinstance(state[key], np.ndarray):
+        if key not in state:
+            continue
+        history = state[key]
+        if not (
+            type(history) is np.ndarray
+            and history.ndim == 1
+            and history.dtype.kind in 'biuf'
+            and len(history) <= max_length
+        ):
             raise CheckpointRefusedError(
-                f'a HistoryBuffer whose {key} is not a numpy array'
+                f'a HistoryBuffer whose {key} is {brief(history)}; MMEngine '
+                f'keeps a 1-D numeric array of at most max_length '
+                f'({max_length}) values'
             )
+        lengths.add(len(history))
+    if len(lengths) > 1:
+        raise CheckpointRefusedError(
+            'a HistoryBuffer whose _log_history and _count_history differ in '
+            'length'
+        )
     # Its statistics methods must be HistoryBuffer's own functions.
     cls = type(buffer)
     for key in ('statistics_methods', '_statistics_methods'):
@@ -375,8 +492,8 @@ class SafeUnpickler(pickle._Unpickler):
                 return dtype
         if found is None:
             raise CheckpointRefusedError(
-                f'it asks for {module}.{name}, which is not a tensor, a '
-                'plain numpy value or MMEngine metadata'
+                f'it asks for {_dotted(module)}.{_dotted(name)}, which is '
+                'not a tensor, a plain numpy value or MMEngine metadata'
             )
         return found
 
@@ -384,14 +501,16 @@ class SafeUnpickler(pickle._Unpickler):
 
     def _callable(self, func) -> None:
         if id(func) not in _callable_ids():
-            raise CheckpointRefusedError(f'it calls {func!r}')
+            raise CheckpointRefusedError(f'it calls {brief(func)}')
 
     def load_reduce(self):
         args = self.stack.pop()
         func = self.stack[-1]
         self._callable(func)
         if not isinstance(args, tuple):
-            raise CheckpointRefusedError(f'call of {func!r} with {args!r}')
+            raise CheckpointRefusedError(
+                f'call of {brief(func)} with {brief(args)}'
+            )
         self.stack[-1] = func(*args)
 
     dispatch[pickle.REDUCE[0]] = load_reduce
@@ -400,7 +519,7 @@ class SafeUnpickler(pickle._Unpickler):
         args = self.stack.pop()
         cls = self.stack.pop()
         if cls is not _history_buffer_class() and cls not in _NEWOBJ_CLASSES:
-            raise CheckpointRefusedError(f'it creates a {cls!r}')
+            raise CheckpointRefusedError(f'it creates a {brief(cls)}')
         self.append(cls.__new__(cls, *args))
 
     dispatch[pickle.NEWOBJ[0]] = load_newobj
@@ -423,7 +542,7 @@ class SafeUnpickler(pickle._Unpickler):
             _check_dtype_state(inst, state)
             inst.__setstate__(state)
             if not is_plain_dtype(inst):
-                raise CheckpointRefusedError(f'a numpy dtype {inst!r}')
+                raise CheckpointRefusedError(f'a numpy dtype {brief(inst)}')
         elif type(inst) is np.ndarray:
             _check_array_state(inst, state)
             inst.__setstate__(state)
@@ -435,8 +554,8 @@ class SafeUnpickler(pickle._Unpickler):
                 and isinstance(state.get('_metadata', {}), dict)
             ):
                 raise CheckpointRefusedError(
-                    f'an OrderedDict with the attributes {state!r}; only '
-                    "a state_dict's _metadata is allowed"
+                    f'an OrderedDict with the attributes {brief(state)}; '
+                    "only a state_dict's _metadata is allowed"
                 )
             inst.__dict__.update(state)
         elif type(inst) is _history_buffer_class():
@@ -504,7 +623,12 @@ def check_loaded(obj: Any, source: str = 'checkpoint') -> Any:
 def load_checkpoint_file(
     file, map_location=None, source: Optional[str] = None
 ) -> Any:
-    """``torch.load`` through :class:`SafeUnpickler`, on any torch >= 2.1.
+    """Loads a ``torch.save`` file through :class:`SafeUnpickler`.
+
+    ``torch.load`` is never called on the file before it has been read and
+    checked here: :func:`~mmaniso.utils.torch_file.read_torch_file` reads
+    torch's zip and legacy formats itself and refuses TorchScript archives,
+    tar files and storages the file does not hold.
 
     Args:
         file: A path or a binary file object.
@@ -517,35 +641,38 @@ def load_checkpoint_file(
 
     Raises:
         CheckpointRefusedError: naming the file and what it asked for.
+        BrokenCheckpointError: naming the file, for one that is empty, cut
+            short or not a checkpoint at all.
     """
     if source is None:
         source = file if isinstance(file, (str, os.PathLike)) else 'checkpoint'
+    source = str(source)
+    if isinstance(file, (str, os.PathLike)):
+        with open(file, 'rb') as f:
+            data = f.read()
+    else:
+        data = file.read()
+        if not isinstance(data, bytes):
+            raise TypeError(
+                f'{source}: a checkpoint file object must be opened in '
+                "binary mode ('rb')"
+            )
+    loaded = read_torch_file(
+        io.BytesIO(data), SafeUnpickler, map_location, source=source
+    )
     if os.environ.get('TORCH_FORCE_WEIGHTS_ONLY_LOAD', '0').lower() in (
         '1',
         'y',
         'yes',
         'true',
     ):
-        # torch then refuses any pickle_module; its own allow-list is
-        # stricter still (no numpy), which is what the user asked for.
-        loaded = torch.load(file, map_location=map_location, weights_only=True)
-        return check_loaded(loaded, str(source))
-    try:
+        # The user asked for torch's own allow-list (stricter still: no
+        # numpy). The bytes have passed the checks above, so torch.load
+        # sees no TorchScript archive and no storage the file lacks.
         loaded = torch.load(
-            file,
-            map_location=map_location,
-            pickle_module=SAFE_PICKLE,
-            weights_only=False,
+            io.BytesIO(data), map_location=map_location, weights_only=True
         )
-    except CheckpointRefusedError as e:
-        raise CheckpointRefusedError(
-            f'{source}: refused to load this checkpoint: {e}. mmaniso reads '
-            'checkpoints with a restricted unpickler, so that a file cannot '
-            'run code; only tensors, containers, plain numpy arrays and '
-            f'scalars and MMEngine metadata are accepted ({DOC}). If you '
-            'made this file yourself, save only its state_dict.'
-        ) from None
-    return check_loaded(loaded, str(source))
+    return check_loaded(loaded, source)
 
 
 # ------------------------------------------------- CheckpointLoader ---

@@ -18,7 +18,11 @@ import pytest
 import torch
 from conftest import FIXTURE_CONFIG, REPO, data_root_options, run_tool
 
-from mmaniso.testing.checkpoints import ForgedArray, RunsCode
+from mmaniso.testing.checkpoints import (
+    ForgedArray,
+    RunsCode,
+    save_torchscript_archive,
+)
 
 TRAIN = osp.join(REPO, 'tools', 'train.py')
 TEST = osp.join(REPO, 'tools', 'test.py')
@@ -36,6 +40,8 @@ def served(tmp_path_factory):
     marker = root / 'pwned'
     torch.save(dict(meta=RunsCode(marker), state_dict={}), root / 'evil.pth')
     torch.save(dict(meta=ForgedArray(), state_dict={}), root / 'forged.pth')
+    # torch.load would hand this one to torch.jit.load, which runs it.
+    save_torchscript_archive(root / 'torchscript.pth', marker)
     handler = functools.partial(_QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -85,9 +91,10 @@ def test_train_resume_from_url_is_refused(served, wflw_fixture, tmp_path):
 
 
 @pytest.mark.slow
-def test_test_tool_refuses_a_remote_checkpoint(served, wflw_fixture):
+@pytest.mark.parametrize('name', ['evil', 'torchscript'])
+def test_test_tool_refuses_a_remote_checkpoint(served, wflw_fixture, name):
     base, marker, env = served
-    url = f'{base}/evil.pth'
+    url = f'{base}/{name}.pth'
     proc = run_tool(
         [TEST, FIXTURE_CONFIG, url, '--cfg-options',
          *data_root_options(wflw_fixture)],
@@ -124,10 +131,15 @@ def attempt(name, fn):
 
 evil = base + '/evil.pth'
 forged = base + '/forged.pth'
+torchscript = base + '/torchscript.pth'
 
 def init_model():
     from mmpose.apis import init_model
     init_model(config, evil, device='cpu')
+
+def init_model_torchscript():
+    from mmpose.apis import init_model
+    init_model(config, torchscript, device='cpu')
 
 def mmpose_test():
     cfg = cfg_with()
@@ -144,9 +156,18 @@ def pretrained_init():
     cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=evil)
     Runner.from_cfg(cfg).train()
 
+def pretrained_init_torchscript():
+    cfg = cfg_with()
+    cfg.model.backbone.init_cfg = dict(
+        type='Pretrained', checkpoint=torchscript)
+    Runner.from_cfg(cfg).train()
+
 for name, fn in [('init_model', init_model), ('mmpose_test', mmpose_test),
                  ('mmpose_train', mmpose_train),
-                 ('pretrained_init', pretrained_init)]:
+                 ('pretrained_init', pretrained_init),
+                 ('init_model_torchscript', init_model_torchscript),
+                 ('pretrained_init_torchscript',
+                  pretrained_init_torchscript)]:
     attempt(name, fn)
 """
 
@@ -165,7 +186,8 @@ def test_mmpose_tools_and_init_model_refuse_through_custom_imports(
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     for name in ('init_model', 'mmpose_test', 'mmpose_train',
-                 'pretrained_init'):  # fmt: skip
+                 'pretrained_init', 'init_model_torchscript',
+                 'pretrained_init_torchscript'):  # fmt: skip
         line = next(
             (s for s in proc.stdout.splitlines() if s.startswith(name + ':')),
             '',

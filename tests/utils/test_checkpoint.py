@@ -30,7 +30,11 @@ from mmengine.runner.checkpoint import (
 )
 
 import mmaniso  # noqa: F401  (routes MMEngine's loaders through mmaniso)
-from mmaniso.testing.checkpoints import ForgedArray, RunsCode
+from mmaniso.testing.checkpoints import (
+    ForgedArray,
+    RunsCode,
+    save_torchscript_archive,
+)
 from mmaniso.utils import checkpoint as ckpt
 from mmaniso.utils.checkpoint import (
     CheckpointRefusedError,
@@ -69,7 +73,9 @@ def attack_files(tmp_path):
             dict(meta=np.array([None, 'x'], dtype=object)),
             tmp_path / 'd.pth',
         ),
+        torchscript=str(tmp_path / 'e.pth'),
     )
+    save_torchscript_archive(files['torchscript'], marker)
     return files, marker
 
 
@@ -127,6 +133,7 @@ def test_legacy_torch_format_loads_through_the_same_policy(tmp_path):
         ('reaches_globals', '__globals__'),
         ('forged_dtype', 'dtype'),
         ('object_dtype', 'dtype'),
+        ('torchscript', 'TorchScript'),
     ],
 )
 def test_attack_files_are_refused_with_the_file_named(
@@ -287,7 +294,7 @@ def test_http_checkpoint_lands_in_the_cache_and_loads_safely(
     assert (torch_home / 'hub' / 'checkpoints' / 'good.pth').is_file()
 
 
-@pytest.mark.parametrize('name', ['runs_code', 'forged_dtype'])
+@pytest.mark.parametrize('name', ['runs_code', 'forged_dtype', 'torchscript'])
 def test_http_attack_files_are_refused(
     attack_files, http_server, torch_home, name
 ):
