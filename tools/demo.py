@@ -16,8 +16,10 @@ on the same head and the true SoftWing baseline on SynthFace.
    normalised frame);
 3. evaluates all four against the *clean* landmarks of the test faces
    (training used the noisy "annotated" ones);
-4. prints NME, FR@0.1, AUC@0.1 and the NME of curve points vs corners, and
-   saves the CED plot and a picture of predictions in the work dir.
+4. prints NME, FR@0.1, AUC@0.1, the NME of curve points vs corners and the
+   curve points' error along and across the curve (the metric's
+   ``NME_along``/``NME_across``), and saves the CED plot and a picture of
+   predictions in the work dir.
 """
 
 import argparse
@@ -344,21 +346,31 @@ def _latest(work_dir: str, name: str) -> str:
     return found[-1] if found else ''
 
 
+def _cell(value) -> str:
+    """A metric in percent with two decimals, '-' where a run's metrics
+    lack it (written before the metric reported it)."""
+    return '-' if value is None else f'{value:.2f}'
+
+
 def report(args, results: dict) -> None:
     from mmaniso.evaluation.ced_plot import plot_ced
 
     on_curve, corners = curve_and_corner_points()
     lines = [
         'SynthFace test set, errors against the clean landmarks '
-        '(inter-ocular NME, %)',
+        '(inter-ocular NME, %; along, across: the error of the curve '
+        'points along and across the curve)',
         f'{"model":<10} {"NME":>6} {"FR@0.1":>7} {"AUC@0.1":>8} '
-        f'{"curve pts":>10} {"corners":>8} {"train+test":>11}',
+        f'{"curve pts":>10} {"along":>6} {"across":>6} {"corners":>8} '
+        f'{"train+test":>11}',
     ]
     for name, res in results.items():
         m, group_nme = res['metrics'], res['group_nme']
         lines.append(
             f'{name:<10} {m["NME"]:>6.2f} {m["FR@0.1"]:>7.2f} '
             f'{m["AUC@0.1"]:>8.4f} {100 * group_nme["curve"]:>10.2f} '
+            f'{_cell(m.get("NME_along")):>6} '
+            f'{_cell(m.get("NME_across")):>6} '
             f'{100 * group_nme["corners"]:>8.2f} '
             f'{res["seconds"]:>10.0f}s'
         )

@@ -29,9 +29,12 @@ from mmpose.registry import METRICS
 from .ced_plot import plot_ced
 from .functional import (
     NORMS,
+    POINT_GROUP_KEYS,
     NormIndices,
     box_distances,
+    curve_error_components,
     keypoint_distances,
+    masked_per_image_nme,
     norm_indices_for,
     per_image_nme,
     summarise,
@@ -50,6 +53,20 @@ def _json_default(value):
     if isinstance(value, np.generic):  # numpy ids or flags
         return value.item()
     raise TypeError(f'{type(value).__name__} is not JSON serialisable')
+
+
+def _mean_point_groups(
+    groups: Mapping[str, np.ndarray], mask: Optional[np.ndarray] = None
+) -> Dict[str, float]:
+    """The mean (%) of each point group's per-image NME over the images of
+    ``mask`` (all by default) that have a point in the group."""
+    out = {}
+    for key, per_image in groups.items():
+        values = per_image if mask is None else per_image[mask]
+        values = values[~np.isnan(values)]
+        if values.size:
+            out[key] = float(values.mean() * 100)
+    return out
 
 
 def _load_json(path: str, what: str):
@@ -83,6 +100,25 @@ class FaceLandmarkMetric(BaseMetric):
     e.g. ``NME``, ``FR@0.1``, ``AUC@0.1``; each subset adds the same keys
     as ``<subset>/NME`` etc.
 
+    Point groups, when the point types of the layout are known (by
+    ``point_types``, or looked up by ``dataset_name``), in percent of the
+    same ``d`` and averaged over the faces like the NME:
+
+    - ``NME_curve``: the mean error over the points on a curve that are
+      not corners; ``NME_corners``: over the corners (the points with
+      ``W = I`` in the anisotropic cost). Isolated points are in neither.
+    - ``NME_along`` and ``NME_across``: the mean absolute component of the
+      error ``p - g`` along the unit tangent of the ground-truth curve and
+      along its normal, over the visible curve points that have a tangent
+      (``gt_instances.keypoints_visible`` > 0). The tangents are the
+      loss's, :func:`~mmaniso.ops.tangents.curve_tangents` of the ground
+      truth (a neighbour of visibility 0 never steers one), so per point
+      ``along² + across²`` is the squared error of the NME. A face with no
+      such point is left out of their mean. With every point visible these
+      are the points of ``NME_curve``.
+
+    Each subset adds them as ``<subset>/NME_curve`` etc.
+
     Subsets are attribute flags of the annotations (an ``attributes`` dict
     on each annotation, as the converters of this project write them:
     WFLW's ``largepose`` ... ``blur``, 300W's ``common``/``challenging``,
@@ -115,6 +151,10 @@ class FaceLandmarkMetric(BaseMetric):
         subsets: Which subsets to report: names of attribute flags, or a
             dict from subset name to a flag name or to an annotation file
             (``*.json``). By default every flag found in ``ann_file``.
+        point_types: The curves and corners of the point groups: a dataset
+            name or a dict, as ``AnisotropicLoss`` takes them. By default
+            looked up by ``dataset_meta['dataset_name']``, and no point
+            group is reported for a layout without point types.
         outfile_prefix: Path prefix of the output files (see above).
         save_outputs: Whether to write the output files at all.
         overwrite: Replace output files of ``outfile_prefix`` that already
@@ -138,6 +178,7 @@ class FaceLandmarkMetric(BaseMetric):
         step: float = 1e-4,
         ann_file: Optional[str] = None,
         subsets: Optional[SubsetSpec] = None,
+        point_types: Optional[Union[str, dict]] = None,
         outfile_prefix: Optional[str] = None,
         save_outputs: bool = True,
         overwrite: bool = False,
@@ -174,8 +215,14 @@ class FaceLandmarkMetric(BaseMetric):
                 f'subsets must be a list of flag names or a dict, got the '
                 f'string {subsets!r}; write [{subsets!r}]'
             )
+        if point_types is not None:
+            from mmaniso.datasets.point_types import get_point_types
+
+            # Checked now, so that a typo fails before the evaluation.
+            get_point_types(point_types)
         self.norm = norm
         self.norm_indices = norm_indices
+        self.point_types = point_types
         self.thresholds = thresholds
         self.step = step
         self.ann_file = ann_file
@@ -199,7 +246,8 @@ class FaceLandmarkMetric(BaseMetric):
             data_batch: A batch from the dataloader (unused).
             data_samples: The model's outputs as dicts, each with
                 ``pred_instances.keypoints`` and ``gt_instances.keypoints``
-                of shape (1, K, 2).
+                of shape (1, K, 2) and, optionally,
+                ``gt_instances.keypoints_visible`` of shape (1, K).
         """
         for sample in data_samples:
             pred = _as_array(sample['pred_instances']['keypoints'])
@@ -223,6 +271,11 @@ class FaceLandmarkMetric(BaseMetric):
                 pred=pred,
                 gt=gt,
             )
+            if 'keypoints_visible' in gt_instances:
+                visible = _as_array(gt_instances['keypoints_visible'])
+                if visible.ndim == gt.ndim + 1:  # (1, K, 2): per coordinate
+                    visible = visible[..., 0]
+                result['visible'] = visible.reshape(-1)[: len(gt)]
             if self.norm == 'bbox':
                 if 'bboxes' not in gt_instances:
                     raise ValueError(
@@ -262,8 +315,9 @@ class FaceLandmarkMetric(BaseMetric):
             results: What :meth:`process` kept, gathered over all ranks.
 
         Returns:
-            The metrics, keyed ``NME``, ``FR@t``, ``AUC@t`` and
-            ``<subset>/...``.
+            The metrics, keyed ``NME``, ``FR@t``, ``AUC@t``, the point
+            groups ``NME_curve``, ``NME_along``, ``NME_across``,
+            ``NME_corners`` and ``<subset>/...``.
         """
         logger: MMLogger = MMLogger.get_current_instance()
         if not results:
@@ -274,7 +328,8 @@ class FaceLandmarkMetric(BaseMetric):
         nme = per_image_nme(pred, gt, self._norm_distances(results, gt), names)
 
         metrics = summarise(nme, self.thresholds, self.step)
-        metrics.update(self._point_group_nme(pred, gt, results, names))
+        groups = self._point_group_nme(pred, gt, results, names)
+        metrics.update(_mean_point_groups(groups))
         masks = self._subset_masks(results)
         for name, mask in masks.items():
             if not mask.any():
@@ -285,28 +340,44 @@ class FaceLandmarkMetric(BaseMetric):
                     level=logging.WARNING,
                 )
                 continue
-            for key, value in summarise(
-                nme[mask], self.thresholds, self.step
-            ).items():
+            subset = summarise(nme[mask], self.thresholds, self.step)
+            subset.update(_mean_point_groups(groups, mask))
+            for key, value in subset.items():
                 metrics[f'{name}/{key}'] = value
         if self.save_outputs:
             self._write_outputs(results, nme, masks, logger)
         return metrics
 
-    def _point_group_nme(self, pred, gt, results, names) -> Dict[str, float]:
-        """``NME_curve`` and ``NME_corners``: the NME (%) with the mean over
-        the points on a curve (not corners) or over the corners (W = I in
-        the anisotropic cost) only, normalised as the NME; empty when the
-        dataset's point types are unknown. Isolated points are in neither.
-        """
+    def _get_point_types(self, num_keypoints: int):
+        """The configured point types, else the dataset's; None when the
+        dataset has none or they do not fit its keypoints."""
         from mmaniso.datasets.point_types import get_point_types
 
+        if self.point_types is not None:
+            types = get_point_types(self.point_types)
+            if types.num_keypoints != num_keypoints:
+                raise ValueError(
+                    f'FaceLandmarkMetric: point_types {types.name!r} have '
+                    f'{types.num_keypoints} keypoints but the evaluated '
+                    f'data has {num_keypoints}; set point_types to its '
+                    'layout'
+                )
+            return types
         name = (self.dataset_meta or {}).get('dataset_name')
         try:
             types = get_point_types(name)
         except (KeyError, ValueError, TypeError):
-            return {}
-        if types.num_keypoints != gt.shape[1]:
+            return None
+        return types if types.num_keypoints == num_keypoints else None
+
+    def _point_group_nme(
+        self, pred, gt, results, names
+    ) -> Dict[str, np.ndarray]:
+        """The per-image NME (fractions, shape (N,)) of each point group
+        (see the class doc), NaN for an image without a point in the group;
+        empty when the point types are unknown."""
+        types = self._get_point_types(gt.shape[1])
+        if types is None:
             return {}
         corners = sorted(types.corners)
         on_curve = sorted(
@@ -316,11 +387,19 @@ class FaceLandmarkMetric(BaseMetric):
         out = {}
         for key, idx in (('NME_curve', on_curve), ('NME_corners', corners)):
             if idx:
-                out[key] = float(
-                    per_image_nme(pred[:, idx], gt[:, idx], dist, names).mean()
-                    * 100
-                )
-        return out
+                out[key] = per_image_nme(pred[:, idx], gt[:, idx], dist, names)
+        visible = None
+        if any('visible' in r for r in results):
+            visible = np.stack(
+                [r.get('visible', np.ones(gt.shape[1])) for r in results]
+            )  # (N, K)
+        along, across, valid = curve_error_components(
+            pred, gt, types.neighbours(), visible
+        )
+        if valid.any():
+            out['NME_along'] = masked_per_image_nme(along, valid, dist)
+            out['NME_across'] = masked_per_image_nme(across, valid, dist)
+        return {key: out[key] for key in POINT_GROUP_KEYS if key in out}
 
     # ------------------------------------------------------------ subsets
     def _attributes(self, results: List[dict]) -> Optional[List[dict]]:

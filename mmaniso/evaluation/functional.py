@@ -1,8 +1,9 @@
 """Face-alignment error measures: NME per image, CED, AUC and FR.
 
-Pure numpy (and scipy for the integral); nothing here imports mmengine or
-mmpose, so the numbers can be checked and reused outside a runner. Errors
-are fractions of the normalising distance throughout; the registered
+Numpy (scipy for the integral; torch only inside the curve tangents of
+:mod:`mmaniso.ops.tangents`, the loss's own); nothing here imports mmengine
+or mmpose, so the numbers can be checked and reused outside a runner.
+Errors are fractions of the normalising distance throughout; the registered
 :class:`~mmaniso.evaluation.FaceLandmarkMetric` reports NME and FR in
 percent.
 """
@@ -10,9 +11,12 @@ percent.
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import torch
 from scipy.integrate import simpson
 
 from mmaniso.datasets.layouts import LAYOUTS
+from mmaniso.ops.cost import MIN_TANGENT_LENGTH
+from mmaniso.ops.tangents import curve_tangents
 
 # One end of a normalising segment: a keypoint index, or several whose mean
 # is the end (e.g. an eye centre from its six contour points).
@@ -20,6 +24,10 @@ Anchor = Union[int, Sequence[int]]
 NormIndices = Tuple[Anchor, Anchor]
 
 NORMS = ('inter_ocular', 'inter_pupil', 'bbox')
+# The metric's NME over groups of points, in table order: the points on a
+# curve (not corners), their error along and across the ground-truth curve,
+# and the corners.
+POINT_GROUP_KEYS = ('NME_curve', 'NME_along', 'NME_across', 'NME_corners')
 
 # Datasets normalised by the face box only.
 BOX_ONLY = tuple(name for name, lay in LAYOUTS.items() if lay.norm == 'bbox')
@@ -203,6 +211,119 @@ def per_image_nme(
         )
     err = np.linalg.norm(pred - gt, axis=-1).mean(-1)  # (N,)
     return err / norm_dist
+
+
+def curve_error_components(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    neighbours: Union[np.ndarray, torch.Tensor],
+    visible: Optional[np.ndarray] = None,
+    min_length: float = MIN_TANGENT_LENGTH,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each point's error along and across its ground-truth curve.
+
+    .. math:: e^{\\parallel}_{nk} = |r_{nk} \\cdot t_{nk}|,\\quad
+        e^{\\perp}_{nk} = |r_{nk} \\times t_{nk}|,\\quad
+        r_{nk} = p_{nk} - g_{nk}
+
+    ``t`` is the unit tangent the anisotropic loss uses
+    (:func:`mmaniso.ops.tangents.curve_tangents` of the ground truth, an
+    invisible neighbour never steering it), so ``e∥² + e⊥²`` is the squared
+    point error. The split is unchanged by a similarity transform of the
+    image, so image pixels give the same split as the loss's input crop.
+
+    Args:
+        pred: Predicted keypoints, shape (N, K, 2).
+        gt: Ground-truth keypoints, shape (N, K, 2).
+        neighbours: Previous and next curve neighbour of each point, -1 for
+            none, shape (2, K) (``PointTypes.neighbours()``).
+        visible: Keypoint visibility (> 0 means visible), shape (N, K); all
+            visible when not given.
+        min_length: Shortest neighbour difference, in the units of ``gt``,
+            that still defines a tangent.
+
+    Returns:
+        tuple:
+        - along: ``e∥``, shape (N, K); 0 where not ``valid``.
+        - across: ``e⊥``, shape (N, K); 0 where not ``valid``.
+        - valid: Visible points with a tangent (not corners, not isolated
+          and with a visible neighbour), shape (N, K), bool.
+
+    Example:
+        >>> gt = np.array([[[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]]])
+        >>> nb = np.array([[-1, 0, 1], [1, 2, -1]])
+        >>> along, across, valid = curve_error_components(
+        ...     gt + [3.0, 4.0], gt, nb)
+        >>> along[0].tolist(), across[0].tolist(), valid[0].tolist()
+        ([3.0, 3.0, 3.0], [4.0, 4.0, 4.0], [True, True, True])
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    gt = np.asarray(gt, dtype=np.float64)
+    if pred.shape != gt.shape or gt.ndim != 3 or gt.shape[-1] != 2:
+        raise ValueError(
+            f'pred and gt must both have shape (N, K, 2), got {pred.shape} '
+            f'and {gt.shape}'
+        )
+    vis = None
+    if visible is not None:
+        visible = np.asarray(visible, dtype=np.float64)
+        if visible.shape != gt.shape[:2]:
+            raise ValueError(
+                f'visible must have shape {gt.shape[:2]}, got {visible.shape}'
+            )
+        vis = torch.from_numpy(visible)
+    tangents, valid = curve_tangents(
+        torch.from_numpy(gt),
+        torch.as_tensor(np.asarray(neighbours), dtype=torch.long),
+        vis,
+        min_length=min_length,
+    )
+    valid = valid.numpy()
+    if visible is not None:
+        valid = valid & (visible > 0)
+    # Selected, not multiplied by a mask: an invisible point may hold
+    # anything (NaN at an unlabelled point, and then in its own tangent).
+    t = np.where(valid[..., None], tangents.numpy(), 0.0)  # (N, K, 2)
+    r = np.where(valid[..., None], pred - gt, 0.0)  # (N, K, 2)
+    along = np.abs(r[..., 0] * t[..., 0] + r[..., 1] * t[..., 1])
+    across = np.abs(r[..., 1] * t[..., 0] - r[..., 0] * t[..., 1])
+    return along, across, valid
+
+
+def masked_per_image_nme(
+    errors: np.ndarray, mask: np.ndarray, norm_dist: np.ndarray
+) -> np.ndarray:
+    """Per-image mean of some point errors over the masked points only.
+
+    .. math:: e_n = \\frac{1}{|M_n| d_n} \\sum_{k \\in M_n} e_{nk}
+
+    Args:
+        errors: Point errors, shape (N, K).
+        mask: Which points count, shape (N, K), bool.
+        norm_dist: Normalising distance of each image, shape (N,).
+
+    Returns:
+        The errors as fractions of ``norm_dist``, NaN for an image with no
+        masked point, shape (N,).
+
+    Example:
+        >>> masked_per_image_nme(
+        ...     np.array([[1.0, 3.0, 9.0]]), np.array([[1, 1, 0]], bool),
+        ...     np.array([4.0]))
+        array([0.5])
+    """
+    errors = np.asarray(errors, dtype=np.float64)
+    mask = np.asarray(mask, dtype=bool)
+    if errors.ndim != 2 or mask.shape != errors.shape:
+        raise ValueError(
+            f'errors and mask must both have shape (N, K), got '
+            f'{errors.shape} and {mask.shape}'
+        )
+    count = mask.sum(-1)  # (N,)
+    total = np.where(mask, errors, 0.0).sum(-1)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        mean = np.where(count > 0, total / count, np.nan)
+    return mean / np.asarray(norm_dist, dtype=np.float64).reshape(-1)
 
 
 def _check_threshold(threshold: float, step: float) -> None:

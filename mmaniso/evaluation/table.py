@@ -1,15 +1,18 @@
 """Paper-style tables of face-alignment metrics.
 
-``FaceLandmarkMetric`` reports ``NME``, ``FR@t``, ``AUC@t`` for the whole
-test set and ``<subset>/NME`` ... per subset; these helpers lay such a dict
-out as one row per subset, the full set first.
+``FaceLandmarkMetric`` reports ``NME``, ``FR@t``, ``AUC@t`` and the point
+groups (``NME_curve``, ``NME_along``, ``NME_across``, ``NME_corners``) for
+the whole test set and ``<subset>/NME`` ... per subset; these helpers lay
+such a dict out as one row per subset, the full set first.
 """
 
 import math
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-# Column order: NME first, then FR and AUC by threshold.
-_METRIC_ORDER = ('NME', 'FR', 'AUC')
+from .functional import POINT_GROUP_KEYS
+
+# Column order: NME, the point groups, then FR and AUC by threshold.
+_METRIC_ORDER = ('NME',) + POINT_GROUP_KEYS + ('FR', 'AUC')
 
 
 def _split_key(key: str) -> Tuple[str, str]:
@@ -18,7 +21,9 @@ def _split_key(key: str) -> Tuple[str, str]:
 
 
 def _is_face_metric(metric: str) -> bool:
-    return metric == 'NME' or metric.startswith(('FR@', 'AUC@'))
+    return metric in ('NME',) + POINT_GROUP_KEYS or metric.startswith(
+        ('FR@', 'AUC@')
+    )
 
 
 def _column_sort_key(metric: str):
@@ -32,8 +37,8 @@ def face_metric_rows(
     """Groups face metrics by subset.
 
     Args:
-        metrics: Keys like ``NME``, ``FR@0.1``, ``blur/AUC@0.1``; other keys
-            are ignored.
+        metrics: Keys like ``NME``, ``NME_along``, ``FR@0.1``,
+            ``blur/AUC@0.1``; other keys are ignored.
 
     Returns:
         The metric columns in table order and ``{subset: {metric: value}}``

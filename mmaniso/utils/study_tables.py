@@ -412,37 +412,62 @@ def choose_best(
     return min(scores, key=scores.get)
 
 
+# Columns of the curve points' error along and across the curve, shown
+# when a run's metrics have them (runs tested before the metric reported
+# them have not).
+ALONG_ACROSS = (('along', 'NME_along'), ('across', 'NME_across'))
+
+
 def markdown_results(
     work_dir: str, rows: Sequence[Row], seeds: Sequence[int]
 ) -> str:
-    """Tables a, b and d: validation and test figures, mean ± std."""
-    head = (
-        '| row | run | seeds | val NME | test NME | curve pts | corners | '
-        'FR@0.1 | AUC@0.1 | large pose NME |\n'
-        '|---|---|---|---|---|---|---|---|---|---|'
+    """Tables a, b and d: validation and test figures, mean ± std.
+
+    The ``along`` and ``across`` columns (the curve points' NME split along
+    and across the curve) appear when some run of the table has them."""
+    loaded = {row: load_metrics(work_dir, row, seeds) for row in rows}
+    split = [
+        (title, key)
+        for title, key in ALONG_ACROSS
+        if any(key in r for runs in loaded.values() for r in runs)
+    ]
+    titles = (
+        ['row', 'run', 'seeds', 'val NME', 'test NME', 'curve pts']
+        + [title for title, _ in split]
+        + ['corners', 'FR@0.1', 'AUC@0.1', 'large pose NME']
     )
-    lines = [head]
+    lines = [
+        '| ' + ' | '.join(titles) + ' |',
+        '|' + '---|' * len(titles),
+    ]
     for row in rows:
         label = row.label
         if row.sigma_t is not None:
             label = f'{label}, sigma_t {row.sigma_t:g} d'
-        runs = load_metrics(work_dir, row, seeds)
+        runs = loaded[row]
         if not runs:
             lines.append(
-                f'| {label} | `{row.name}` | – | not run | | | | | | |'
+                f'| {label} | `{row.name}` | – | not run |'
+                + ' |' * (len(titles) - 4)
             )
             continue
         got = ','.join(str(r['seed']) for r in runs)
-        lines.append(
-            f'| {label} | `{row.name}` | {got} | '
-            f'{_fmt([r["val/NME"] for r in runs])} | '
-            f'{_fmt([r["NME"] for r in runs])} | '
-            f'{_fmt([r.get("NME_curve") for r in runs])} | '
-            f'{_fmt([r.get("NME_corners") for r in runs])} | '
-            f'{_fmt([r["FR@0.1"] for r in runs])} | '
-            f'{_fmt([r["AUC@0.1"] for r in runs], 4)} | '
-            f'{_fmt([r.get("largepose/NME") for r in runs])} |'
-        )
+        cells = [
+            label,
+            f'`{row.name}`',
+            got,
+            _fmt([r['val/NME'] for r in runs]),
+            _fmt([r['NME'] for r in runs]),
+            _fmt([r.get('NME_curve') for r in runs]),
+        ]
+        cells += [_fmt([r.get(key) for r in runs]) for _, key in split]
+        cells += [
+            _fmt([r.get('NME_corners') for r in runs]),
+            _fmt([r['FR@0.1'] for r in runs]),
+            _fmt([r['AUC@0.1'] for r in runs], 4),
+            _fmt([r.get('largepose/NME') for r in runs]),
+        ]
+        lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
 
@@ -587,14 +612,25 @@ def plot_sweep(
     work_dir: str, rows: Sequence[Row], seeds: Sequence[int], out_file: str
 ) -> str:
     """Table b: test NME against sigma_t, one line per loss, error bars;
-    all points, the points on curves and the corners in three panels."""
+    all points, the points on curves and the corners in three panels, and
+    the curve points' error along and across the curve in two more when
+    some run's metrics have them."""
     plt = _plt()
-    panels = (
+    panels = [
         ('NME', 'all points'),
         ('NME_curve', 'points on curves'),
         ('NME_corners', 'corners (W = I)'),
+    ]
+    runs = [r for row in rows for r in load_metrics(work_dir, row, seeds)]
+    extra = [
+        (key, f'curve points, {title} the curve')
+        for title, key in ALONG_ACROSS
+        if any(key in r for r in runs)
+    ]
+    panels[2:2] = extra
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(14 * len(panels) / 3, 4.5), sharey=True
     )
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.5), sharey=True)
     found = False
     for ax, (key, title) in zip(axes, panels):
         by_label: Dict[str, List[Tuple[float, float, float]]] = {}

@@ -11,7 +11,7 @@ from mmengine.logging import MMLogger
 from mmpose.registry import METRICS
 
 from mmaniso.evaluation import FaceLandmarkMetric
-from mmaniso.evaluation.functional import summarise
+from mmaniso.evaluation.functional import POINT_GROUP_KEYS, summarise
 
 NMES = np.array([0.02, 0.05, 0.09, 0.12])
 FLAGS = [
@@ -33,12 +33,14 @@ def faces(num_keypoints=3, pair=(0, 1), d=10.0, nmes=NMES):
     return gt + shift[:, None], gt
 
 
-def samples(pred, gt, ids=None, bboxes=None, raw=None):
+def samples(pred, gt, ids=None, bboxes=None, raw=None, visible=None):
     out = []
     for i in range(len(gt)):
         gt_instances = dict(
             keypoints=gt[i : i + 1],
-            keypoints_visible=np.ones((1, gt.shape[1])),
+            keypoints_visible=np.ones((1, gt.shape[1]))
+            if visible is None
+            else visible[i : i + 1],
         )
         if bboxes is not None:
             gt_instances['bboxes'] = bboxes[i : i + 1]
@@ -107,8 +109,10 @@ def test_wflw_lookup_and_subsets_from_ann_file(tmp_path):
     assert res['blur/NME'] == pytest.approx((5 + 9) / 2)
     assert res['blur/FR@0.1'] == 0.0
     assert set(res) == {
-        f'{s}{k}' for s in ('', 'largepose/', 'blur/') for k in expected
-    } | {'NME_curve', 'NME_corners'}
+        f'{s}{k}'
+        for s in ('', 'largepose/', 'blur/')
+        for k in list(expected) + list(POINT_GROUP_KEYS)
+    }
 
 
 def test_curve_point_and_corner_nme_against_a_per_point_loop():
@@ -133,11 +137,164 @@ def test_curve_point_and_corner_nme_against_a_per_point_loop():
     assert res['NME_curve'] != pytest.approx(res['NME_corners'], rel=0.01)
 
 
+# A tiny layout: an open curve 0-1-2-3, a closed curve 4-5-6-7-8 whose
+# point 4 is a corner, and isolated points 9, 10 (the normalising pair).
+TINY = dict(
+    name='tiny',
+    num_keypoints=11,
+    curves=[
+        dict(name='brow', indices=[0, 1, 2, 3], closed=False),
+        dict(name='eye', indices=[4, 5, 6, 7, 8], closed=True),
+    ],
+    corners=[4],
+)
+TINY_CURVES = (([0, 1, 2, 3], False), ([4, 5, 6, 7, 8], True))
+TINY_CORNERS = (4,)
+
+
+def tiny_faces(num=6, seed=2):
+    """Random tiny faces, each point off by its own random error."""
+    rng = np.random.default_rng(seed)
+    gt = rng.uniform(0, 100, (num, 11, 2))
+    pred = gt + rng.normal(0, 3, gt.shape)
+    return pred, gt
+
+
+def naive_along_across(pred, gt, visible, norm_pair=(9, 10)):
+    """Slow reference: per face, per point, the tangent by a central or
+    one-sided difference of the visible curve neighbours, written out by
+    hand; the residual projected on it and on its normal; the mean over
+    the face's visible non-corner curve points with a tangent, over the
+    distance of the normalising pair, in %; then the mean over the faces
+    that have such a point. Returns the per-face values (None where there
+    is no point) for the two components."""
+    per_face = {'along': [], 'across': []}
+    for n in range(len(gt)):
+        d = np.linalg.norm(gt[n, norm_pair[0]] - gt[n, norm_pair[1]])
+        along, across = [], []
+        for indices, closed in TINY_CURVES:
+            m = len(indices)
+            for j, k in enumerate(indices):
+                if k in TINY_CORNERS or not visible[n, k]:
+                    continue
+                if closed:
+                    prev, nxt = indices[(j - 1) % m], indices[(j + 1) % m]
+                else:
+                    prev = indices[j - 1] if j > 0 else None
+                    nxt = indices[j + 1] if j < m - 1 else None
+                if prev is not None and not visible[n, prev]:
+                    prev = None
+                if nxt is not None and not visible[n, nxt]:
+                    nxt = None
+                if prev is not None and nxt is not None:
+                    diff = gt[n, nxt] - gt[n, prev]  # central
+                elif nxt is not None:
+                    diff = gt[n, nxt] - gt[n, k]  # one-sided
+                elif prev is not None:
+                    diff = gt[n, k] - gt[n, prev]
+                else:
+                    continue  # no tangent: W = I in the loss
+                t = diff / np.hypot(diff[0], diff[1])
+                normal = np.array([-t[1], t[0]])
+                r = pred[n, k] - gt[n, k]
+                along.append(abs(r[0] * t[0] + r[1] * t[1]))
+                across.append(abs(r[0] * normal[0] + r[1] * normal[1]))
+        for key, values in (('along', along), ('across', across)):
+            per_face[key].append(100 * np.mean(values) / d if values else None)
+    return per_face
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values))
+
+
+def test_along_and_across_against_a_per_point_loop():
+    pred, gt = tiny_faces()
+    visible = np.ones((len(gt), 11))
+    visible[0, 1] = 0  # an open curve's inner point: 0 and 2 go one-sided
+    visible[1, [5, 7]] = 0  # 6 has no visible neighbour: no tangent
+    visible[2, 3] = 0  # an open curve's end
+    visible[3, [0, 1, 2, 3]] = 0  # a whole curve
+    visible[4, :9] = 0  # no curve point at all: face 4 counts for nothing
+    # Errors at invisible points that would dominate if they counted.
+    pred = np.where(visible[..., None] > 0, pred, pred + 1e4)
+    raw = [dict(attributes=dict(odd=n % 2)) for n in range(len(gt))]
+    metric = FaceLandmarkMetric(
+        norm_indices=(9, 10), point_types=TINY, save_outputs=False
+    )
+    res = run(metric, samples(pred, gt, raw=raw, visible=visible), 'my_faces')
+    ref = naive_along_across(pred, gt, visible)
+    assert ref['along'][4] is None and ref['along'][1] is not None
+    for key, name in (('along', 'NME_along'), ('across', 'NME_across')):
+        assert res[name] == pytest.approx(_mean(ref[key]), rel=1e-9)
+        odd = [v for n, v in enumerate(ref[key]) if n % 2]
+        even = [v for n, v in enumerate(ref[key]) if not n % 2]
+        assert res[f'odd/{name}'] == pytest.approx(_mean(odd), rel=1e-9)
+        assert res['odd/NME'] != pytest.approx(res['odd/' + name], rel=0.01)
+        assert res[f'odd/{name}'] != pytest.approx(_mean(even), rel=0.01)
+    # The components are not the point errors, nor each other.
+    assert res['NME_along'] != pytest.approx(res['NME_across'], rel=0.01)
+
+    # Invisible points excluded: the same faces with every point visible
+    # give other figures (the 1e4 errors then count).
+    res_all = run(
+        FaceLandmarkMetric(
+            norm_indices=(9, 10), point_types=TINY, save_outputs=False
+        ),
+        samples(pred, gt),
+        'my_faces',
+    )
+    ref_all = naive_along_across(pred, gt, np.ones_like(visible))
+    assert res_all['NME_along'] == pytest.approx(_mean(ref_all['along']))
+    assert res_all['NME_along'] > 100 * res['NME_along']
+
+
+def test_an_error_along_the_curve_has_no_across_component():
+    pred, gt = tiny_faces(num=4, seed=3)
+    neighbours = {
+        1: (0, 2),  # central differences
+        2: (1, 3),
+        0: (0, 1),  # one-sided at the open ends
+        3: (2, 3),
+        5: (4, 6),  # the corner 4 still steers its neighbours
+        6: (5, 7),
+        7: (6, 8),
+        8: (7, 4),  # the closed curve wraps round
+    }
+    rng = np.random.default_rng(4)
+    pred = gt.copy()
+    for k, (p, q) in neighbours.items():
+        diff = gt[:, q] - gt[:, p]
+        t = diff / np.linalg.norm(diff, axis=-1, keepdims=True)
+        pred[:, k] += rng.uniform(-5, 5, (len(gt), 1)) * t
+    pred[:, [4, 9, 10]] += rng.normal(0, 2, (len(gt), 3, 2))
+    metric = FaceLandmarkMetric(
+        norm_indices=(9, 10), point_types=TINY, save_outputs=False
+    )
+    res = run(metric, samples(pred, gt), 'my_faces')
+    assert res['NME_across'] == pytest.approx(0.0, abs=1e-9)
+    assert res['NME_along'] == pytest.approx(res['NME_curve'], rel=1e-9)
+    assert res['NME_along'] > 1.0
+    assert res['NME_corners'] > 0  # the corner moved, in no component
+
+
+def test_point_types_must_fit_the_keypoints():
+    with pytest.raises(ValueError, match='point types'):
+        FaceLandmarkMetric(point_types=dict(TINY, num_keypoints=3))
+    pred, gt = faces(4)
+    metric = FaceLandmarkMetric(
+        norm_indices=(0, 1), point_types=TINY, save_outputs=False
+    )
+    with pytest.raises(ValueError, match='have 11 keypoints.*has 4'):
+        run(metric, samples(pred, gt))
+
+
 def test_no_point_groups_for_an_unknown_layout():
     pred, gt = faces(3)
     metric = FaceLandmarkMetric(norm_indices=(0, 1), save_outputs=False)
     res = run(metric, samples(pred, gt), dataset_name='my_faces')
-    assert 'NME_curve' not in res and 'NME' in res
+    assert not set(POINT_GROUP_KEYS) & set(res) and 'NME' in res
 
 
 def test_subsets_from_raw_ann_info_and_files(tmp_path):
@@ -273,10 +430,13 @@ def test_in_an_mmengine_test_run(tmp_path):
     cfg.train_cfg = cfg.val_cfg = cfg.optim_wrapper = None
     cfg.param_scheduler = None
     res = Runner.from_cfg(cfg).test()
-    assert set(res) == {
-        f'{s}{k}' for s in ('', 'blur/') for k in ('NME', 'FR@0.5', 'AUC@0.5')
-    } | {'NME_curve', 'NME_corners'}
-    assert res['NME'] > 0 and res['NME_curve'] > 0 and res['NME_corners'] > 0
+    keys = ('NME', 'FR@0.5', 'AUC@0.5') + POINT_GROUP_KEYS
+    assert set(res) == {f'{s}{k}' for s in ('', 'blur/') for k in keys}
+    assert all(res[k] > 0 for k in POINT_GROUP_KEYS)
+    # Mean absolute components: each at most the mean point error, and
+    # together at least it (triangle inequality, point by point).
+    assert max(res['NME_along'], res['NME_across']) <= res['NME_curve']
+    assert res['NME_along'] + res['NME_across'] >= res['NME_curve']
     per_image = glob.glob(str(tmp_path / 'work' / '*' / 'wflw.nme.json'))
     assert len(per_image) == 1
     entries = json.load(open(per_image[0]))

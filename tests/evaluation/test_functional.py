@@ -7,8 +7,10 @@ from mmaniso.evaluation.functional import (
     auc,
     box_distances,
     ced_curve,
+    curve_error_components,
     failure_rate,
     keypoint_distances,
+    masked_per_image_nme,
     norm_indices_for,
     per_image_nme,
     summarise,
@@ -136,3 +138,57 @@ def test_errors():
         auc(np.array([]), 0.1)
     with pytest.raises(ValueError, match='threshold must be positive'):
         auc(NMES, 0.0)
+
+
+def test_curve_error_components_by_hand():
+    # An open curve 0-1-2 along the x axis bending up at 2, and point 3 on
+    # no curve. Tangents: 0 and 2 one-sided, 1 central.
+    gt = np.array([[[0.0, 0.0], [2.0, 0.0], [4.0, 2.0], [9.0, 9.0]]])
+    neighbours = np.array([[-1, 0, 1, -1], [1, 2, -1, -1]])
+    r = np.array([[[3.0, 4.0], [1.0, -2.0], [2.0, 0.0], [5.0, 5.0]]])
+    along, across, valid = curve_error_components(gt + r, gt, neighbours)
+    s = 1 / np.sqrt(2)
+    c = 4 / np.sqrt(20)  # point 1: (4, 2) / |(4, 2)|
+    np.testing.assert_allclose(along[0], [3, abs(c * 1 - c / 2 * 2), 2 * s, 0])
+    np.testing.assert_allclose(
+        across[0], [4, abs(c * -2 - c / 2 * 1), 2 * s, 0]
+    )
+    assert valid.tolist() == [[True, True, True, False]]
+    np.testing.assert_allclose(
+        np.hypot(along, across)[valid], np.linalg.norm(r, axis=-1)[valid]
+    )
+    # Point 1 invisible: excluded, and it no longer steers 0 and 2, which
+    # have no other neighbour.
+    along, across, valid = curve_error_components(
+        gt + r, gt, neighbours, visible=np.array([[1, 0, 1, 1]])
+    )
+    assert valid.tolist() == [[False, False, False, False]]
+    assert not along.any() and not across.any()
+
+
+def test_curve_error_components_ignore_what_is_invisible():
+    gt = np.array([[[0.0, 0.0], [2.0, 0.0], [4.0, 0.0], [6.0, 0.0]]])
+    neighbours = np.array([[-1, 0, 1, 2], [1, 2, 3, -1]])
+    pred = gt + [0.0, 1.0]
+    gt_bad = gt.copy()
+    gt_bad[0, 1] = np.nan  # an unlabelled point
+    pred[0, 1] = np.inf
+    along, across, valid = curve_error_components(
+        pred, gt_bad, neighbours, visible=np.array([[1, 0, 1, 1]])
+    )
+    assert valid.tolist() == [[False, False, True, True]]
+    np.testing.assert_array_equal(along, 0.0)
+    np.testing.assert_array_equal(across, [[0.0, 0.0, 1.0, 1.0]])
+    with pytest.raises(ValueError, match=r'visible must have shape \(1, 4\)'):
+        curve_error_components(pred, gt, neighbours, visible=np.ones(4))
+    with pytest.raises(ValueError, match='both have shape'):
+        curve_error_components(pred[:, :3], gt, neighbours)
+
+
+def test_masked_per_image_nme():
+    errors = np.array([[1.0, 3.0, 100.0], [2.0, 2.0, 2.0]])
+    mask = np.array([[True, True, False], [False, False, False]])
+    out = masked_per_image_nme(errors, mask, np.array([4.0, 1.0]))
+    assert out[0] == 0.5 and np.isnan(out[1])
+    with pytest.raises(ValueError, match='both have shape'):
+        masked_per_image_nme(errors, mask[:, :2], np.ones(2))

@@ -26,6 +26,32 @@ def test_rows_group_subsets_full_first_and_columns_by_threshold():
     assert rows['blur'] == {'NME': 5.0, 'FR@0.1': 6.0}
 
 
+def test_point_group_columns_follow_the_nme():
+    metrics = {
+        'FR@0.1': 3.0,
+        'NME_corners': 3.5,
+        'NME_across': 2.0,
+        'NME_along': 3.0,
+        'NME_curve': 4.1,
+        'NME': 4.0,
+        'blur/NME_along': 3.3,
+        'blur/NME': 5.0,
+    }
+    columns, rows = face_metric_rows(metrics)
+    assert columns == [
+        'NME',
+        'NME_curve',
+        'NME_along',
+        'NME_across',
+        'NME_corners',
+        'FR@0.1',
+    ]
+    assert rows['blur'] == {'NME': 5.0, 'NME_along': 3.3}
+    lines = format_face_table(metrics).splitlines()
+    assert 'NME_along (%)' in lines[0] and 'NME_across (%)' in lines[0]
+    assert lines[3].split()[:5] == ['blur', '5.00', '-', '3.30', '-']
+
+
 def test_table_shows_values_and_std():
     table = format_face_table(
         {'NME': 4.0123, 'AUC@0.1': 0.58951}, title='T', stds={'NME': 0.05}

@@ -134,3 +134,50 @@ def test_demo_l1_on_the_head_differs_from_the_best_variant_in_the_loss(demo):
     assert twin.train_dataloader.to_dict() == best.train_dataloader.to_dict()
     assert twin.custom_hooks == best.custom_hooks
     assert twin.train_cfg.to_dict() == best.train_cfg.to_dict()
+
+
+def test_demo_report_shows_along_and_across_where_the_metrics_have_them(
+    monkeypatch, tmp_path, capsys
+):
+    """The table reads the metric's NME_along/NME_across; a run recorded
+    before the metric reported them shows '-'."""
+    import argparse
+    import json
+
+    from mmaniso.evaluation import ced_plot
+
+    spec = importlib.util.spec_from_file_location('demo_report', SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(ced_plot, 'plot_ced', lambda *a, **k: None)
+    monkeypatch.setattr(module, 'draw_predictions', lambda *a, **k: None)
+    nme_file = tmp_path / 'wflw.nme.json'
+    nme_file.write_text(json.dumps([dict(nme=0.05)]))
+    metrics = {'NME': 5.0, 'FR@0.1': 1.0, 'AUC@0.1': 0.5}
+    results = {
+        name: dict(
+            metrics=dict(metrics, NME_along=3.25, NME_across=2.5)
+            if name == 'paper'
+            else metrics,
+            group_nme=dict(curve=0.055, corners=0.04),
+            nme_file=str(nme_file),
+            seconds=10.0,
+        )
+        for name, _ in module.RUNS
+    }
+    args = argparse.Namespace(work_dir=str(tmp_path), data_root='')
+    module.report(args, results)
+    lines = (tmp_path / 'results.txt').read_text().splitlines()
+    assert lines[1].split()[4:8] == ['curve', 'pts', 'along', 'across']
+    assert lines[2].split()[:8] == [
+        'paper',
+        '5.00',
+        '1.00',
+        '0.5000',
+        '5.50',
+        '3.25',
+        '2.50',
+        '4.00',
+    ]
+    assert lines[3].split()[4:7] == ['5.50', '-', '-']
+    assert 'along' in capsys.readouterr().out

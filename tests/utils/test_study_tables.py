@@ -29,12 +29,14 @@ def write_scalars(folder, epochs, iters_per_epoch, interval, val_nme):
             )
 
 
-def write_run(work_dir, row, seed, test_nme, val_nme, groups=None):
+def write_run(work_dir, row, seed, test_nme, val_nme, groups=None, split=None):
     folder = st.run_dir(work_dir, row, seed)
     write_scalars(folder, 3, 10, 4, [20.0, 15.0, val_nme])
     metrics = {'NME': test_nme, 'FR@0.1': 1.0, 'AUC@0.1': 0.5}
     if groups is not None:
         metrics['NME_curve'], metrics['NME_corners'] = groups
+    if split is not None:
+        metrics['NME_along'], metrics['NME_across'] = split
     with open(osp.join(folder, METRICS_FILE), 'w') as f:
         json.dump(metrics, f)
 
@@ -137,6 +139,40 @@ def test_sweep_table_and_plot_show_curve_points_and_corners_apart(tmp_path):
         st.plot_sweep(
             str(tmp_path / 'none'), rows, (0, 1), str(tmp_path / 'c.png')
         )
+
+
+def test_along_and_across_columns_and_panels_when_the_metrics_have_them(
+    tmp_path,
+):
+    rows = [r for r in st.table_rows('b') if r.label == 'L1']
+    # Older records lack the split: no such column.
+    write_run(tmp_path, rows[0], 0, 5.0, 6.0, groups=(5.5, 4.0))
+    text = st.markdown_results(str(tmp_path), rows, (0, 1))
+    assert 'along' not in text.splitlines()[0]
+    # A newer run has it: the columns appear, '–' for the older one.
+    write_run(
+        tmp_path, rows[1], 0, 5.0, 6.0, groups=(5.5, 4.0), split=(4.0, 3.0)
+    )
+    write_run(
+        tmp_path, rows[1], 1, 5.0, 6.0, groups=(5.5, 4.0), split=(5.0, 2.0)
+    )
+    lines = st.markdown_results(str(tmp_path), rows, (0, 1)).splitlines()
+    header = [c.strip() for c in lines[0].split('|')]
+    assert header[6:9] == ['curve pts', 'along', 'across']
+    assert lines[1].count('---') == len(header) - 2
+    cells = [
+        dict(zip(header, [c.strip() for c in x.split('|')])) for x in lines[2:]
+    ]
+    assert cells[0]['along'] == '–' and cells[0]['corners'] == '4.00'
+    std = np.std([4.0, 5.0], ddof=1)
+    assert cells[1]['along'] == f'4.50 ± {std:.2f}'
+    assert cells[1]['across'] == f'2.50 ± {std:.2f}'
+    assert cells[2]['val NME'] == 'not run'
+    assert lines[4].count('|') == lines[0].count('|')
+    out = st.plot_sweep(str(tmp_path), rows, (0, 1), str(tmp_path / 'b.png'))
+    import matplotlib.image
+
+    assert matplotlib.image.imread(out).shape[1] > 14 * 110  # 5 panels
 
 
 def test_sensitivity_rows_keep_the_paper_ratio_as_the_reused_run():
