@@ -1,8 +1,9 @@
 """SynthFace's writer: MMPose's JSON annotations and the images.
 
 :func:`write_synthface` renders every image (:mod:`.renderer`), annotates
-it with along-curve noise (:mod:`.noise`) and writes MMPose's WFLW or 300W
-files; :func:`preview_grid` and :func:`summarise` show what was written.
+it with one of the along-curve noise models (:mod:`.noise`) and writes
+MMPose's WFLW or 300W files; :func:`preview_grid` and :func:`summarise`
+show what was written.
 Everything is a function of ``(seed, split, index)``, so any number of
 worker processes writes the same files.
 """
@@ -20,7 +21,7 @@ import numpy as np
 from mmaniso.datasets.layouts import LAYOUTS, WFLW_TO_300W
 from mmaniso.datasets.point_types import PointTypes, get_point_types
 
-from .noise import SIGMA_C, SIGMA_N, SIGMA_T, annotation_noise
+from .noise import SIGMA_C, annotation_noise, describe_noise
 from .renderer import _ONE, _SHIFT, Sample, render_face
 
 #: The layouts SynthFace writes (their facts are in ``LAYOUTS``).
@@ -108,7 +109,12 @@ def synth_sample(
     size: int = 128,
     layout: str = 'wflw',
     point_types: Optional[PointTypes] = None,
-    sigmas: Tuple[float, float, float] = (SIGMA_T, SIGMA_N, SIGMA_C),
+    sigmas: Tuple[Optional[float], Optional[float], float] = (
+        None,
+        None,
+        SIGMA_C,
+    ),
+    noise: str = 'arc',
 ) -> Tuple[np.ndarray, dict]:
     """Renders image ``index`` of ``split`` and annotates it.
 
@@ -119,7 +125,10 @@ def synth_sample(
         size: Image side in pixels.
         layout: ``'wflw'`` (98 points) or ``'300w'`` (68 points).
         point_types: The layout's point types (looked up when None).
-        sigmas: ``(sigma_t, sigma_n, sigma_c)`` as fractions of ``d``.
+        sigmas: ``(sigma_t, sigma_n, sigma_c)`` as fractions of ``d``;
+            ``None`` for the model's default (see :func:`annotation_noise`).
+        noise: The annotation model, one of
+            :data:`~mmaniso.synthface.noise.NOISE_MODELS`.
 
     Returns:
         The BGR image and its annotation (``id`` is ``index + 1``).
@@ -132,7 +141,7 @@ def synth_sample(
     if layout == '300w':
         clean, hidden = clean[WFLW_TO_300W], hidden[WFLW_TO_300W]
     annotated = annotation_noise(
-        clean, pt, noise_rng, sample.interocular, *sigmas
+        clean, pt, noise_rng, sample.interocular, *sigmas, noise=noise
     )
     ann = make_annotation(index + 1, clean, annotated, hidden, sample)
     return sample.image, ann
@@ -149,8 +158,10 @@ def _init_worker() -> None:
 
 
 def _work(args) -> dict:
-    out_dir, seed, split, index, size, layout, pt, sigmas = args
-    image, ann = synth_sample(seed, split, index, size, layout, pt, sigmas)
+    out_dir, seed, split, index, size, layout, pt, sigmas, noise = args
+    image, ann = synth_sample(
+        seed, split, index, size, layout, pt, sigmas, noise
+    )
     name = image_name(split, index)
     cv2.imwrite(
         osp.join(out_dir, 'images', name),
@@ -167,10 +178,11 @@ def write_synthface(
     layout: str = 'wflw',
     seed: int = 0,
     workers: int = 1,
-    sigma_t: float = SIGMA_T,
-    sigma_n: float = SIGMA_N,
+    sigma_t: Optional[float] = None,
+    sigma_n: Optional[float] = None,
     sigma_c: float = SIGMA_C,
     progress: bool = True,
+    noise: str = 'arc',
 ) -> Dict[str, str]:
     """Renders SynthFace and writes MMPose's JSON annotations.
 
@@ -185,11 +197,17 @@ def write_synthface(
         seed: Everything written is a function of the seed.
         workers: Processes that render images; the output does not depend
             on it.
-        sigma_t: Along-curve noise std, as a fraction of ``d``.
-        sigma_n: Across-curve noise std, as a fraction of ``d``.
+        sigma_t: Along-curve noise std, as a fraction of ``d``; the
+            model's default when None (0.06; calibrated per curve group
+            for ``'300w'``, which takes none).
+        sigma_n: Across-curve noise std, as a fraction of ``d``; likewise
+            (0.01).
         sigma_c: Corner and isolated-point noise std, as a fraction of
             ``d``.
         progress: Whether to show a progress bar.
+        noise: The annotation model, one of
+            :data:`~mmaniso.synthface.noise.NOISE_MODELS`; the default
+            ``'arc'`` writes what SynthFace always wrote.
 
     Returns:
         The annotation file of each split.
@@ -208,12 +226,16 @@ def write_synthface(
         raise ValueError(f'size must be at least 32 pixels, got {size}')
     if workers < 1:
         raise ValueError(f'workers must be at least 1, got {workers}')
+    # Checks the model and its sigmas before anything is rendered.
+    record = describe_noise(noise, sigma_t, sigma_n, sigma_c)
     pt = get_point_types(layout)
-    sigmas = (float(sigma_t), float(sigma_n), float(sigma_c))
+    sigmas = tuple(
+        None if s is None else float(s) for s in (sigma_t, sigma_n, sigma_c)
+    )
     os.makedirs(osp.join(out_dir, 'images'), exist_ok=True)
     os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
     jobs = [
-        (out_dir, seed, split, i, size, layout, pt, sigmas)
+        (out_dir, seed, split, i, size, layout, pt, sigmas, noise)
         for split, num in splits.items()
         for i in range(num)
     ]
@@ -250,14 +272,9 @@ def write_synthface(
         seed=seed,
         image_size=size,
         noise=dict(
-            model='curve points slide along their curve by N(0, sigma_t*d) '
-            'in arc length and move across it by N(0, sigma_n*d); corners '
-            'and isolated points move by N(0, sigma_c*d) in x and y',
+            record,
             d='frontal outer-eye-corner distance at the face scale '
             '(annotation field interocular)',
-            sigma_t=sigmas[0],
-            sigma_n=sigmas[1],
-            sigma_c=sigmas[2],
         ),
         point_types=pt.to_dict(),
         keypoints_clean='the exact landmarks, [x, y, v] * K',

@@ -3,6 +3,7 @@
     python tools/dataset_converters/make_synthface.py data/synthface \
         [--num-train 2000] [--num-val 0] [--num-test 500] [--size 128] \
         [--layout wflw|300w] [--seed 0] [--workers N] \
+        [--noise arc|tangent|resampled|300w] \
         [--sigma-t 0.06] [--sigma-n 0.01] [--sigma-c 0.01] \
         [--preview PNG]
 
@@ -10,7 +11,8 @@ Writes ``images/{train,val,test}_NNNNN.jpg`` and
 ``annotations/face_landmarks_<layout>_{train,val,test}.json`` under the
 output folder (no val split unless ``--num-val`` is given; each split has its
 own random streams, so adding one leaves the others unchanged); see
-docs/synthface.md for the noise model. ``--preview`` also saves a grid of the
+docs/synthface.md for the noise models (``--noise``; the default ``arc``
+writes what SynthFace always wrote). ``--preview`` also saves a grid of the
 first 16 training images with the clean (green) and annotated (red)
 landmarks.
 """
@@ -19,6 +21,7 @@ import argparse
 import os
 
 from mmaniso.synthface import (
+    NOISE_MODELS,
     SIGMA_C,
     SIGMA_N,
     SIGMA_T,
@@ -60,16 +63,22 @@ def main(argv=None):
         help='rendering processes (the output does not depend on it)',
     )
     parser.add_argument(
+        '--noise',
+        default='arc',
+        choices=NOISE_MODELS,
+        help='annotation noise model (docs/synthface.md)',
+    )
+    parser.add_argument(
         '--sigma-t',
         type=float,
-        default=SIGMA_T,
-        help='along-curve noise std / inter-ocular distance',
+        help=f'along-curve noise std / inter-ocular distance (default '
+        f'{SIGMA_T}; 300w has its own, calibrated)',
     )
     parser.add_argument(
         '--sigma-n',
         type=float,
-        default=SIGMA_N,
-        help='across-curve noise std / inter-ocular distance',
+        help=f'across-curve noise std / inter-ocular distance (default '
+        f'{SIGMA_N}; 300w has its own, calibrated)',
     )
     parser.add_argument(
         '--sigma-c',
@@ -92,6 +101,7 @@ def main(argv=None):
             sigma_t=args.sigma_t,
             sigma_n=args.sigma_n,
             sigma_c=args.sigma_c,
+            noise=args.noise,
         )
     except ValueError as e:
         raise SystemExit(f'error: {e}') from None
