@@ -5,6 +5,17 @@
         [--checkpoint best|last] [--cfg-options k=v ...]
     python tools/study.py --table a|b|c|d [--seeds ...] [--jobs N]
         [--work-dir work_dirs/study_tables] [--plot-dir docs/images]
+    python tools/study.py --table e|f|g|h|evidence [--jobs N] [--seeds ...]
+        [--work-dir work_dirs/evidence] [--records results/synthface_evidence]
+        [--report]
+
+``--table e|f|g|h`` runs one table of the second round of evidence
+(:mod:`mmaniso.utils.evidence`: exact twins, 8 seeds, four noise models,
+a memorisation regime) on its own freshly generated data;
+``--table evidence`` runs all four seed by seed, so that a study cut off
+early has whole seeds of every table. Each finished run's small files are
+copied to ``--records`` as it lands; ``--report`` only renders the tables
+and comparisons from the runs found (in ``--work-dir``).
 
 ``--table`` runs one table of the SynthFace study (docs/study.md;
 :mod:`mmaniso.utils.study_tables` says which runs each needs): it writes
@@ -49,8 +60,19 @@ def parse_args(argv=None):
     parser.add_argument('configs', nargs='*', help='config files')
     parser.add_argument(
         '--table',
-        choices=['a', 'b', 'c', 'd'],
+        choices=['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'evidence'],
         help='one table of the SynthFace study instead of CONFIGs',
+    )
+    parser.add_argument(
+        '--records',
+        help="with --table e-h|evidence: copy each finished run's small "
+        'files here (default results/synthface_evidence)',
+    )
+    parser.add_argument(
+        '--report',
+        action='store_true',
+        help='with --table e-h|evidence: only render the tables from the '
+        'runs found in --work-dir, train nothing',
     )
     parser.add_argument(
         '--seeds',
@@ -101,6 +123,13 @@ def parse_args(argv=None):
         parser.error('--jobs splits the CPU; with --gpus N, N runs go at once')
     if args.jobs < 1:
         parser.error(f'--jobs must be at least 1, got {args.jobs}')
+    evidence = args.table in EVIDENCE_TABLES
+    if args.report and not evidence:
+        parser.error('--report renders the tables e-h (or --table evidence)')
+    if evidence:
+        args.work_dir = args.work_dir or 'work_dirs/evidence'
+        args.records = args.records or 'results/synthface_evidence'
+        return args
     if args.seeds is None:
         args.seeds = [0, 1] if args.table == 'd' else [0, 1, 2]
     if args.work_dir is None:
@@ -108,6 +137,9 @@ def parse_args(argv=None):
             'work_dirs/study_tables' if args.table else 'work_dirs/study'
         )
     return args
+
+
+EVIDENCE_TABLES = ('e', 'f', 'g', 'h', 'evidence')
 
 
 def run_dir(work_dir: str, config: str, seed: int) -> str:
@@ -132,6 +164,7 @@ def run_one(
     gpu: Optional[int],
     folder: Optional[str] = None,
     cfg_options: Optional[List[str]] = None,
+    checkpoint: Optional[str] = None,
 ) -> dict:
     folder = folder or run_dir(args.work_dir, config, seed)
     cfg_options = args.cfg_options if cfg_options is None else cfg_options
@@ -159,7 +192,7 @@ def run_one(
         folder,
         seed=seed,
         cfg_options=cfg_options,
-        checkpoint=args.checkpoint,
+        checkpoint=checkpoint or args.checkpoint,
         env=_env(args, gpu),
         log_file=log_path,
         progress=ProgressLine(label, tty=False),
@@ -218,8 +251,55 @@ def run_rows(args, rows) -> None:
             one(i, row, seed)
 
 
+def run_evidence(args) -> str:
+    """Tables e-h: trains what is missing (seed by seed), copies each
+    finished run's record, then writes ``evidence.md`` in the work dir."""
+    from mmaniso.utils import evidence as ev
+    from mmaniso.utils import study_tables as st
+
+    tables = ev.TABLES if args.table == 'evidence' else (args.table,)
+    if not args.report:
+        ev.prepare_data()
+        jobs = [
+            (row, seed)
+            for row, seed in ev.all_jobs(args.seeds)
+            if any(row in ev.table_rows(t) for t in tables)
+        ]
+        at_once = args.gpus or args.jobs
+
+        def one(i, row, seed):
+            options = list(ev.PROTOCOL) + list(row.options)
+            options += args.cfg_options
+            gpu = i % args.gpus if args.gpus else None
+            folder = st.run_dir(args.work_dir, row, seed)
+            metrics = run_one(
+                row.config, seed, args, gpu, folder, options, row.checkpoint
+            )
+            ev.copy_record(folder, args.records, row, seed)
+            return metrics
+
+        with ThreadPoolExecutor(max_workers=max(at_once, 1)) as pool:
+            futures = [
+                pool.submit(one, i, row, seed)
+                for i, (row, seed) in enumerate(jobs)
+            ]
+            for future in futures:
+                future.result()
+    text = ev.report(args.work_dir, tables)
+    os.makedirs(args.work_dir, exist_ok=True)
+    out = osp.join(args.work_dir, 'evidence.md')
+    with open(out, 'w') as f:
+        f.write(text + '\n')
+    print(text)
+    print(f'\n[study] wrote {out}')
+    return out
+
+
 def run_table(args) -> str:
     from mmaniso.utils import study_tables as st
+
+    if args.table in EVIDENCE_TABLES:
+        return run_evidence(args)
 
     table = args.table
     sigma_ts = st.SWEEP_SIGMA_T if table == 'b' else ()

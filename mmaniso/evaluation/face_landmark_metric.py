@@ -129,7 +129,12 @@ class FaceLandmarkMetric(BaseMetric):
     directly).
 
     Outputs: ``<prefix>.nme.json`` (a list of ``{id, img_path, nme,
-    subsets}``, ``nme`` as a fraction) and ``<prefix>.ced.png``. The prefix
+    subsets}``, ``nme`` as a fraction), ``<prefix>.ced.png`` and
+    ``<prefix>.pred.npz`` (every face's prediction, small enough to keep
+    with a run's records so that new measures can be read without
+    retraining: ``ids`` (N,), ``residual`` = prediction - ground truth in
+    image pixels as float16, shape (N, K, 2), exact to about 1e-3 of the
+    error, and ``norm`` the normalising distance, (N,)). The prefix
     is ``outfile_prefix`` when given; otherwise the files go to the run's
     log folder (``<work_dir>/<timestamp>/``, found through the current
     MMLogger's log file) as ``<dataset_name>.nme.json`` and
@@ -472,12 +477,20 @@ class FaceLandmarkMetric(BaseMetric):
         """The per-image NME file and the CED plot written for ``prefix``."""
         return f'{prefix}.nme.json', f'{prefix}.ced.png'
 
+    @staticmethod
+    def predictions_file(prefix: str) -> str:
+        """The per-face predictions written for ``prefix``."""
+        return f'{prefix}.pred.npz'
+
     def _refuse_existing_outputs(self) -> None:
         """Raises if an ``outfile_prefix`` output file exists that this
         metric did not write, unless ``overwrite``."""
         if not (self.save_outputs and self.outfile_prefix) or self.overwrite:
             return
-        for path in self.output_files(self.outfile_prefix):
+        for path in (
+            *self.output_files(self.outfile_prefix),
+            self.predictions_file(self.outfile_prefix),
+        ):
             if osp.abspath(path) not in self._written and osp.exists(path):
                 raise FileExistsError(
                     f'FaceLandmarkMetric: output file {path} already exists '
@@ -532,6 +545,18 @@ class FaceLandmarkMetric(BaseMetric):
         with open(json_file, 'w') as f:
             json.dump(per_image, f, indent=0, default=_json_default)
         self._written.add(osp.abspath(json_file))
+        pred_file = self.predictions_file(prefix)
+        gt = np.stack([r['gt'] for r in results])
+        residual = np.stack([r['pred'] for r in results]) - gt
+        np.savez_compressed(
+            pred_file,
+            ids=np.array([r['id'] for r in results]),
+            residual=residual.astype(np.float16),
+            norm=np.asarray(
+                self._norm_distances(results, gt), dtype=np.float32
+            ),
+        )
+        self._written.add(osp.abspath(pred_file))
         curves = {'all': nme}
         curves.update({n: nme[m] for n, m in masks.items() if m.any()})
         dataset = (self.dataset_meta or {}).get('dataset_name', '')

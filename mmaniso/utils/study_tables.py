@@ -75,6 +75,10 @@ class Row:
         tag: Run-dir suffix that tells the changed run from the config's.
         sigma_t: Along-curve noise of its training annotations (table b).
         ratio: ``a / b`` of its anisotropic loss (table d).
+        noise: SynthFace's noise model of its training annotations
+            (:mod:`mmaniso.utils.evidence`).
+        checkpoint: Which checkpoint is tested: ``'last'`` or ``'best'``
+            (on the validation split).
     """
 
     label: str
@@ -83,6 +87,8 @@ class Row:
     tag: str = ''
     sigma_t: Optional[float] = None
     ratio: Optional[float] = None
+    noise: Optional[str] = None
+    checkpoint: str = 'last'
 
     @property
     def name(self) -> str:

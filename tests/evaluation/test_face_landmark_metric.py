@@ -93,6 +93,15 @@ def test_hand_computed_values_and_outputs(tmp_path):
     np.testing.assert_allclose([e['nme'] for e in per_image], NMES)
     png = tmp_path / 'out' / 'run.ced.png'
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    # The saved predictions give back each face's NME without the model.
+    saved = np.load(tmp_path / 'out' / 'run.pred.npz')
+    assert saved['ids'].tolist() == [1, 2, 3, 4]
+    assert saved['residual'].dtype == np.float16
+    np.testing.assert_allclose(saved['residual'], pred - gt, rtol=1e-3)
+    again = np.linalg.norm(
+        saved['residual'].astype(np.float64), axis=-1
+    ).mean(1) / saved['norm']
+    np.testing.assert_allclose(again, NMES, rtol=1e-3)
 
 
 def test_wflw_lookup_and_subsets_from_ann_file(tmp_path):

@@ -1,0 +1,471 @@
+"""The SynthFace evidence, second round: exact twins, many seeds, four
+annotation-noise models, a regime where memorisation can happen.
+
+``tools/study.py --table e|f|g|h`` (or ``--table evidence`` for all four,
+seed by seed) trains what a table needs on a data root of its own,
+:data:`DATA_ROOT`, generated with a new seed (:data:`GENERATION_SEED`), so
+the test faces are ones no earlier design choice has seen. Every run
+follows :data:`PROTOCOL`: trained on noisy annotations, validated every
+epoch on the clean landmarks of the validation split, tested once on the
+clean test landmarks.
+
+- ``e``: the key comparison, 8 seeds, under the ``arc`` and ``resampled``
+  noise models: L1 on the mean-shape head (MMPose's, per coordinate) and
+  two anisotropic distances, each beside its exact twin (the same distance
+  with ``a = b``: ``mahalanobis`` with a = b is an L1 of each point's error
+  length; ``softwing`` with a = b is SoftWing of that length).
+- ``f``: the L1 forms of ``e`` under the ``tangent`` and ``300w`` noise
+  models, 3 seeds.
+- ``g``: exact twins of the squared distance, and an isotropic row with
+  pose balancing, 3 seeds (``arc``).
+- ``h``: memorisation: 500 training faces for 60 epochs, the checkpoint
+  with the best validation NME tested, a / b = 1, 5/3 and 6 beside L1 on
+  the head, 3 seeds (``arc``).
+
+Comparisons (:data:`COMPARISONS`) report the difference of the mean test
+NME with a Welch 95% interval, and the paired-by-seed difference (the same
+seed gives both runs the same initialisation and data order) with its 95%
+interval and the number of seeds where the first is lower.
+"""
+
+import json
+import os
+import os.path as osp
+import shutil
+import tempfile
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from mmaniso.utils.study_tables import (
+    ANN,
+    Row,
+    _write_clean,
+    final_val_nme,
+    run_dir,
+    val_curve,
+)
+
+DATA_ROOT = 'data/synthface_evidence'
+# New faces for every split: the first round's test faces (seed 0) were
+# seen while the study was designed.
+GENERATION_SEED = 1
+SPLITS = dict(train=2000, val=300, test=500)
+MEMORISATION_TRAIN = 500
+MEMORISATION_EPOCHS = 60
+NOISES = ('arc', 'resampled', 'tangent', '300w')
+SEEDS = dict(e=tuple(range(8)), f=(0, 1, 2), g=(0, 1, 2), h=(0, 1, 2))
+TABLES = tuple(SEEDS)
+
+_ROOT = DATA_ROOT + '/'
+PROTOCOL = (
+    'train_cfg.val_interval=1',
+    'train_dataloader.num_workers=1',
+    'val_dataloader.num_workers=1',
+    f'train_dataloader.dataset.data_root={_ROOT}',
+    f'val_dataloader.dataset.data_root={_ROOT}',
+    f'test_dataloader.dataset.data_root={_ROOT}',
+    f'val_dataloader.dataset.ann_file={ANN.format("val_clean")}',
+    f'test_dataloader.dataset.ann_file={ANN.format("test_clean")}',
+    f'test_evaluator.ann_file={_ROOT}{ANN.format("test_clean")}',
+)
+
+_CONFIG = 'configs/synthface/res18_{}_synthface.py'
+
+
+def train_ann(noise: str) -> str:
+    """The training annotations of the same images under ``noise``."""
+    return ANN.format('train' if noise == 'arc' else f'train_{noise}')
+
+
+def _loss_ab(a: float, b: float) -> Tuple[str, ...]:
+    return (f'model.head.loss.a={a:g}', f'model.head.loss.b={b:g}')
+
+
+def _row(label, stem, noise='arc', a=None, extra=(), tag='', ckpt='last'):
+    ann = f'train_dataloader.dataset.ann_file={train_ann(noise)}'
+    # extra may name other training annotations (the memorisation subset).
+    extra = tuple(extra)
+    if extra and extra[0].startswith('train_dataloader.dataset.ann_file='):
+        ann, extra = extra[0], extra[1:]
+    options = (ann,) + (_loss_ab(a, 3.0) if a is not None else ()) + extra
+    tags = [t for t in (noise, tag) if t]
+    if a is not None:
+        tags.append(f'a{a:g}b3')
+    return Row(
+        label,
+        _CONFIG.format(stem),
+        options,
+        tag='-'.join(tags),
+        ratio=None if a is None else a / 3.0,
+        noise=noise,
+        checkpoint=ckpt,
+    )
+
+
+# The key rows: (label, config stem, a); b = 3 throughout, a = None keeps
+# the config's a = 5 (a / b = 5/3).
+KEY = (
+    ('L1 + head (per coordinate)', 'l1-meanhead', None),
+    ('point L1 + head (a = b)', 'aniso-normalised-l1-nobalance', 3.0),
+    ('aniso L1 + head (a/b 5/3)', 'aniso-normalised-l1-nobalance', None),
+    ('point SoftWing + head (a = b)', 'aniso-normalised-softwing-nobalance',
+     3.0),
+    ('aniso SoftWing + head (a/b 5/3)', 'aniso-normalised-softwing-nobalance',
+     None),
+)  # fmt: skip
+TWINS = (
+    ('point L2 + head (a = b)', 'aniso-normalised-l2-nobalance', 3.0),
+    ('aniso L2 + head (a/b 5/3)', 'aniso-normalised-l2-nobalance', None),
+    ('point SoftWing, balancing + head (a = b)', 'aniso-normalised-softwing',
+     3.0),
+    ('aniso SoftWing, balancing + head (a/b 5/3)',
+     'aniso-normalised-softwing', None),
+)  # fmt: skip
+_E = MEMORISATION_EPOCHS
+MEMORISATION_OPTIONS = (
+    f'train_dataloader.dataset.ann_file={ANN.format("train500")}',
+    f'train_cfg.max_epochs={_E}',
+    f'param_scheduler.1.end={_E}',
+    f'param_scheduler.1.milestones=[{_E * 11 // 15},{_E * 14 // 15}]',
+    f'default_hooks.checkpoint.interval={_E}',
+    'default_hooks.checkpoint.save_best=NME',
+    'default_hooks.checkpoint.rule=less',
+)
+MEMORISATION = (
+    ('L1 + head, 500 faces', 'l1-meanhead', None),
+    ('point L1 + head (a = b), 500 faces', 'aniso-normalised-l1-nobalance',
+     3.0),
+    ('aniso L1 + head (a/b 5/3), 500 faces', 'aniso-normalised-l1-nobalance',
+     5.0),
+    ('aniso L1 + head (a/b 6), 500 faces', 'aniso-normalised-l1-nobalance',
+     18.0),
+)  # fmt: skip
+
+# (table, first label, second label): "first minus second" is reported.
+COMPARISONS = (
+    ('e', 'aniso L1 + head (a/b 5/3)', 'point L1 + head (a = b)'),
+    ('e', 'aniso SoftWing + head (a/b 5/3)', 'point SoftWing + head (a = b)'),
+    ('e', 'point L1 + head (a = b)', 'L1 + head (per coordinate)'),
+    ('e', 'aniso L1 + head (a/b 5/3)', 'L1 + head (per coordinate)'),
+    ('e', 'aniso SoftWing + head (a/b 5/3)', 'L1 + head (per coordinate)'),
+    ('e', 'point SoftWing + head (a = b)', 'point L1 + head (a = b)'),
+    ('f', 'aniso L1 + head (a/b 5/3)', 'point L1 + head (a = b)'),
+    ('f', 'point L1 + head (a = b)', 'L1 + head (per coordinate)'),
+    ('g', 'aniso L2 + head (a/b 5/3)', 'point L2 + head (a = b)'),
+    ('g', 'aniso SoftWing, balancing + head (a/b 5/3)',
+     'point SoftWing, balancing + head (a = b)'),
+    ('h', 'aniso L1 + head (a/b 5/3), 500 faces',
+     'point L1 + head (a = b), 500 faces'),
+    ('h', 'aniso L1 + head (a/b 6), 500 faces',
+     'point L1 + head (a = b), 500 faces'),
+    ('h', 'point L1 + head (a = b), 500 faces', 'L1 + head, 500 faces'),
+)  # fmt: skip
+
+
+def table_rows(table: str) -> List[Row]:
+    """The rows of evidence table ``e``, ``f``, ``g`` or ``h``."""
+    if table == 'e':
+        return [
+            _row(label, stem, noise, a)
+            for noise in ('arc', 'resampled')
+            for label, stem, a in KEY
+        ]
+    if table == 'f':
+        return [
+            _row(label, stem, noise, a)
+            for noise in ('tangent', '300w')
+            for label, stem, a in KEY[:3]
+        ]
+    if table == 'g':
+        return [_row(label, stem, 'arc', a) for label, stem, a in TWINS]
+    if table == 'h':
+        return [
+            _row(label, stem, 'arc', a, MEMORISATION_OPTIONS, 'n500', 'best')
+            for label, stem, a in MEMORISATION
+        ]
+    raise ValueError(f'evidence table must be one of {TABLES}, got {table!r}')
+
+
+def all_jobs(seeds: Optional[Sequence[int]] = None) -> List[Tuple[Row, int]]:
+    """Every (row, seed) of tables e-h, seed by seed, so that a study cut
+    off early has whole seeds of every table."""
+    jobs = []
+    top = max(max(s) for s in SEEDS.values())
+    for seed in range(top + 1):
+        if seeds is not None and seed not in seeds:
+            continue
+        for table in TABLES:
+            if seed in SEEDS[table]:
+                jobs.extend((row, seed) for row in table_rows(table))
+    return jobs
+
+
+# ------------------------------------------------------------------ data
+def prepare_data(root: str = DATA_ROOT, workers: int = 2) -> Dict[str, str]:
+    """Writes what the evidence tables read into ``root``, if missing.
+
+    SynthFace (train, val, test) at :data:`GENERATION_SEED`, the clean
+    copies of val and test, the training annotations of the same images
+    under every noise model of :data:`NOISES`, and the first
+    :data:`MEMORISATION_TRAIN` training faces (``train500``).
+    """
+    from mmaniso.synthface import write_synthface
+
+    paths = {}
+    missing = {
+        split: num
+        for split, num in SPLITS.items()
+        if not osp.isfile(osp.join(root, ANN.format(split)))
+    }
+    if missing:
+        write_synthface(root, missing, seed=GENERATION_SEED, workers=workers)
+    for split in SPLITS:
+        paths[split] = osp.join(root, ANN.format(split))
+    for split in ('val', 'test'):
+        clean = osp.join(root, ANN.format(f'{split}_clean'))
+        if not osp.isfile(clean):
+            _write_clean(paths[split], clean)
+        paths[f'{split}_clean'] = clean
+    for noise in NOISES[1:]:
+        dst = osp.join(root, train_ann(noise))
+        if not osp.isfile(dst):
+            # The images come out the same (the scene has its own random
+            # stream); only the annotation file is kept.
+            with tempfile.TemporaryDirectory() as tmp:
+                written = write_synthface(
+                    tmp,
+                    dict(train=SPLITS['train']),
+                    seed=GENERATION_SEED,
+                    workers=workers,
+                    noise=noise,
+                )
+                shutil.copyfile(written['train'], dst)
+        paths[f'train_{noise}'] = dst
+    subset = osp.join(root, ANN.format('train500'))
+    if not osp.isfile(subset):
+        _write_first(paths['train'], subset, MEMORISATION_TRAIN)
+    paths['train500'] = subset
+    return paths
+
+
+def _write_first(src: str, dst: str, num: int) -> None:
+    with open(src) as f:
+        data = json.load(f)
+    images = data['images'][:num]
+    keep = {image['id'] for image in images}
+    data['images'] = images
+    data['annotations'] = [
+        a for a in data['annotations'] if a['image_id'] in keep
+    ]
+    with open(dst, 'w') as f:
+        json.dump(data, f)
+
+
+# ---------------------------------------------------------------- records
+RECORD_FILES = ('test_metrics.json', 'dumped_config.py.txt')
+
+
+def copy_record(run_folder: str, records_dir: str, row: Row, seed: int):
+    """Copies a finished run's small files into ``records_dir``: its test
+    metrics, the config it trained (with its seed), MMEngine's scalars
+    (training loss, validation NME per epoch) and the per-face test
+    predictions (``*.pred.npz``)."""
+    dst = run_dir(records_dir, row, seed)
+    os.makedirs(dst, exist_ok=True)
+    for name in RECORD_FILES:
+        src = osp.join(run_folder, name)
+        if osp.isfile(src):
+            shutil.copyfile(src, osp.join(dst, name))
+    stamps = sorted(
+        d for d in os.listdir(run_folder)
+        if d[:1] == '2' and osp.isdir(osp.join(run_folder, d))
+    )  # fmt: skip
+    for stamp in stamps:
+        for sub, pattern in (('vis_data', 'scalars.json'), ('', '.pred.npz')):
+            folder = osp.join(run_folder, stamp, sub)
+            if not osp.isdir(folder):
+                continue
+            for name in os.listdir(folder):
+                if name.endswith(pattern):
+                    os.makedirs(osp.join(dst, stamp, sub), exist_ok=True)
+                    shutil.copyfile(
+                        osp.join(folder, name), osp.join(dst, stamp, sub, name)
+                    )
+    return dst
+
+
+# ----------------------------------------------------------- statistics
+def welch_interval(
+    a: Sequence[float], b: Sequence[float], level: float = 0.95
+) -> Tuple[float, float, float]:
+    """mean(a) - mean(b) and its Welch ``level`` interval.
+
+    Example:
+        >>> d, lo, hi = welch_interval([1.0, 1.2, 1.1], [1.5, 1.4, 1.6])
+        >>> round(d, 3), lo < d < hi < 0
+        (-0.4, True)
+    """
+    from scipy import stats
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    diff = float(a.mean() - b.mean())
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = float(np.sqrt(va + vb))
+    if se == 0:
+        return diff, diff, diff
+    dof = (va + vb) ** 2 / (
+        va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)
+    )  # fmt: skip
+    half = float(stats.t.ppf(0.5 + level / 2, dof)) * se
+    return diff, diff - half, diff + half
+
+
+def paired_interval(
+    a: Sequence[float], b: Sequence[float], level: float = 0.95
+) -> Tuple[float, float, float, int]:
+    """Mean of ``a - b`` over pairs, its t interval and how many pairs
+    have ``a < b``."""
+    from scipy import stats
+
+    d = np.asarray(a, float) - np.asarray(b, float)
+    mean = float(d.mean())
+    se = float(d.std(ddof=1) / np.sqrt(len(d)))
+    half = float(stats.t.ppf(0.5 + level / 2, len(d) - 1)) * se
+    return mean, mean - half, mean + half, int((d < 0).sum())
+
+
+def describe_interval(lo: float, hi: float) -> str:
+    """Words that follow a 95% interval of a difference "first - second"
+    of NME (lower is better)."""
+    if hi < 0:
+        return 'first lower'
+    if lo > 0:
+        return 'second lower'
+    width = max(-lo, hi)
+    return f'no difference resolved (within ±{width:.2f})'
+
+
+# ---------------------------------------------------------------- reading
+KEYS = (
+    ('test NME', 'NME'),
+    ('curve pts', 'NME_curve'),
+    ('along', 'NME_along'),
+    ('across', 'NME_across'),
+    ('corners', 'NME_corners'),
+    ('FR@0.1', 'FR@0.1'),
+    ('large pose', 'largepose/NME'),
+)
+
+
+def load_runs(
+    work_dir: str, row: Row, seeds: Sequence[int]
+) -> Dict[int, dict]:
+    """seed -> test metrics (with ``val/NME``: the last, or for a row that
+    tests its best checkpoint the best, validation NME) of finished runs."""
+    runs = {}
+    for seed in seeds:
+        folder = run_dir(work_dir, row, seed)
+        path = osp.join(folder, 'test_metrics.json')
+        if not osp.isfile(path):
+            continue
+        with open(path) as f:
+            metrics = json.load(f)
+        if row.checkpoint == 'best':
+            metrics['val/NME'] = float(np.min(val_curve(folder)[1]))
+        else:
+            metrics['val/NME'] = final_val_nme(folder)
+        runs[seed] = metrics
+    return runs
+
+
+def _cell(values: Sequence[float], digits: int = 2) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return '–'
+    if len(values) == 1:
+        return f'{values[0]:.{digits}f}'
+    return (
+        f'{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}'
+    )
+
+
+def markdown_table(
+    work_dir: str, rows: Sequence[Row], seeds: Sequence[int]
+) -> str:
+    """One line per row: mean ± std over the finished seeds."""
+    titles = ['row', 'noise', 'seeds', 'val NME'] + [t for t, _ in KEYS]
+    lines = ['| ' + ' | '.join(titles) + ' |', '|' + '---|' * len(titles)]
+    for row in rows:
+        runs = load_runs(work_dir, row, seeds)
+        cells = [row.label, row.noise or '', str(len(runs))]
+        cells.append(_cell([r['val/NME'] for r in runs.values()]))
+        cells += [_cell([r.get(k) for r in runs.values()]) for _, k in KEYS]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def markdown_comparisons(
+    work_dir: str,
+    table: str,
+    seeds: Sequence[int],
+    key: str = 'NME',
+) -> str:
+    """Each comparison of ``table`` under each noise model it has: the
+    difference of means of ``key`` with its Welch 95% interval, the paired
+    difference with its interval, and seeds where the first is lower."""
+    rows = table_rows(table)
+    by_label: Dict[Tuple[str, str], Row] = {
+        (row.label, row.noise): row for row in rows
+    }
+    noises = sorted({row.noise for row in rows}, key=NOISES.index)
+    lines = [
+        '| first − second | noise | n | difference [Welch 95%] | '
+        'paired [95%] | first lower | reading |',
+        '|---|---|---|---|---|---|---|',
+    ]
+    for which, first, second in COMPARISONS:
+        if which != table:
+            continue
+        for noise in noises:
+            a_row = by_label.get((first, noise))
+            b_row = by_label.get((second, noise))
+            if a_row is None or b_row is None:
+                continue
+            a = load_runs(work_dir, a_row, seeds)
+            b = load_runs(work_dir, b_row, seeds)
+            common = sorted(set(a) & set(b))
+            if len(common) < 2:
+                lines.append(
+                    f'| {first} − {second} | {noise} | {len(common)} | '
+                    'too few seeds | | | |'
+                )
+                continue
+            va = [a[s][key] for s in common]
+            vb = [b[s][key] for s in common]
+            diff, lo, hi = welch_interval(va, vb)
+            pd, plo, phi, wins = paired_interval(va, vb)
+            lines.append(
+                f'| {first} − {second} | {noise} | {len(common)} | '
+                f'{diff:+.3f} [{lo:+.3f}, {hi:+.3f}] | '
+                f'{pd:+.3f} [{plo:+.3f}, {phi:+.3f}] | '
+                f'{wins} of {len(common)} | {describe_interval(plo, phi)} |'
+            )
+    return '\n'.join(lines)
+
+
+def report(work_dir: str, tables: Sequence[str] = TABLES) -> str:
+    """Markdown of the evidence tables and their comparisons."""
+    parts = []
+    for table in tables:
+        rows = table_rows(table)
+        parts.append(f'### Table {table}\n')
+        parts.append(markdown_table(work_dir, rows, SEEDS[table]))
+        parts.append('')
+        parts.append(markdown_comparisons(work_dir, table, SEEDS[table]))
+        parts.append('')
+    return '\n'.join(parts)
+
+
+def records_of(rows: Sequence[Row]) -> Mapping[str, Row]:
+    return {row.name: row for row in rows}

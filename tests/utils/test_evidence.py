@@ -1,0 +1,148 @@
+"""The second round of evidence: rows, statistics, records, reading."""
+
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+from scipy import stats
+from test_study_tables import write_run, write_scalars
+
+from mmaniso.utils import evidence as ev
+
+
+def test_welch_interval_matches_scipy():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(5.0, 0.1, 8), rng.normal(5.05, 0.3, 5)
+    diff, lo, hi = ev.welch_interval(a, b)
+    reference = stats.ttest_ind(a, b, equal_var=False).confidence_interval()
+    assert diff == pytest.approx(a.mean() - b.mean())
+    assert (lo, hi) == pytest.approx(
+        (reference.low, reference.high), rel=1e-9
+    )
+
+
+def test_paired_interval_counts_wins_and_matches_scipy():
+    a = np.array([4.70, 4.65, 4.80, 4.72, 4.60])
+    b = np.array([4.75, 4.70, 4.78, 4.80, 4.66])
+    mean, lo, hi, wins = ev.paired_interval(a, b)
+    reference = stats.ttest_rel(a, b).confidence_interval()
+    assert mean == pytest.approx(np.mean(a - b))
+    assert (lo, hi) == pytest.approx((reference.low, reference.high))
+    assert wins == 4
+
+
+@pytest.mark.parametrize(
+    'lo, hi, words',
+    [(-0.2, -0.01, 'first lower'), (0.02, 0.3, 'second lower'),
+     (-0.05, 0.12, 'within ±0.12')],
+)  # fmt: skip
+def test_interval_wording_follows_the_interval(lo, hi, words):
+    assert words in ev.describe_interval(lo, hi)
+
+
+def test_every_key_row_has_its_exact_twin():
+    # The twin of an anisotropic row is the same config and options with
+    # a = b = 3 only.
+    for table in ('e', 'f', 'g'):
+        rows = ev.table_rows(table)
+        for row in rows:
+            if row.ratio == 1.0 or 'aniso' not in row.config:
+                continue
+            twins = [
+                r for r in rows
+                if r.config == row.config and r.noise == row.noise
+                and r.ratio == 1.0
+            ]  # fmt: skip
+            assert len(twins) == 1, row.label
+            twin = twins[0]
+            differ = set(twin.options) ^ set(row.options)
+            assert differ == {'model.head.loss.a=3', 'model.head.loss.b=3'}
+
+
+def test_rows_have_distinct_run_folders_and_train_on_their_noise():
+    names = set()
+    for table in ev.TABLES:
+        for row in ev.table_rows(table):
+            assert row.name not in names
+            names.add(row.name)
+            option = row.options[0]
+            assert option.startswith('train_dataloader.dataset.ann_file=')
+            if table == 'h':
+                assert option.endswith('train500.json')
+                assert row.checkpoint == 'best'
+            else:
+                assert option.endswith(
+                    ev.train_ann(row.noise).split('/')[-1]
+                )
+
+
+def test_jobs_go_seed_by_seed_with_eight_seeds_for_the_key_table():
+    jobs = ev.all_jobs()
+    seeds = [seed for _, seed in jobs]
+    assert seeds == sorted(seeds)
+    per_table = {
+        t: sum(row in ev.table_rows(t) for row, _ in jobs) for t in ev.TABLES
+    }
+    assert per_table == dict(e=10 * 8, f=6 * 3, g=4 * 3, h=4 * 3)
+
+
+def test_memorisation_schedule_scales_the_milestones():
+    options = dict(o.split('=', 1) for o in ev.MEMORISATION_OPTIONS)
+    assert options['train_cfg.max_epochs'] == '60'
+    assert options['param_scheduler.1.milestones'] == '[44,56]'
+
+
+def _fake_run(work_dir, row, seed, nme, along=1.0):
+    write_run(work_dir, row, seed, nme, nme + 0.1, split=(along, 2.0))
+
+
+def test_report_compares_twins_paired_by_seed(tmp_path):
+    rows = {(r.label, r.noise): r for r in ev.table_rows('e')}
+    first = rows[('aniso L1 + head (a/b 5/3)', 'arc')]
+    second = rows[('point L1 + head (a = b)', 'arc')]
+    for seed in range(4):
+        _fake_run(tmp_path, first, seed, 4.60 + 0.02 * seed)
+        _fake_run(tmp_path, second, seed, 4.70 + 0.02 * seed)
+    text = ev.markdown_comparisons(str(tmp_path), 'e', range(8))
+    line = next(
+        s for s in text.splitlines()
+        if s.startswith('| aniso L1 + head (a/b 5/3) − point L1')
+        and '| arc |' in s
+    )  # fmt: skip
+    assert '| 4 |' in line and '4 of 4' in line
+    assert '-0.100' in line and 'first lower' in line
+    table = ev.markdown_table(str(tmp_path), [first, second], range(8))
+    assert '4.63 ± 0.03' in table and '| 4 |' in table
+
+
+def test_best_checkpoint_rows_read_the_best_validation_nme(tmp_path):
+    row = ev.table_rows('h')[0]
+    folder = ev.run_dir(str(tmp_path), row, 0)
+    write_scalars(folder, 3, 10, 4, [9.0, 7.0, 8.0])
+    with open(osp.join(folder, 'test_metrics.json'), 'w') as f:
+        f.write('{"NME": 7.5}')
+    assert ev.load_runs(str(tmp_path), row, [0])[0]['val/NME'] == 7.0
+
+
+def test_copy_record_keeps_the_small_files_only(tmp_path):
+    row = ev.table_rows('e')[0]
+    run = ev.run_dir(str(tmp_path / 'work'), row, 3)
+    write_run(str(tmp_path / 'work'), row, 3, 4.7, 4.8)
+    stamp = osp.join(run, '20260101_000000')
+    with open(osp.join(run, 'dumped_config.py.txt'), 'w') as f:
+        f.write('randomness = dict(seed=3)\n')
+    np.savez_compressed(osp.join(stamp, 'wflw.pred.npz'), ids=np.arange(3))
+    with open(osp.join(run, 'epoch_15.pth'), 'wb') as f:
+        f.write(b'weights')
+    dst = ev.copy_record(run, str(tmp_path / 'records'), row, 3)
+    found = sorted(
+        osp.relpath(osp.join(d, n), dst)
+        for d, _, names in os.walk(dst) for n in names
+    )  # fmt: skip
+    assert found == [
+        '20260101_000000/vis_data/scalars.json',
+        '20260101_000000/wflw.pred.npz',
+        'dumped_config.py.txt',
+        'test_metrics.json',
+    ]
