@@ -285,6 +285,13 @@ def run_evidence(args) -> str:
             ]
             for future in futures:
                 future.result()
+    if osp.abspath(args.work_dir) != osp.abspath(args.records):
+        # Every finished run's record, also of runs a cut-off study
+        # finished (copying is idempotent).
+        for row, seed in ev.all_jobs():
+            folder = st.run_dir(args.work_dir, row, seed)
+            if osp.isfile(osp.join(folder, METRICS_FILE)):
+                ev.copy_record(folder, args.records, row, seed)
     text = ev.report(args.work_dir, tables)
     os.makedirs(args.work_dir, exist_ok=True)
     out = osp.join(args.work_dir, 'evidence.md')

@@ -77,10 +77,16 @@ def test_rows_have_distinct_run_folders_and_train_on_their_noise():
                 )
 
 
-def test_jobs_go_seed_by_seed_with_eight_seeds_for_the_key_table():
+def test_jobs_cover_every_seed_of_every_table_once():
     jobs = ev.all_jobs()
-    seeds = [seed for _, seed in jobs]
-    assert seeds == sorted(seeds)
+    assert len(set(jobs)) == len(jobs)
+    for table, seeds in ev.SEEDS.items():
+        for row in ev.table_rows(table):
+            assert sorted(s for r, s in jobs if r == row) == list(seeds)
+    # The key table's first seeds come first, whole seeds at a time.
+    first = jobs[: 10 * 4]
+    assert {s for _, s in first} == {0, 1, 2, 3}
+    assert [s for _, s in first] == sorted(s for _, s in first)
     per_table = {
         t: sum(row in ev.table_rows(t) for row, _ in jobs) for t in ev.TABLES
     }
@@ -125,14 +131,20 @@ def test_best_checkpoint_rows_read_the_best_validation_nme(tmp_path):
     assert ev.load_runs(str(tmp_path), row, [0])[0]['val/NME'] == 7.0
 
 
-def test_copy_record_keeps_the_small_files_only(tmp_path):
+def test_copy_record_keeps_the_training_config_and_test_predictions(
+    tmp_path,
+):
     row = ev.table_rows('e')[0]
     run = ev.run_dir(str(tmp_path / 'work'), row, 3)
     write_run(str(tmp_path / 'work'), row, 3, 4.7, 4.8)
-    stamp = osp.join(run, '20260101_000000')
-    with open(osp.join(run, 'dumped_config.py.txt'), 'w') as f:
+    train = osp.join(run, '20260101_000000')
+    with open(osp.join(train, 'vis_data', 'config.py'), 'w') as f:
         f.write('randomness = dict(seed=3)\n')
-    np.savez_compressed(osp.join(stamp, 'wflw.pred.npz'), ids=np.arange(3))
+    # The validation during training writes predictions too: not those.
+    np.savez_compressed(osp.join(train, 'wflw.pred.npz'), ids=np.arange(3))
+    test = osp.join(run, '20260101_000900')
+    os.makedirs(osp.join(test, 'vis_data'))
+    np.savez_compressed(osp.join(test, 'wflw.pred.npz'), ids=np.arange(5))
     with open(osp.join(run, 'epoch_15.pth'), 'wb') as f:
         f.write(b'weights')
     dst = ev.copy_record(run, str(tmp_path / 'records'), row, 3)
@@ -142,7 +154,12 @@ def test_copy_record_keeps_the_small_files_only(tmp_path):
     )  # fmt: skip
     assert found == [
         '20260101_000000/vis_data/scalars.json',
-        '20260101_000000/wflw.pred.npz',
-        'dumped_config.py.txt',
+        'test.pred.npz',
         'test_metrics.json',
+        'train_config.py.txt',
     ]
+    assert len(np.load(osp.join(dst, 'test.pred.npz'))['ids']) == 5
+    assert 'seed=3' in open(osp.join(dst, 'train_config.py.txt')).read()
+    # The record reads back like the run.
+    runs = ev.load_runs(str(tmp_path / 'records'), row, [3])
+    assert runs[3]['NME'] == 4.7 and runs[3]['val/NME'] == 4.8
