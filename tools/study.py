@@ -298,7 +298,10 @@ def run_evidence(args) -> str:
     with open(out, 'w') as f:
         f.write(text + '\n')
     print(text)
-    print(f'\n[study] wrote {out}')
+    plot = ev.plot_comparisons(
+        args.work_dir, osp.join(args.plot_dir, 'study_evidence.png')
+    )
+    print(f'\n[study] wrote {out}' + (f' and {plot}' if plot else ''))
     return out
 
 

@@ -482,17 +482,97 @@ def markdown_comparisons(
     return '\n'.join(lines)
 
 
+COMPARED = (
+    ('test NME', 'NME'),
+    ('curve points, along the curve', 'NME_along'),
+    ('curve points, across the curve', 'NME_across'),
+)
+
+
 def report(work_dir: str, tables: Sequence[str] = TABLES) -> str:
-    """Markdown of the evidence tables and their comparisons."""
+    """Markdown of the evidence tables and their comparisons (of the test
+    NME, and of the curve points' error along and across the curve)."""
     parts = []
     for table in tables:
         rows = table_rows(table)
         parts.append(f'### Table {table}\n')
         parts.append(markdown_table(work_dir, rows, SEEDS[table]))
-        parts.append('')
-        parts.append(markdown_comparisons(work_dir, table, SEEDS[table]))
+        for title, key in COMPARED:
+            parts.append(f'\nDifferences of {title} (`{key}`):\n')
+            parts.append(
+                markdown_comparisons(work_dir, table, SEEDS[table], key)
+            )
         parts.append('')
     return '\n'.join(parts)
+
+
+def comparison_intervals(
+    work_dir: str, key: str = 'NME'
+) -> List[Tuple[str, float, float, float, int]]:
+    """(label, paired mean, low, high, n) of every comparison of
+    :data:`COMPARISONS` under each noise model with 2 or more seeds."""
+    out = []
+    for table, first, second in COMPARISONS:
+        rows = {(r.label, r.noise): r for r in table_rows(table)}
+        for noise in NOISES:
+            if (first, noise) not in rows or (second, noise) not in rows:
+                continue
+            a = load_runs(work_dir, rows[(first, noise)], SEEDS[table])
+            b = load_runs(work_dir, rows[(second, noise)], SEEDS[table])
+            common = sorted(set(a) & set(b))
+            if len(common) < 2 or any(
+                key not in a[s] or key not in b[s] for s in common
+            ):
+                continue
+            mean, lo, hi, _ = paired_interval(
+                [a[s][key] for s in common], [b[s][key] for s in common]
+            )
+            out.append(
+                (f'{first} − {second} [{noise}]', mean, lo, hi, len(common))
+            )
+    return out
+
+
+def plot_comparisons(work_dir: str, out: str) -> Optional[str]:
+    """A forest plot of the paired differences and their 95% intervals,
+    for the test NME and the curve points' along / across error; None when
+    no comparison has two seeds yet."""
+    panels = [(t, comparison_intervals(work_dir, k)) for t, k in COMPARED]
+    if not panels[0][1]:
+        return None
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    labels = [c[0] for c in panels[0][1]]
+    height = 1.2 + 0.32 * len(labels)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(15, height), sharey=True
+    )
+    for ax, (title, found) in zip(axes, panels):
+        index = {c[0]: c for c in found}
+        for y, label in enumerate(labels):
+            if label not in index:
+                continue
+            _, mean, lo, hi, n = index[label]
+            colour = 'tab:green' if hi < 0 else (
+                'tab:red' if lo > 0 else 'tab:grey'
+            )  # fmt: skip
+            ax.plot([lo, hi], [y, y], color=colour, lw=2)
+            ax.plot([mean], [y], 'o', color=colour)
+            ax.text(hi, y, f'  n={n}', va='center', fontsize=7)
+        ax.axvline(0, color='k', lw=0.8)
+        ax.set_title(f'{title}: first − second (NME %)', fontsize=9)
+        ax.grid(axis='x', alpha=0.3)
+    axes[0].set_yticks(range(len(labels)))
+    axes[0].set_yticklabels(labels, fontsize=7)
+    axes[0].invert_yaxis()
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
 
 
 def records_of(rows: Sequence[Row]) -> Mapping[str, Row]:

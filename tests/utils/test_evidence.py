@@ -164,3 +164,23 @@ def test_copy_record_keeps_the_training_config_and_test_predictions(
     # The record reads back like the run.
     runs = ev.load_runs(str(tmp_path / 'records'), row, [3])
     assert runs[3]['NME'] == 4.7 and runs[3]['val/NME'] == 4.8
+
+
+def test_forest_plot_of_paired_differences(tmp_path):
+    rows = {(r.label, r.noise): r for r in ev.table_rows('e')}
+    first = rows[('aniso L1 + head (a/b 5/3)', 'arc')]
+    second = rows[('point L1 + head (a = b)', 'arc')]
+    assert ev.plot_comparisons(str(tmp_path), str(tmp_path / 'p.png')) is None
+    for seed in range(3):
+        # Along the curve the anisotropic row is worse, overall better.
+        _fake_run(tmp_path, first, seed, 4.60 + 0.02 * seed, along=3.5)
+        _fake_run(tmp_path, second, seed, 4.70 + 0.03 * seed, along=3.2)
+    found = ev.comparison_intervals(str(tmp_path), 'NME')
+    assert len(found) == 1
+    label, mean, lo, hi, n = found[0]
+    assert label.endswith('[arc]') and n == 3
+    assert mean == pytest.approx(-0.11) and lo < mean < hi
+    along = ev.comparison_intervals(str(tmp_path), 'NME_along')
+    assert along[0][1] == pytest.approx(0.3)
+    out = ev.plot_comparisons(str(tmp_path), str(tmp_path / 'p.png'))
+    assert open(out, 'rb').read(8) == b'\x89PNG\r\n\x1a\n'
