@@ -33,7 +33,7 @@ import os
 import os.path as osp
 import shutil
 import tempfile
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -575,5 +575,22 @@ def plot_comparisons(work_dir: str, out: str) -> Optional[str]:
     return out
 
 
-def records_of(rows: Sequence[Row]) -> Mapping[str, Row]:
-    return {row.name: row for row in rows}
+def choose_best(work_dir: str) -> Row:
+    """The anisotropic row of table e (a != b) with the lowest mean
+    *validation* NME over both of its noise models and every finished
+    seed; no test face takes part."""
+    scores: Dict[str, List[float]] = {}
+    configs: Dict[str, Row] = {}
+    for row in table_rows('e'):
+        if row.ratio == 1.0 or 'aniso' not in row.config:
+            continue
+        runs = load_runs(work_dir, row, SEEDS['e'])
+        scores.setdefault(row.label, []).extend(
+            r['val/NME'] for r in runs.values()
+        )
+        configs[row.label] = row
+    scores = {k: v for k, v in scores.items() if v}
+    if not scores:
+        raise ValueError(f'no finished run of table e in {work_dir}')
+    best = min(scores, key=lambda k: float(np.mean(scores[k])))
+    return configs[best]

@@ -112,24 +112,22 @@ def test_demo_refuses_zero_jobs(demo, tmp_path):
 def test_demo_best_variant_is_the_studys_validation_winner(demo):
     # The committed run records decide the demo's variant; a demo that
     # drifted from them would tell another finding than docs/study.md.
-    from mmaniso.utils import study_tables as st
+    from mmaniso.utils import evidence as ev
 
-    records = osp.join(REPO, 'results', 'synthface_study')
-    best = st.choose_best(records, st.table_rows('a'), (0, 1, 2))
-    assert demo.BEST_VARIANT == best.config
+    records = osp.join(REPO, 'results', 'synthface_evidence')
+    assert demo.BEST_VARIANT == ev.choose_best(records).config
 
 
-def test_demo_l1_on_the_head_differs_from_the_best_variant_in_the_loss(demo):
+def test_demo_twin_differs_from_the_best_variant_in_a_and_b_only(demo):
     from mmengine.config import Config
 
     configs = dict(demo.RUNS)
     best = Config.fromfile(osp.join(REPO, configs['best']))
-    twin = Config.fromfile(osp.join(REPO, configs['l1-head']))
-    assert twin.model.head.loss.type == 'L1Loss'
-    assert best.model.head.loss.type == 'AnisotropicLoss'
-    # Same head, sampler, hooks and budget: only the loss differs.
-    for cfg in (best, twin):
-        cfg.model.head.pop('loss')
+    twin = Config.fromfile(osp.join(REPO, configs['twin']))
+    assert (best.model.head.loss.a, best.model.head.loss.b) == (5.0, 3.0)
+    assert (twin.model.head.loss.a, twin.model.head.loss.b) == (3.0, 3.0)
+    # Same loss form, head, sampler, hooks and budget: only a differs.
+    twin.model.head.loss.a = 5.0
     assert twin.model.to_dict() == best.model.to_dict()
     assert twin.train_dataloader.to_dict() == best.train_dataloader.to_dict()
     assert twin.custom_hooks == best.custom_hooks
