@@ -2,14 +2,21 @@
 
     python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...]
         [--boxes FILE] [--out-dir DIR] [--device cpu|cuda] [--batch-size N]
-        [--onnx model.onnx] [--score-thr 0.9] [--min-face 20]
-        [--cfg-options k=v ...] [--overwrite]
+        [--onnx model.onnx] [--min-face 20] [--det-thr 0.6 0.7 0.7]
+        [--score-thr 0.9] [--cfg-options k=v ...] [--overwrite]
 
 INPUT: image files or folders of them (not recursive). Without ``--boxes``
 the faces come from MTCNN, whose weights ship in the ``facenet-pytorch``
 package (:mod:`mmaniso.deploy.face_detector` says why this detector):
-nothing is downloaded. ``--boxes FILE`` is JSON mapping an image (as given
-or its file name) to its boxes ``[[x1, y1, x2, y2], ...]`` in image pixels.
+nothing is downloaded. Its knobs: ``--min-face`` (px), the smallest face
+side searched for; ``--det-thr``, the score thresholds of its three
+stages (P-Net, R-Net, O-Net; lower finds more faces, and more false ones);
+``--score-thr``, the final score a face needs to be kept (it can only
+drop faces that O-Net passed: below the third ``--det-thr`` it does
+nothing). For an image where it finds no face, the tool says so with the
+settings used. ``--boxes FILE`` is JSON mapping an image (as given or its
+file name) to its boxes ``[[x1, y1, x2, y2], ...]`` in image pixels; the
+detector is not run then.
 
 For each image, writes ``<stem>.json``::
 
@@ -32,6 +39,12 @@ import os.path as osp
 from mmengine.config import DictAction
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+# The detector's defaults here (facenet-pytorch's MTCNN's, plus the final
+# score); docs/inference.md has the detection table measured with them
+# (tools/analysis/detection_rate.py).
+MIN_FACE = 20.0
+DET_THR = (0.6, 0.7, 0.7)
+SCORE_THR = 0.9
 
 
 def parse_args(argv=None):
@@ -47,13 +60,28 @@ def parse_args(argv=None):
     parser.add_argument('--batch-size', type=int, default=32)
     parser.add_argument('--onnx', help='run this exported graph instead')
     parser.add_argument(
-        '--score-thr',
+        '--min-face',
         type=float,
-        default=0.9,
-        help='detector score below which a face is dropped',
+        default=MIN_FACE,
+        help='smallest face side the detector searches for, in pixels '
+        f'(default {MIN_FACE:g}); lower finds smaller faces, slower',
     )
     parser.add_argument(
-        '--min-face', type=int, default=20, help='smallest face side (px)'
+        '--det-thr',
+        type=float,
+        nargs=3,
+        default=list(DET_THR),
+        metavar=('PNET', 'RNET', 'ONET'),
+        help="score thresholds of the detector's three stages (default "
+        f'{" ".join(f"{t:g}" for t in DET_THR)}); lower finds more faces '
+        'and more false ones',
+    )
+    parser.add_argument(
+        '--score-thr',
+        type=float,
+        default=SCORE_THR,
+        help='final detector score a face needs to be kept (default '
+        f'{SCORE_THR:g}); below the third --det-thr it has no effect',
     )
     parser.add_argument(
         '--cfg-options',
@@ -99,6 +127,31 @@ def read_image(path):
             'JPEG or PNG or leave it out'
         )
     return image
+
+
+def no_face_message(path, args, scores):
+    """What the tool says of an image where the detector kept no face:
+    the settings used and what to try."""
+    name = osp.basename(path)
+    thr = ' '.join(f'{t:g}' for t in args.det_thr)
+    said = (
+        f'{path}: no face found (MTCNN: --min-face {args.min_face:g} px, '
+        f'--det-thr {thr} (P-Net R-Net O-Net), --score-thr '
+        f'{args.score_thr:g})'
+    )
+    if len(scores):
+        said += (
+            f'; {len(scores)} face(s) scored below --score-thr, best '
+            f'{float(scores.max()):.3f}'
+        )
+    return (
+        f'{said}. Faces smaller than {args.min_face:g} px need a lower '
+        '--min-face; faint (low-contrast), turned or blurred ones a lower '
+        '--det-thr (e.g. --det-thr 0.4 0.5 0.6) or --score-thr, or the '
+        'photograph with its contrast stretched. Or give the boxes '
+        f'yourself: --boxes boxes.json with {{"{name}": [[x1, y1, x2, y2]]}}'
+        ' in image pixels'
+    )
 
 
 def main(argv=None):
@@ -165,8 +218,10 @@ def main(argv=None):
         from mmaniso.deploy.face_detector import MTCNNFaceDetector
 
         try:
-            detector = MTCNNFaceDetector(args.device, min_face=args.min_face)
-        except FileNotFoundError as e:
+            detector = MTCNNFaceDetector(
+                args.device, min_face=args.min_face, thresholds=args.det_thr
+            )
+        except (FileNotFoundError, ValueError) as e:
             raise SystemExit(f'error: {e}') from None
 
     meta = model.dataset_meta or {}
@@ -183,7 +238,7 @@ def main(argv=None):
     import cv2
     import numpy as np
 
-    num_faces = 0
+    num_faces, no_face = 0, []
     for path, (json_out, png_out) in tqdm(
         list(zip(images, outputs)), desc='infer', unit='img'
     ):
@@ -218,6 +273,9 @@ def main(argv=None):
         else:
             boxes, scores = detector(image)
             keep = scores >= args.score_thr
+            if not keep.any():
+                tqdm.write(no_face_message(path, args, scores))
+                no_face.append(path)
             boxes, scores = boxes[keep], scores[keep]
         keypoints = predictor([(image, boxes)])[0]
         if not np.isfinite(keypoints).all():
@@ -244,6 +302,11 @@ def main(argv=None):
         f'{len(images)} image(s), {num_faces} face(s): wrote <stem>.json and '
         f'<stem>.png to {args.out_dir}'
     )
+    if no_face:
+        print(
+            f'no face found in {len(no_face)} image(s); see the lines above '
+            'for the settings and what to try'
+        )
     return outputs
 
 

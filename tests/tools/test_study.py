@@ -30,7 +30,9 @@ def test_study_of_two_seeds_prints_mean_std_and_writes_csv(
     full_row = next(
         line for line in out.splitlines() if line.startswith('full ')
     )
-    assert full_row.count('±') == 5  # NME, FR and AUC at 0.08 and 0.1
+    # NME, the point groups (curve, along, across, corners), FR and AUC at
+    # 0.08 and 0.1.
+    assert full_row.count('±') == 9
     with open(tmp_path / 'study.csv') as f:
         rows = {r['key']: r for r in csv.DictReader(f)}
     nme = rows['NME']
