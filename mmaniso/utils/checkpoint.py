@@ -58,6 +58,7 @@ from mmaniso.utils.torch_file import (
     CheckpointRefusedError,
     brief,
     check_tensor_fits,
+    read_bytes,
     read_torch_file,
 )
 
@@ -647,16 +648,7 @@ def load_checkpoint_file(
     if source is None:
         source = file if isinstance(file, (str, os.PathLike)) else 'checkpoint'
     source = str(source)
-    if isinstance(file, (str, os.PathLike)):
-        with open(file, 'rb') as f:
-            data = f.read()
-    else:
-        data = file.read()
-        if not isinstance(data, bytes):
-            raise TypeError(
-                f'{source}: a checkpoint file object must be opened in '
-                "binary mode ('rb')"
-            )
+    data = read_bytes(file, source)
     loaded = read_torch_file(
         io.BytesIO(data), SafeUnpickler, map_location, source=source
     )

@@ -563,6 +563,20 @@ def _read_legacy(
     ).load()
 
 
+def read_bytes(file: Union[str, os.PathLike, BinaryIO], source: str) -> bytes:
+    """All bytes of a path or of a binary file object from its position."""
+    if isinstance(file, (str, os.PathLike)):
+        with open(file, 'rb') as f:
+            return f.read()
+    data = file.read()
+    if not isinstance(data, bytes):
+        raise TypeError(
+            f"{source}: a checkpoint file object must be opened in binary "
+            "mode ('rb')"
+        )
+    return data
+
+
 def read_torch_file(
     file: Union[str, os.PathLike, BinaryIO],
     unpickler_cls: type,
@@ -593,16 +607,7 @@ def read_torch_file(
         source = str(file) if isinstance(file, (str, os.PathLike)) else (
             'checkpoint'
         )  # fmt: skip
-    if isinstance(file, (str, os.PathLike)):
-        with open(file, 'rb') as f:
-            data = f.read()
-    else:
-        data = file.read()
-        if not isinstance(data, bytes):
-            raise TypeError(
-                f'{source}: a checkpoint file object must be opened in '
-                'binary mode'
-            )
+    data = read_bytes(file, source)
     if not data:
         raise _broken(source, 'the file is empty (0 bytes)')
     reader = _read_zip if data[:4] == ZIP_MAGIC else _read_legacy
