@@ -44,6 +44,8 @@ model = dict(
 # AMP. Hence 8 workers per GPU, kept alive between epochs (the balanced
 # epochs are chained draws; restarting workers costs seconds each time),
 # and batches in pinned memory so the host-to-GPU copy runs asynchronously.
+# Or augment on the GPU: tools/train.py --device-augment (the workers only
+# read crops of the cache; docs/benchmarks.md, "Device feed").
 train_dataloader = dict(
     num_workers=8,
     persistent_workers=True,

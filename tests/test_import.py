@@ -20,7 +20,7 @@ NOT_ON_IMPORT_ANYWHERE = ('synthface', 'face_template', 'fixture')
 _REPORT = """
 import json, sys
 import mmaniso
-from mmpose.registry import DATA_SAMPLERS, HOOKS, METRICS, MODELS
+from mmpose.registry import DATA_SAMPLERS, DATASETS, HOOKS, METRICS, MODELS
 print(json.dumps(dict(
     modules=sorted(m for m in sys.modules if m.startswith('mmaniso')),
     onnx=sorted(m for m in sys.modules if m.split('.')[0].startswith('onnx')),
@@ -29,6 +29,9 @@ print(json.dumps(dict(
         for registry, name in [
             (MODELS, 'AnisotropicLoss'),
             (MODELS, 'MeanShapeRegressionHead'),
+            (MODELS, 'TopdownBatchAugment'),
+            (MODELS, 'BatchAugmentDataPreprocessor'),
+            (DATASETS, 'CropFeedDataset'),
             (DATA_SAMPLERS, 'PoseBalancedSampler'),
             (METRICS, 'FaceLandmarkMetric'),
             (HOOKS, 'PoseBalancingHook'),
@@ -85,6 +88,9 @@ def test_import_mmaniso_registers_components_only():
     assert report['registered'] == {
         'AnisotropicLoss': True,
         'MeanShapeRegressionHead': True,
+        'TopdownBatchAugment': True,
+        'BatchAugmentDataPreprocessor': True,
+        'CropFeedDataset': True,
         'PoseBalancedSampler': True,
         'FaceLandmarkMetric': True,
         'PoseBalancingHook': True,

@@ -5,11 +5,19 @@ Mirrors MMPose's ``tools/train.py`` flags::
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
         [--auto-scale-lr] [--no-validate] [--cfg-options k=v ...]
         [--launcher {none,pytorch,slurm,mpi}] [--overwrite]
+        [--device-augment [array|decode]]
 
 A fresh run (no ``--resume``) in a work dir that already holds checkpoints
 stops before anything is built, since the new checkpoints would mix with
 the old ones; ``--overwrite`` (mmaniso) moves the old ones into
 ``<work_dir>/previous_<timestamp>/`` first.
+
+``--device-augment`` (mmaniso) moves a top-down regression config's
+augmentation onto the model's device: the CPU only reads fixed-size crops
+of the face-crop cache (its memory-mapped array, or ``decode`` the crop
+files) and the data preprocessor flips, shifts, scales and rotates the
+batch with the distributions of the config's own pipeline
+(mmaniso/utils/device_feed.py; docs/benchmarks.md, "Device feed").
 """
 
 import argparse
@@ -64,6 +72,15 @@ def parse_args(argv=None):
         'earlier run, moving them into <work_dir>/previous_<timestamp>/ '
         '(never deleted); without it such a work dir is refused',
     )
+    parser.add_argument(
+        '--device-augment',
+        nargs='?',
+        const='array',
+        choices=['array', 'decode'],
+        help="augment on the model's device; the CPU reads crops of the "
+        'face-crop cache (data_root): from its memory-mapped array '
+        '(default; make_crop_cache.py --array) or by decoding the crops',
+    )
     # torch.distributed.launch passes --local-rank (older: --local_rank).
     parser.add_argument('--local_rank', '--local-rank', type=int)
     return parser.parse_args(argv)
@@ -97,6 +114,13 @@ def merge_args(cfg, args):
                 ' in the config'
             )
         cfg.auto_scale_lr.enable = True
+    if args.device_augment:
+        from mmaniso.utils.device_feed import device_augment_config
+
+        try:
+            device_augment_config(cfg, args.device_augment)
+        except ValueError as e:
+            raise SystemExit(f'--device-augment: {e}') from None
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None

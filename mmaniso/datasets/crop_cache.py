@@ -27,7 +27,7 @@ import math
 import os
 import os.path as osp
 from concurrent.futures import ProcessPoolExecutor
-from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -423,6 +423,137 @@ def _cut_all(
         bar.close()
 
 
+def crop_array_paths(ann_path: str) -> Tuple[str, str]:
+    """Where :func:`write_crop_array` puts the array of an annotation file
+    and its index: ``<stem>.crops.npy`` and ``<stem>.crops.json``."""
+    stem = osp.splitext(ann_path)[0]
+    return stem + '.crops.npy', stem + '.crops.json'
+
+
+def crop_array_index(array_path: str) -> str:
+    """The index file of a crop array (``.npy`` -> ``.json``)."""
+    return osp.splitext(array_path)[0] + '.json'
+
+
+def _check_array_output(path: str) -> None:
+    """Refuses to replace an array this cache did not write."""
+    index = crop_array_index(path)
+    if not osp.exists(path) and not osp.exists(index):
+        return
+    try:
+        with open(index) as f:
+            tag = json.load(f).get('description')
+    except (OSError, ValueError, AttributeError):
+        tag = None
+    if tag != CACHE_TAG + ' array':
+        raise FileExistsError(
+            f'{path} or {index} exists and was not written by the crop '
+            'cache; move it away (nothing was written)'
+        )
+
+
+def write_crop_array(
+    ann_path: str,
+    img_root: str,
+    size: Optional[int] = None,
+    progress: bool = True,
+) -> str:
+    """Packs the images of an annotation file into one uint8 array.
+
+    Row ``n`` holds the image of the file's ``n``-th annotation, BGR,
+    channels first, padded with black at its bottom and right to
+    ``size`` x ``size``: shape (N, 3, S, S), a ``.npy`` file that
+    ``np.load(mmap_mode=...)`` maps without reading it (what
+    :class:`~mmaniso.datasets.CropFeedDataset` does). The index file
+    lists the annotation ids in row order. Coordinates need no change: the
+    padding is beyond every annotated pixel. Meant for the face-crop cache
+    (crops of at most ``max_size`` px); it takes N S² 3 bytes of disk (WFLW's
+    7,500 training faces at 512 px: 5.9 GB).
+
+    Args:
+        ann_path: The annotation file (COCO style, ``images`` and
+            ``annotations``).
+        img_root: The folder its ``file_name``s are relative to.
+        size: Side S; None: the largest image side the file's ``images``
+            record (their ``width`` and ``height``).
+        progress: Show a progress bar.
+
+    Returns:
+        The array's path (``<stem>.crops.npy``).
+
+    Raises:
+        ValueError: An image larger than ``size``, or no size to take.
+        FileExistsError: An array or index there that is not the cache's.
+    """
+    from tqdm import tqdm
+
+    with open(ann_path) as f:
+        data = json.load(f)
+    by_id = {img['id']: img for img in data.get('images', [])}
+    anns = data.get('annotations', [])
+    if not anns:
+        raise ValueError(f'{ann_path} has no annotations')
+    if size is None:
+        sides = [
+            max(
+                int(by_id[a['image_id']].get(k, 0))
+                for k in ('width', 'height')
+            )
+            for a in anns
+        ]
+        size = max(sides)
+        if size <= 0:
+            raise ValueError(
+                f'{ann_path}: its images record no width/height; give size'
+            )
+    array_path, index_path = crop_array_paths(ann_path)
+    _check_array_output(array_path)
+    tmp = array_path + '.part.npy'
+    out = np.lib.format.open_memmap(
+        tmp, mode='w+', dtype=np.uint8, shape=(len(anns), 3, size, size)
+    )
+    try:
+        for n, ann in enumerate(
+            tqdm(anns, desc='crop array', disable=not progress)
+        ):
+            image = by_id.get(ann.get('image_id'))
+            if image is None:
+                raise ValueError(
+                    f'{ann_path}: annotation {n} (id={ann.get("id")}) has '
+                    f'image_id={ann.get("image_id")}, not in "images"'
+                )
+            path = osp.join(img_root, image['file_name'])
+            img = read_image(path)
+            h, w = img.shape[:2]
+            if h > size or w > size:
+                raise ValueError(
+                    f"{path} is {w}x{h} px, larger than the array's {size} "
+                    'px; give a larger size'
+                )
+            out[n, :, :h, :w] = img.transpose(2, 0, 1)
+        out.flush()
+    except BaseException:
+        del out
+        os.remove(tmp)
+        raise
+    del out
+    os.replace(tmp, array_path)
+    with open(index_path + '.part', 'w') as f:
+        json.dump(
+            dict(
+                description=CACHE_TAG + ' array',
+                annotation_file=osp.basename(ann_path),
+                size=int(size),
+                layout='(N, 3, size, size) uint8 BGR, padded at the bottom '
+                'and right',
+                ids=[a.get('id', n) for n, a in enumerate(anns)],
+            ),
+            f,
+        )
+    os.replace(index_path + '.part', index_path)
+    return array_path
+
+
 def pipeline_margin_of(config_path: str) -> float:
     """:func:`augmentation_margin` of a config's training pipeline."""
     from mmengine.config import Config
@@ -438,10 +569,13 @@ def pipeline_margin_of(config_path: str) -> float:
 
 __all__: List[str] = [
     'augmentation_margin',
+    'crop_array_index',
+    'crop_array_paths',
     'crop_window',
     'cut_crop',
     'face_box',
     'move_annotation',
     'pipeline_margin_of',
+    'write_crop_array',
     'write_crop_cache',
 ]

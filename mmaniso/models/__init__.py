@@ -1,1 +1,1 @@
-from . import heads, losses  # noqa: F401
+from . import data_preprocessors, heads, losses  # noqa: F401

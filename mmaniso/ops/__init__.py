@@ -1,5 +1,12 @@
 """Pure torch/numpy maths. Nothing here imports mmengine or mmpose."""
 
+from .batch_affine import (
+    TopdownBatch,
+    TopdownParams,
+    draw_topdown_params,
+    topdown_augment,
+    truncated_normal,
+)
 from .pose import PCA, PoseBins, mean_of_bin_means, pose_bins, weighted_pca
 from .procrustes import (
     SimilarityTransform,
@@ -17,6 +24,11 @@ from .weights import (
 )
 
 __all__ = [
+    'TopdownBatch',
+    'TopdownParams',
+    'draw_topdown_params',
+    'topdown_augment',
+    'truncated_normal',
     'anisotropic_quadratic_form',
     'anisotropic_weight_entries',
     'anisotropic_weight_matrices',

@@ -56,6 +56,8 @@ def test_gpu_check_runs_every_piece_on_the_cpu(tmp_path):
         'crop_cache',
         'train_fp32',
         'train_channels_last',
+        'train_feed_fp32',
+        'feed_benchmark',
         'torchrun',
         'loss paper squared',
         'loss normalised softwing',
@@ -66,6 +68,9 @@ def test_gpu_check_runs_every_piece_on_the_cpu(tmp_path):
     ):
         assert rows[name][0] == 'ok', (name, rows.get(name))
     assert rows['train_amp'][0] == 'skipped'
+    assert rows['train_feed_amp'][0] == 'skipped'
+    assert 'images/s' in rows['train_feed_fp32'][1]
+    assert 'ms/batch' in rows['feed_benchmark'][1]
     assert 'images/s' in rows['train_fp32'][1]
     assert 'gloo backend' in rows['torchrun'][1]
     assert 'channels-last' in rows['train_channels_last'][1]
@@ -73,6 +78,9 @@ def test_gpu_check_runs_every_piece_on_the_cpu(tmp_path):
     # The cache the trainings read is the crop cache, not the photographs.
     assert (
         work / 'cache/annotations/face_landmarks_wflw_train.json'
+    ).is_file()
+    assert (
+        work / 'cache/annotations/face_landmarks_wflw_train.crops.npy'
     ).is_file()
     assert (work / 'infer/grace_hopper.png').is_file()
 

@@ -1,7 +1,7 @@
 """All of mmaniso's speed figures in one run, each a ratio to a baseline.
 
     python tools/analysis/benchmark.py
-        [--only loss sampler train pipeline crop-cache]
+        [--only loss sampler train pipeline crop-cache feed]
         [--device cpu|cuda] [--amp] [--channels-last] [--iters 20]
 
 - loss: AnisotropicLoss vs MMPose's SoftWingLoss, forward + backward
@@ -12,7 +12,11 @@
   twin with the same backbone, interleaved on the same batch (target >= 0.97);
 - pipeline: MMPose's training pipeline, images per second in one worker;
 - crop-cache: that pipeline on WFLW-sized JPEGs vs on their face-crop cache
-  (tools/analysis/benchmark_crop_cache.py).
+  (tools/analysis/benchmark_crop_cache.py);
+- feed: images/s per CPU worker of that pipeline on photographs and on the
+  cache beside the device feed's CPU side (decoding crops, or rows of a
+  memory-mapped array), and the device augmentation's time per batch of 64
+  (tools/analysis/benchmark_feed.py; target >= 10x the photographs).
 """
 
 import argparse
@@ -44,8 +48,8 @@ def parse_args(argv=None):
     parser.add_argument(
         '--only',
         nargs='+',
-        choices=['loss', 'sampler', 'train', 'pipeline', 'crop-cache'],
-        default=['loss', 'sampler', 'train', 'pipeline', 'crop-cache'],
+        choices=['loss', 'sampler', 'train', 'pipeline', 'crop-cache', 'feed'],
+        default=['loss', 'sampler', 'train', 'pipeline', 'crop-cache', 'feed'],
     )
     parser.add_argument('--device', default='cpu')
     parser.add_argument(
@@ -230,6 +234,12 @@ def main(argv=None):
     if 'crop-cache' in args.only:
         print('\n== crop-cache')
         _run_script('benchmark_crop_cache', ['--rounds', str(args.rounds)])
+    if 'feed' in args.only:
+        print('\n== feed')
+        _run_script(
+            'benchmark_feed',
+            ['--rounds', str(args.rounds), '--device', args.device],
+        )
     if {'train', 'pipeline'} & set(args.only):
         with tempfile.TemporaryDirectory() as root:
             _data(root, max(args.batch_size, 16))

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The GPU path in one run: the paper config (ResNet50, 256 x 256) trained from
 # the face-crop cache of generated WFLW-sized photographs, with and without
-# AMP and channels_last (images/s, GPU utilisation), a 1-GPU torchrun with
+# AMP and channels_last (images/s, GPU utilisation); the same with the
+# augmentation on the device (tools/train.py --device-augment: the workers
+# only read rows of the cache's memory-mapped array), fp32 and AMP, and the
+# feed benchmark timing that augmentation on the device; a 1-GPU torchrun with
 # NCCL, mmaniso's loss, pose bins and mean shape on the device against the
 # CPU, tools/test.py and tools/infer.py on the device, and a summary table.
 #
 #   bash tools/analysis/gpu_check.sh [--device cuda|cpu] [--iters 300]
 #       [--batch-size 64] [--images 256] [--workers 8] [--work-dir DIR]
 #
-# About 5 minutes on one recent GPU. With --device cpu (what the test suite
+# About 7 minutes on one recent GPU. With --device cpu (what the test suite
 # runs, tiny: --iters 1 --batch-size 2 --images 4) every piece runs on the
 # CPU instead: AMP is skipped, torchrun uses gloo. Every step's log is in
 # <work-dir>/logs/; the summary is <work-dir>/summary.md. Exit code 1 if a
@@ -27,7 +30,7 @@ while [ $# -gt 0 ]; do
         --images) IMAGES=$2; shift 2 ;;
         --workers) WORKERS=$2; shift 2 ;;
         --work-dir) WORK=$2; shift 2 ;;
-        -h|--help) sed -n 2,16p "$0"; exit 0 ;;
+        -h|--help) sed -n 2,18p "$0"; exit 0 ;;
         *) echo "gpu_check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -123,7 +126,7 @@ _base_ = ['./paper_from_cache.py']
 train_dataloader = dict(dataset=dict(data_root='$DATA/'))
 EOF
 run crop_cache $PY tools/dataset_converters/make_crop_cache.py "$WORK/paper_full_images.py" \
-    --out "$CACHE" --workers "$WORKERS" \
+    --out "$CACHE" --workers "$WORKERS" --array \
     --ann-files annotations/face_landmarks_wflw_train.json annotations/face_landmarks_wflw_test.json
 [ $? -eq 0 ] && record crop_cache ok "$(grep -o 'margin [0-9.]* x the face box' "$WORK/logs/crop_cache.log"), ${LAST_SECONDS} s"
 
@@ -180,6 +183,22 @@ if [ "$DEVICE" = cpu ]; then
 else
     train train_amp "$WORK/paper_from_cache.py" --amp
     train train_amp_channels_last "$WORK/paper_from_cache_channels_last.py" --amp
+fi
+
+# --- the device feed: stock pipeline above vs augmentation on the device ---------
+# Same config, same cache; the CPU reads rows of the crop array and the
+# data preprocessor flips, shifts, scales and rotates on the device.
+train train_feed_fp32 "$WORK/paper_from_cache.py" --device-augment
+if [ "$DEVICE" = cpu ]; then
+    record train_feed_amp skipped 'AMP needs CUDA'
+else
+    train train_feed_amp "$WORK/paper_from_cache.py" --device-augment --amp
+fi
+FEED_IMAGES=$(( IMAGES < 64 ? IMAGES : 64 ))
+run feed_benchmark $PY tools/analysis/benchmark_feed.py --device "$DEVICE" \
+    --images "$FEED_IMAGES" --batch-size "$BATCH" --rounds 1 --aug-rounds 5
+if [ $? -eq 0 ]; then
+    record feed_benchmark ok "$(grep -o '[0-9.]* ms/batch ([0-9]* images/s)' "$WORK/logs/feed_benchmark.log"), augmentation of $BATCH crops on $DEVICE; CPU side $(grep -o "[0-9.]*x MMPose's pipeline on photographs" "$WORK/logs/feed_benchmark.log") per worker"
 fi
 
 # --- one-GPU torchrun ---------------------------------------------------------

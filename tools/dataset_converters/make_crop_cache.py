@@ -2,7 +2,7 @@
 
     python tools/dataset_converters/make_crop_cache.py CONFIG --out DIR
         [--ann-files REL ...] [--margin M] [--max-size 512]
-        [--format jpg|png] [--quality 95] [--workers N]
+        [--format jpg|png] [--quality 95] [--workers N] [--array]
 
 Reads the config's ``data_root``, image prefix and training annotation file
 (or ``--ann-files``, relative to ``data_root``), and writes under ``DIR`` the
@@ -14,6 +14,13 @@ augmentation (box padding, shift, scale, rotation), so that every training
 crop from the cache equals the one from the full image up to interpolation.
 Then train from it by pointing the datasets at ``DIR``: the tool prints the
 ``--cfg-options`` that do it.
+
+``--array`` also packs each annotation file's crops into one memory-mapped
+uint8 array beside it (``<ann>.crops.npy``, (N, 3, S, S) with S the largest
+crop side, at most ``--max-size``, and its index ``<ann>.crops.json``): what
+``CropFeedDataset(source='array')`` reads when training with the
+augmentation on the device (``tools/train.py --device-augment``;
+docs/benchmarks.md, "Device feed"). It takes N x S x S x 3 bytes.
 """
 
 import argparse
@@ -49,6 +56,13 @@ def parse_args(argv=None):
     parser.add_argument(
         '--workers', type=int, default=min(4, os.cpu_count() or 1)
     )
+    parser.add_argument(
+        '--array',
+        action='store_true',
+        help="also write each annotation file's crops as one memory-mapped "
+        '(N, 3, S, S) uint8 array, S the largest crop side (for '
+        '--device-augment)',
+    )
     return parser.parse_args(argv)
 
 
@@ -58,6 +72,7 @@ def main(argv=None):
 
     from mmaniso.datasets.crop_cache import (
         augmentation_margin,
+        write_crop_array,
         write_crop_cache,
     )
 
@@ -99,6 +114,12 @@ def main(argv=None):
     )
     for path in written.values():
         print(f'  {path}')
+    if args.array:
+        start = time.time()
+        for path in written.values():
+            array = write_crop_array(path, osp.join(args.out, img_prefix))
+            print(f'  {array}')
+        print(f'[crop cache] arrays written in {time.time() - start:.1f} s')
     root = args.out.rstrip('/') + '/'
     print(
         '[crop cache] train from it with\n'
