@@ -32,7 +32,6 @@ import json
 import os
 import os.path as osp
 import shutil
-import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -44,6 +43,7 @@ from mmaniso.utils.study_tables import (
     final_val_nme,
     run_dir,
     val_curve,
+    write_train_annotations,
 )
 
 DATA_ROOT = 'data/synthface_evidence'
@@ -241,17 +241,10 @@ def prepare_data(root: str = DATA_ROOT, workers: int = 2) -> Dict[str, str]:
     for noise in NOISES[1:]:
         dst = osp.join(root, train_ann(noise))
         if not osp.isfile(dst):
-            # The images come out the same (the scene has its own random
-            # stream); only the annotation file is kept.
-            with tempfile.TemporaryDirectory() as tmp:
-                written = write_synthface(
-                    tmp,
-                    dict(train=SPLITS['train']),
-                    seed=GENERATION_SEED,
-                    workers=workers,
-                    noise=noise,
-                )
-                shutil.copyfile(written['train'], dst)
+            write_train_annotations(
+                dst, SPLITS['train'], seed=GENERATION_SEED, workers=workers,
+                noise=noise,
+            )  # fmt: skip
         paths[f'train_{noise}'] = dst
     subset = osp.join(root, ANN.format('train500'))
     if not osp.isfile(subset):

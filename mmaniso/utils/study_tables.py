@@ -288,19 +288,27 @@ def prepare_data(
             continue
         dst = osp.join(root, sweep_ann(sigma_t))
         if not osp.isfile(dst):
-            # Rendered again into a scratch folder: the images come out the
-            # same (the scene has its own random stream), only the noise
-            # differs; just the annotation file is kept.
-            with tempfile.TemporaryDirectory() as tmp:
-                written = write_synthface(
-                    tmp,
-                    dict(train=splits['train']),
-                    workers=workers,
-                    sigma_t=sigma_t,
-                )
-                shutil.copyfile(written['train'], dst)
+            write_train_annotations(
+                dst, splits['train'], workers=workers, sigma_t=sigma_t
+            )
         paths[f'train_st{sigma_t:g}'] = dst
     return paths
+
+
+def write_train_annotations(dst: str, num: int, **synthface) -> None:
+    """Writes to ``dst`` the training annotations of SynthFace's images
+    under other noise settings (``write_synthface`` options: ``seed``,
+    ``noise``, ``sigma_t``, ``workers``...).
+
+    The split is rendered again into a scratch folder: the images come out
+    the same (the scene has its own random stream), only the noise differs;
+    just the annotation file is kept.
+    """
+    from mmaniso.synthface import write_synthface
+
+    with tempfile.TemporaryDirectory() as tmp:
+        written = write_synthface(tmp, dict(train=num), **synthface)
+        shutil.copyfile(written['train'], dst)
 
 
 # ------------------------------------------------------------------ reading
