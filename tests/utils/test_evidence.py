@@ -83,11 +83,15 @@ def test_jobs_cover_every_seed_of_every_table_once():
     for table, seeds in ev.SEEDS.items():
         for row in ev.table_rows(table):
             assert sorted(s for r, s in jobs if r == row) == list(seeds)
-    # Every table's three seeds come before the key table's other five,
-    # whole seeds at a time.
-    first = jobs[: 10 * 3]
+    # Whole seeds at a time: the key table's first 4 seeds, then its L1
+    # form (6 rows) to 8 seeds, before any other table.
+    first = jobs[: 10 * 4]
     assert [s for _, s in first] == sorted(s for _, s in first)
-    assert all(s <= 2 for _, s in jobs[: 30 + 12 + 12 + 18])
+    l1_form = jobs[40 : 40 + 6 * 4]
+    assert all('L1' in r.label and 4 <= s <= 7 for r, s in l1_form)
+    assert [s for _, s in l1_form] == sorted(s for _, s in l1_form)
+    # The SoftWing form's seeds 4-7 come last.
+    assert all('SoftWing' in r.label and s >= 4 for r, s in jobs[-16:])
     per_table = {
         t: sum(row in ev.table_rows(t) for row, _ in jobs) for t in ev.TABLES
     }
