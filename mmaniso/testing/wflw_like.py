@@ -130,3 +130,80 @@ def write_wflw_like(
             dict(images=images, annotations=anns, categories=CATEGORIES), f
         )
     return path
+
+
+TRAIN_ANN = 'annotations/face_landmarks_wflw_train.json'
+
+
+def add_photo_arguments(parser, default_config: str) -> None:
+    """The command-line options of the feed benchmarks' generated photos:
+    ``--images``, ``--rounds``, ``--long-side``, ``--face-px``,
+    ``--max-size`` (of the cached crops), ``--config`` (default
+    ``default_config``), ``--out-json``."""
+    parser.add_argument('--images', type=int, default=64)
+    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--long-side', type=int, default=1000)
+    parser.add_argument(
+        '--face-px',
+        type=int,
+        nargs=2,
+        default=(200, 400),
+        metavar=('MIN', 'MAX'),
+    )
+    parser.add_argument('--max-size', type=int, default=512)
+    parser.add_argument('--config', default=default_config)
+    parser.add_argument('--out-json', help='also write the figures here')
+
+
+def write_photos_and_crops(
+    root: str,
+    num: int,
+    margin: float,
+    long_side: int = 1000,
+    face_px: Tuple[int, int] = (200, 400),
+    max_size: int = 512,
+) -> dict:
+    """WFLW-like photographs under ``root/full`` and their face-crop cache
+    (the given augmentation margin, crops at most ``max_size`` px) under
+    ``root/cache``, both with the annotation file :data:`TRAIN_ANN`.
+
+    Returns:
+        dict with ``full`` and ``cache`` (the two data roots) and
+        ``made_s`` / ``cut_s``: seconds to write the photographs and to cut
+        the crops.
+    """
+    import time
+
+    from mmaniso.datasets.crop_cache import write_crop_cache
+
+    full, cache = osp.join(root, 'full'), osp.join(root, 'cache')
+    start = time.perf_counter()
+    write_wflw_like(full, num, long_side=long_side, face_px=face_px)
+    made = time.perf_counter() - start
+    start = time.perf_counter()
+    write_crop_cache(
+        full,
+        [TRAIN_ANN],
+        cache,
+        margin,
+        max_size=max_size,
+        workers=1,
+        progress=False,
+    )
+    return dict(
+        full=full,
+        cache=cache,
+        made_s=made,
+        cut_s=time.perf_counter() - start,
+    )
+
+
+def dataset_at(dataset_cfg, root: str):
+    """A copy of a training dataset config reading :data:`TRAIN_ANN` and
+    ``images/`` under ``root``."""
+    import copy
+
+    cfg = copy.deepcopy(dataset_cfg)
+    cfg.data_root, cfg.ann_file = root + '/', TRAIN_ANN
+    cfg.data_prefix = dict(img='images/')
+    return cfg

@@ -14,7 +14,6 @@ images/s of each, the JPEG decode time per image, and the speed-up.
 """
 
 import argparse
-import copy
 import json
 import os.path as osp
 import statistics
@@ -23,26 +22,13 @@ import tempfile
 import time
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-ANN = 'annotations/face_landmarks_wflw_train.json'
 
 
 def parse_args(argv=None):
+    from mmaniso.testing.wflw_like import add_photo_arguments
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--images', type=int, default=64)
-    parser.add_argument('--rounds', type=int, default=3)
-    parser.add_argument('--long-side', type=int, default=1000)
-    parser.add_argument(
-        '--face-px',
-        type=int,
-        nargs=2,
-        default=(200, 400),
-        metavar=('MIN', 'MAX'),
-    )
-    parser.add_argument('--max-size', type=int, default=512)
-    parser.add_argument(
-        '--config', default=osp.join(REPO, 'configs/aniso_res50_wflw.py')
-    )
-    parser.add_argument('--out-json', help='also write the figures here')
+    add_photo_arguments(parser, osp.join(REPO, 'configs/aniso_res50_wflw.py'))
     return parser.parse_args(argv)
 
 
@@ -76,11 +62,12 @@ def main(argv=None):
     from mmpose.registry import DATASETS
 
     import mmaniso  # noqa: F401
-    from mmaniso.datasets.crop_cache import (
-        augmentation_margin,
-        write_crop_cache,
+    from mmaniso.datasets.crop_cache import augmentation_margin
+    from mmaniso.testing.wflw_like import (
+        TRAIN_ANN,
+        dataset_at,
+        write_photos_and_crops,
     )
-    from mmaniso.testing.wflw_like import write_wflw_like
 
     # As in a training data-loader worker: MMEngine's env_cfg sets OpenCV's
     # threads to 0 (none), PyTorch's worker loop sets torch's to 1.
@@ -90,36 +77,27 @@ def main(argv=None):
     cfg = Config.fromfile(args.config).train_dataloader.dataset
     margin = augmentation_margin(cfg.pipeline)
     with tempfile.TemporaryDirectory() as tmp:
-        full, cache = osp.join(tmp, 'full'), osp.join(tmp, 'cache')
-        start = time.perf_counter()
-        write_wflw_like(
-            full, args.images, long_side=args.long_side, face_px=args.face_px
-        )
-        made = time.perf_counter() - start
-        start = time.perf_counter()
-        write_crop_cache(
-            full,
-            [ANN],
-            cache,
+        made = write_photos_and_crops(
+            tmp,
+            args.images,
             margin,
+            long_side=args.long_side,
+            face_px=args.face_px,
             max_size=args.max_size,
-            workers=1,
-            progress=False,
         )
-        cut = time.perf_counter() - start
-        datasets = {}
-        for name, root in (('full images', full), ('crop cache', cache)):
-            c = copy.deepcopy(cfg)
-            c.data_root, c.ann_file = root + '/', ANN
-            c.data_prefix = dict(img='images/')
-            datasets[name] = DATASETS.build(c)
+        full, cache = made['full'], made['cache']
+        made_s, cut_s = made['made_s'], made['cut_s']
+        datasets = {
+            name: DATASETS.build(dataset_at(cfg, root))
+            for name, root in (('full images', full), ('crop cache', cache))
+        }
         decode = {
-            'full images': _decode_ms(_files(full, ANN)),
-            'crop cache': _decode_ms(_files(cache, ANN)),
+            'full images': _decode_ms(_files(full, TRAIN_ANN)),
+            'crop cache': _decode_ms(_files(cache, TRAIN_ANN)),
         }
         sizes = {}
         for name, root in (('full images', full), ('crop cache', cache)):
-            with open(osp.join(root, ANN)) as f:
+            with open(osp.join(root, TRAIN_ANN)) as f:
                 imgs = json.load(f)['images']
             sizes[name] = float(
                 np.mean([max(i['height'], i['width']) for i in imgs])
@@ -142,8 +120,8 @@ def main(argv=None):
     print(
         f'== crop cache: {args.images} WFLW-like JPEGs (long side '
         f'{args.long_side} px, faces {args.face_px[0]}-{args.face_px[1]} px, '
-        f'made in {made:.1f} s), cache margin {margin:.2f} x box, crops '
-        f'<= {args.max_size} px (cut in {cut:.1f} s); pipeline of '
+        f'made in {made_s:.1f} s), cache margin {margin:.2f} x box, crops '
+        f'<= {args.max_size} px (cut in {cut_s:.1f} s); pipeline of '
         f'{osp.relpath(args.config, REPO)}, one process, median of '
         f'{args.rounds} interleaved rounds'
     )

@@ -36,7 +36,6 @@ import tempfile
 import time
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-ANN = 'annotations/face_landmarks_wflw_train.json'
 PATHS = (
     ('mmpose_photos', 'MMPose pipeline, photographs'),
     ('mmpose_cache', 'MMPose pipeline, crop cache'),
@@ -46,32 +45,20 @@ PATHS = (
 
 
 def parse_args(argv=None):
+    from mmaniso.testing.wflw_like import add_photo_arguments
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--images', type=int, default=64)
-    parser.add_argument('--rounds', type=int, default=3)
+    add_photo_arguments(parser, osp.join(REPO, 'configs/aniso_res50_wflw.py'))
     parser.add_argument(
         '--batch-size',
         type=int,
         default=64,
         help='batch collated by the worker and augmented on the device',
     )
-    parser.add_argument('--long-side', type=int, default=1000)
-    parser.add_argument(
-        '--face-px',
-        type=int,
-        nargs=2,
-        default=(200, 400),
-        metavar=('MIN', 'MAX'),
-    )
-    parser.add_argument('--max-size', type=int, default=512)
-    parser.add_argument(
-        '--config', default=osp.join(REPO, 'configs/aniso_res50_wflw.py')
-    )
     parser.add_argument(
         '--device', default='cpu', help='where the augmentation is timed'
     )
     parser.add_argument('--aug-rounds', type=int, default=5)
-    parser.add_argument('--out-json', help='also write the figures here')
     return parser.parse_args(argv)
 
 
@@ -144,9 +131,12 @@ def main(argv=None):
     from mmaniso.datasets.crop_cache import (
         augmentation_margin,
         write_crop_array,
-        write_crop_cache,
     )
-    from mmaniso.testing.wflw_like import write_wflw_like
+    from mmaniso.testing.wflw_like import (
+        TRAIN_ANN,
+        dataset_at,
+        write_photos_and_crops,
+    )
     from mmaniso.utils.device_feed import device_augment_config
 
     threads = torch.get_num_threads()
@@ -155,35 +145,27 @@ def main(argv=None):
     cfg = full_cfg.train_dataloader.dataset
     margin = augmentation_margin(cfg.pipeline)
     with tempfile.TemporaryDirectory() as tmp:
-        full, cache = osp.join(tmp, 'full'), osp.join(tmp, 'cache')
-        start = time.perf_counter()
-        write_wflw_like(
-            full, args.images, long_side=args.long_side, face_px=args.face_px
-        )
-        made = time.perf_counter() - start
-        start = time.perf_counter()
-        write_crop_cache(
-            full,
-            [ANN],
-            cache,
+        made = write_photos_and_crops(
+            tmp,
+            args.images,
             margin,
+            long_side=args.long_side,
+            face_px=args.face_px,
             max_size=args.max_size,
-            workers=1,
-            progress=False,
         )
-        cut = time.perf_counter() - start
+        full, cache = made['full'], made['cache']
+        made_s, cut_s = made['made_s'], made['cut_s']
         start = time.perf_counter()
         array = write_crop_array(
-            osp.join(cache, ANN), osp.join(cache, 'images'), progress=False
+            osp.join(cache, TRAIN_ANN),
+            osp.join(cache, 'images'),
+            progress=False,
         )
         packed = time.perf_counter() - start
         array_mb = osp.getsize(array) / 2**20
 
         def dataset_cfg(root):
-            c = copy.deepcopy(cfg)
-            c.data_root, c.ann_file = root + '/', ANN
-            c.data_prefix = dict(img='images/')
-            return c
+            return dataset_at(cfg, root)
 
         # As in a training data-loader worker: MMEngine's env_cfg sets
         # OpenCV's threads to 0 (none), PyTorch's worker loop torch's to 1.
@@ -228,9 +210,9 @@ def main(argv=None):
     base = median['mmpose_photos']
     print(
         f'== feed: {num} WFLW-like JPEGs (long side {args.long_side} px, '
-        f'faces {args.face_px[0]}-{args.face_px[1]} px, made in {made:.1f} '
+        f'faces {args.face_px[0]}-{args.face_px[1]} px, made in {made_s:.1f} '
         f's); crop cache margin {margin:.2f} x box, crops <= '
-        f'{args.max_size} px (cut in {cut:.1f} s), array {array_mb:.0f} MB '
+        f'{args.max_size} px (cut in {cut_s:.1f} s), array {array_mb:.0f} MB '
         f'(packed in {packed:.1f} s, read from the page cache); pipeline of '
         f"{osp.relpath(args.config, REPO)}; one process with a worker's "
         f'thread settings, batches of {args.batch_size} made and collated, '
