@@ -298,10 +298,18 @@ def run_evidence(args) -> str:
     with open(out, 'w') as f:
         f.write(text + '\n')
     print(text)
-    plot = ev.plot_comparisons(
-        args.work_dir, osp.join(args.plot_dir, 'study_evidence.png')
-    )
-    print(f'\n[study] wrote {out}' + (f' and {plot}' if plot else ''))
+    plots = [
+        ev.plot_comparisons(
+            args.work_dir, osp.join(args.plot_dir, 'study_evidence.png')
+        ),
+        ev.plot_memorisation(
+            args.work_dir, osp.join(args.plot_dir, 'study_memorisation.png')
+        )
+        if 'h' in tables
+        else None,
+    ]
+    written = [out] + [p for p in plots if p]
+    print(f'\n[study] wrote {", ".join(written)}')
     return out
 
 

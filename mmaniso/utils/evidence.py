@@ -485,6 +485,81 @@ def markdown_comparisons(
     return '\n'.join(lines)
 
 
+def memorisation_table(work_dir: str) -> str:
+    """Table h's validation curves in numbers, one line per row (mean ±
+    std over finished seeds): the epoch of the best validation NME (the
+    checkpoint tested), the best and the last validation NME, and last
+    minus best: how much a run would lose by keeping its last epoch, the
+    sign that it memorised its 500 noisy faces."""
+    titles = ['row', 'seeds', 'best epoch', 'best val NME', 'last val NME',
+              'last − best']  # fmt: skip
+    lines = ['| ' + ' | '.join(titles) + ' |', '|' + '---|' * len(titles)]
+    for row in table_rows('h'):
+        curves = []
+        for seed in SEEDS['h']:
+            folder = run_dir(work_dir, row, seed)
+            if osp.isfile(osp.join(folder, 'test_metrics.json')):
+                curves.append(val_curve(folder)[1])
+        best = [float(c.min()) for c in curves]
+        last = [float(c[-1]) for c in curves]
+        cells = [
+            row.label,
+            str(len(curves)),
+            _cell([float(np.argmin(c) + 1) for c in curves], 1),
+            _cell(best),
+            _cell(last),
+            _cell([b - a for a, b in zip(best, last)]),
+        ]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def plot_memorisation(work_dir: str, out: str) -> Optional[str]:
+    """Validation NME after every epoch of table h's runs (thin: each
+    seed; thick: their mean), one colour per row; None when none has
+    finished."""
+    curves = {}
+    for row in table_rows('h'):
+        found = [
+            val_curve(run_dir(work_dir, row, seed))[1]
+            for seed in SEEDS['h']
+            if osp.isfile(
+                osp.join(run_dir(work_dir, row, seed), 'test_metrics.json')
+            )
+        ]
+        if found:
+            curves[row.label] = found
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i, (label, found) in enumerate(curves.items()):
+        colour = f'C{i}'
+        for c in found:
+            ax.plot(np.arange(1, len(c) + 1), c, color=colour, lw=0.6,
+                    alpha=0.5)  # fmt: skip
+        length = min(len(c) for c in found)
+        mean = np.mean([c[:length] for c in found], axis=0)
+        ax.plot(np.arange(1, length + 1), mean, color=colour, lw=2,
+                label=f'{label} ({len(found)} seeds)')  # fmt: skip
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('validation NME (%, clean landmarks)')
+    ax.set_title('Table h: 500 noisy training faces, 60 epochs')
+    low = min(float(np.min(c)) for f in curves.values() for c in f)
+    ax.set_ylim(low - 0.3, low + 4.0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 COMPARED = (
     ('test NME', 'NME'),
     ('curve points, along the curve', 'NME_along'),
@@ -505,6 +580,10 @@ def report(work_dir: str, tables: Sequence[str] = TABLES) -> str:
             parts.append(
                 markdown_comparisons(work_dir, table, SEEDS[table], key)
             )
+        if table == 'h':
+            parts.append('\nValidation curves (the tested checkpoint is the '
+                         'best epoch):\n')  # fmt: skip
+            parts.append(memorisation_table(work_dir))
         parts.append('')
     return '\n'.join(parts)
 
@@ -550,9 +629,7 @@ def plot_comparisons(work_dir: str, out: str) -> Optional[str]:
 
     labels = [c[0] for c in panels[0][1]]
     height = 1.2 + 0.32 * len(labels)
-    fig, axes = plt.subplots(
-        1, len(panels), figsize=(15, height), sharey=True
-    )
+    fig, axes = plt.subplots(1, len(panels), figsize=(15, height), sharey=True)
     for ax, (title, found) in zip(axes, panels):
         index = {c[0]: c for c in found}
         for y, label in enumerate(labels):

@@ -17,9 +17,7 @@ def test_welch_interval_matches_scipy():
     diff, lo, hi = ev.welch_interval(a, b)
     reference = stats.ttest_ind(a, b, equal_var=False).confidence_interval()
     assert diff == pytest.approx(a.mean() - b.mean())
-    assert (lo, hi) == pytest.approx(
-        (reference.low, reference.high), rel=1e-9
-    )
+    assert (lo, hi) == pytest.approx((reference.low, reference.high), rel=1e-9)
 
 
 def test_paired_interval_counts_wins_and_matches_scipy():
@@ -72,9 +70,7 @@ def test_rows_have_distinct_run_folders_and_train_on_their_noise():
                 assert option.endswith('train500.json')
                 assert row.checkpoint == 'best'
             else:
-                assert option.endswith(
-                    ev.train_ann(row.noise).split('/')[-1]
-                )
+                assert option.endswith(ev.train_ann(row.noise).split('/')[-1])
 
 
 def test_jobs_cover_every_seed_of_every_table_once():
@@ -188,3 +184,42 @@ def test_forest_plot_of_paired_differences(tmp_path):
     assert along[0][1] == pytest.approx(0.3)
     out = ev.plot_comparisons(str(tmp_path), str(tmp_path / 'p.png'))
     assert open(out, 'rb').read(8) == b'\x89PNG\r\n\x1a\n'
+
+
+def _memorisation_run(work_dir, row, seed, curve):
+    folder = ev.run_dir(work_dir, row, seed)
+    write_scalars(folder, len(curve), 10, 5, curve)
+    with open(osp.join(folder, 'test_metrics.json'), 'w') as f:
+        f.write('{"NME": 5.0}')
+
+
+def test_memorisation_table_reads_best_and_last_epoch(tmp_path):
+    work = str(tmp_path)
+    rows = ev.table_rows('h')
+    # Seed 0 bottoms out at epoch 2 and rises (memorises); seed 1 at 3.
+    _memorisation_run(work, rows[0], 0, [8.0, 5.0, 6.0, 7.0])
+    _memorisation_run(work, rows[0], 1, [8.0, 6.0, 5.5, 6.5])
+    text = ev.memorisation_table(work)
+    line = next(
+        x for x in text.splitlines() if x.startswith(f'| {rows[0].label} |')
+    )
+    cells = [c.strip() for c in line.strip('|').split('|')]
+    assert cells[1] == '2'
+    assert cells[2] == f'2.5 ± {np.std([2, 3], ddof=1):.1f}'
+    assert cells[3] == f'5.25 ± {np.std([5.0, 5.5], ddof=1):.2f}'
+    assert cells[4] == f'6.75 ± {np.std([7.0, 6.5], ddof=1):.2f}'
+    assert cells[5] == f'1.50 ± {np.std([2.0, 1.0], ddof=1):.2f}'
+    # Rows without finished runs say so rather than vanish.
+    other = next(
+        x for x in text.splitlines() if x.startswith(f'| {rows[1].label} |')
+    )
+    assert '| 0 | –' in other
+    assert 'Validation curves' in ev.report(work, ('h',))
+
+
+def test_memorisation_plot_only_with_finished_runs(tmp_path):
+    work = str(tmp_path)
+    assert ev.plot_memorisation(work, str(tmp_path / 'm.png')) is None
+    _memorisation_run(work, ev.table_rows('h')[2], 0, [8.0, 5.0, 6.0])
+    out = ev.plot_memorisation(work, str(tmp_path / 'm.png'))
+    assert out and osp.getsize(out) > 1000
