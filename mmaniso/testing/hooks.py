@@ -11,6 +11,9 @@ config registers them with
   indices its sampler yields for the first epoch (and the sampler's
   ``bin_counts`` where it has them), its initial and its final weights in
   ``<work_dir>/rank<R>.pt``.
+- :class:`BatchAugmentDrawsHook` appends, after every training iteration,
+  the iteration and the device augmentation's draws (flip, offset, scale,
+  rotation of each sample) to ``<work_dir>/augment_draws.jsonl``.
 """
 
 import json
@@ -72,3 +75,29 @@ class RankDumpHook(Hook):
         torch.save(
             self.record, osp.join(runner.work_dir, f'rank{get_rank()}.pt')
         )
+
+
+@HOOKS.register_module()
+class BatchAugmentDrawsHook(Hook):
+    """Records what ``TopdownBatchAugment`` drew at each training
+    iteration, for a test to compare a resumed run with an uninterrupted
+    one."""
+
+    priority = 'LOWEST'
+
+    def after_train_iter(
+        self, runner, batch_idx, data_batch=None, outputs=None
+    ) -> None:
+        model = getattr(runner.model, 'module', runner.model)
+        augments = model.data_preprocessor.batch_augments
+        params = augments[0].last_params
+        record = dict(
+            iter=runner.iter,
+            flip=params.flip.int().tolist(),
+            offset=params.offset.tolist(),
+            scale=params.scale.tolist(),
+            rotation=params.rotation.tolist(),
+        )
+        path = osp.join(runner.work_dir, 'augment_draws.jsonl')
+        with open(path, 'a') as f:
+            f.write(json.dumps(record) + '\n')

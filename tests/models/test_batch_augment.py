@@ -212,6 +212,55 @@ def test_without_a_seed_the_runs_seed_is_used():
     )
 
 
+@pytest.fixture
+def message_hub():
+    """A message hub of its own, as a runner makes; afterwards the hub
+    current before it is current again (a hub's 'iter' would otherwise
+    reach the tests that follow)."""
+    import uuid
+
+    from mmengine.logging import MessageHub
+
+    before = MessageHub.get_current_instance()
+    hub = MessageHub.get_instance(f'batch-augment-{uuid.uuid4().hex}')
+    yield hub
+    # ManagerMixin makes the newest instance current; re-get the old one.
+    MessageHub._instance_dict.move_to_end(before.instance_name)
+
+
+def test_a_resumed_run_draws_what_the_uninterrupted_run_drew(message_hub):
+    def at(aug, iteration, calls=1):
+        message_hub.update_info('iter', iteration)
+        return [_draws(aug) for _ in range(calls)]
+
+    straight = TopdownBatchAugment(input_size=(32, 32), seed=5)
+    whole = [at(straight, i) for i in range(6)]
+    # A new process resumes at iteration 3 (its stream is fresh).
+    resumed = TopdownBatchAugment(input_size=(32, 32), seed=5)
+    for i in range(3, 6):
+        assert torch.equal(at(resumed, i)[0], whole[i][0])
+    # Every iteration draws anew; calls within one go on along the stream.
+    assert len({tuple(w[0].flatten().tolist()) for w in whole}) == 6
+    twice = at(TopdownBatchAugment(input_size=(32, 32), seed=5), 4, 2)
+    assert torch.equal(twice[0], whole[4][0])
+    assert not torch.equal(twice[1], twice[0])
+    # Other seeds, other draws at the same iteration.
+    other = at(TopdownBatchAugment(input_size=(32, 32), seed=6), 4)[0]
+    assert not torch.equal(other, whole[4][0])
+
+
+def test_iteration_seeds_are_unrelated_and_fit_a_generator():
+    from mmaniso.models.data_preprocessors.topdown_batch_augment import (
+        iteration_seed,
+    )
+
+    seeds = {iteration_seed(s, i) for s in range(4) for i in range(500)}
+    assert len(seeds) == 2000
+    assert all(0 <= v < 2**63 for v in seeds)
+    # Neighbouring (seed, iteration) pairs do not collide as seed + i would.
+    assert iteration_seed(1, 0) != iteration_seed(0, 1)
+
+
 def test_flip_swaps_the_pairs_and_mirrors_the_points():
     kw = dict(shift_prob=0.0, scale_prob=0.0, rotate_prob=0.0)
     plain = TopdownBatchAugment(input_size=(64, 64), flip_prob=0.0, **kw)

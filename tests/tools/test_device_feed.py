@@ -2,6 +2,7 @@
 documented config block) and a CPU dry run of training with it."""
 
 import glob
+import json
 import os.path as osp
 import re
 
@@ -134,3 +135,55 @@ def test_fixture_trains_one_epoch_with_the_device_feed(wflw_fixture, tmp_path):
     assert "type='BatchAugmentDataPreprocessor'" in log
     assert re.search(r'Epoch\(val\)', log)
     assert osp.isfile(work / 'epoch_1.pth')
+
+
+def _draws(work_dir):
+    with open(osp.join(work_dir, 'augment_draws.jsonl')) as f:
+        return {r['iter']: r for r in map(json.loads, f)}
+
+
+@pytest.mark.slow
+def test_resumed_training_draws_the_same_augmentation(wflw_fixture, tmp_path):
+    # The fixture's crop cache; a config recording the device draws.
+    cache = tmp_path / 'cache'
+    child = tmp_path / 'fixture.py'
+    child.write_text(
+        f"_base_ = ['{FIXTURE_CONFIG}']\n"
+        "custom_imports = dict(imports=['mmaniso', 'mmaniso.testing.hooks'])\n"
+        "custom_hooks = [dict(type='BatchAugmentDrawsHook')]\n"
+        f"train_dataloader = dict(dataset=dict(data_root='{wflw_fixture}/'))\n"
+    )
+    made = run_tool(
+        [MAKE_CACHE, child, '--out', cache, '--workers', '1', '--array']
+    )
+    assert made.returncode == 0, made.stderr[-3000:]
+
+    def train(work, epochs, *extra):
+        proc = run_tool(
+            [
+                TRAIN, child, '--work-dir', work, '--device-augment',
+                *extra,
+                '--cfg-options',
+                f'train_cfg.max_epochs={epochs}',
+                f'train_cfg.val_interval={epochs}',
+                f'train_dataloader.dataset.data_root={cache}/',
+                f'val_dataloader.dataset.data_root={wflw_fixture}/',
+                'randomness.seed=3',
+            ]
+        )  # fmt: skip
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+
+    straight, cut = tmp_path / 'straight', tmp_path / 'cut'
+    train(straight, 2)
+    train(cut, 1)
+    first = _draws(cut)
+    train(cut, 2, '--resume')
+    whole, resumed = _draws(straight), _draws(cut)
+    # 8 faces in batches of 4: iterations 0-1 in epoch 1, 2-3 in epoch 2.
+    assert sorted(whole) == [0, 1, 2, 3]
+    assert sorted(resumed) == [0, 1, 2, 3]
+    for i in (0, 1):
+        assert first[i] == whole[i]
+    for i in (2, 3):
+        assert resumed[i] == whole[i], i
+    assert whole[2] != whole[0]

@@ -138,6 +138,26 @@ def topdown_augment_settings(pipeline: Sequence[Mapping]) -> Dict:
     return settings
 
 
+def iteration_seed(stream_seed: int, iteration: int) -> int:
+    """The seed of one training iteration's draws: a hash of the stream's
+    seed and the iteration (NumPy's ``SeedSequence``), so neighbouring
+    iterations and seeds give unrelated draws."""
+    state = np.random.SeedSequence([stream_seed, iteration]).generate_state(
+        2, np.uint32
+    )
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+def runner_iteration() -> Optional[int]:
+    """The training iteration MMEngine's ``RuntimeInfoHook`` last put in
+    the current message hub (before every training iteration and when
+    training starts or resumes); None outside a runner."""
+    from mmengine.logging import MessageHub
+
+    value = MessageHub.get_current_instance().get_info('iter')
+    return None if value is None else int(value)
+
+
 @MODELS.register_module()
 class TopdownBatchAugment(nn.Module):
     """``RandomFlip`` + ``RandomBBoxTransform`` + ``TopdownAffine`` +
@@ -160,11 +180,14 @@ class TopdownBatchAugment(nn.Module):
     normalisation, so the outside of a photograph fills with the mean
     colour instead of black.
 
-    Random stream: a ``torch.Generator`` on the batch's device, seeded once
-    with ``seed + rank`` (``seed``: this argument, else the run's seed as
-    MMEngine set it, ``torch.initial_seed()``). A fixed seed gives the
-    same draws on the same kind of device; a resumed run starts the stream
-    afresh.
+    Random stream: a ``torch.Generator`` on the batch's device, from
+    ``seed + rank`` (``seed``: this argument, else the run's seed as
+    MMEngine set it, ``torch.initial_seed()``). Inside a runner it is
+    seeded again at every training iteration from ``(seed + rank,
+    iteration)`` (the iteration MMEngine's ``RuntimeInfoHook`` puts in the
+    message hub), so a resumed run draws what the uninterrupted run drew
+    from its first resumed iteration on; outside a runner it is one stream.
+    A fixed seed gives the same draws on the same kind of device.
 
     Args:
         pipeline: A training pipeline (config dicts) to take every setting
@@ -234,19 +257,32 @@ class TopdownBatchAugment(nn.Module):
             raise TypeError(f'seed must be an int or None, got {seed!r}')
         self.seed = seed
         self._generator: Optional[torch.Generator] = None
+        self._stream_seed = 0
+        self._seeded_at: Optional[int] = None
         self._flip_indices: Dict[Tuple, Tensor] = {}
         self.last_params: Optional[TopdownParams] = None
 
-    def generator(self, device: torch.device) -> torch.Generator:
-        """This rank's random stream on ``device``, seeded at first use."""
+    def generator(
+        self, device: torch.device, iteration: Optional[int] = None
+    ) -> torch.Generator:
+        """This rank's random stream on ``device``: seeded at first use, and
+        again whenever ``iteration`` (the runner's training iteration, None
+        outside a runner) differs from the last call's; calls within one
+        iteration go on along the stream."""
         device = torch.device(device)
         gen = self._generator
-        if gen is None or gen.device != device:
+        fresh = gen is None or gen.device != device
+        if fresh:
             seed = torch.initial_seed() if self.seed is None else self.seed
             rank, _ = get_dist_info()
+            self._stream_seed = (int(seed) + rank) % (2**63)
             gen = torch.Generator(device=device)
-            gen.manual_seed((int(seed) + rank) % (2**63))
+            gen.manual_seed(self._stream_seed)
             self._generator = gen
+            self._seeded_at = None
+        if iteration is not None and iteration != self._seeded_at:
+            gen.manual_seed(iteration_seed(self._stream_seed, iteration))
+            self._seeded_at = iteration
         return gen
 
     def _flip_index(self, samples: List, device) -> Tensor:
@@ -305,8 +341,9 @@ class TopdownBatchAugment(nn.Module):
                 f'{tuple(inputs.shape)} and {len(data_samples)} samples'
             )
         device = inputs.device
+        gen = self.generator(device, runner_iteration())
         params = draw_topdown_params(
-            inputs.shape[0], self.generator(device), device, **self.settings
+            inputs.shape[0], gen, device, **self.settings
         )
         center, scale, keypoints, visible = self._gather(data_samples, device)
         # MMEngine runs the data preprocessor inside the AMP context; in
