@@ -4,6 +4,7 @@ augmentation on the model's device gives MMPose's inputs and targets."""
 import copy
 import os.path as osp
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -365,13 +366,15 @@ def test_same_draws_give_mmposes_targets_and_images(
             )
     assert flips == {True, False}
     assert dropped > 0  # the draws did push points out of some crops
-    # Images: OpenCV rounds its warp to uint8 (and quantises coordinates
-    # to 1/32 px); the device warp is float. Stated tolerance: within 2
-    # grey levels everywhere, 0.3 on average (measured: 0.22 mean, 0.51
-    # max over 36 paper-config samples of 1000-px photographs).
+    # Images: the device warp is float. OpenCV rounds its warp to uint8;
+    # OpenCV 4's fixed-point warp also snaps the sample positions to a
+    # 1/32-px grid, up to 3 grey levels from an exact warp on a sharp edge
+    # (measured over these 36 samples: max 0.51 with OpenCV 5.0, 2.56 with
+    # OpenCV 4.10; mean 0.22).
     diff = np.concatenate(diffs)
     assert diff.mean() < 0.3, diff.mean()
-    assert diff.max() <= 2.0, diff.max()
+    bound = 2.0 if int(cv2.__version__.split('.')[0]) >= 5 else 3.0
+    assert diff.max() <= bound, (diff.max(), cv2.__version__)
 
 
 # -- the data preprocessor ----------------------------------------------------
