@@ -42,6 +42,7 @@ from mmaniso.utils.study_tables import (
     _write_clean,
     final_val_nme,
     run_dir,
+    save_figure,
     val_curve,
     write_train_annotations,
 )
@@ -553,11 +554,7 @@ def plot_memorisation(work_dir: str, out: str) -> Optional[str]:
     ax.set_ylim(low - 0.3, low + 4.0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 COMPARED = (
@@ -648,11 +645,7 @@ def plot_comparisons(work_dir: str, out: str) -> Optional[str]:
     axes[0].set_yticks(range(len(labels)))
     axes[0].set_yticklabels(labels, fontsize=7)
     axes[0].invert_yaxis()
-    fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def choose_best(work_dir: str) -> Row:

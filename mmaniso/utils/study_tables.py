@@ -316,6 +316,18 @@ def run_dir(work_dir: str, row: Row, seed: int) -> str:
     return osp.join(work_dir, row.name, f'seed{seed}')
 
 
+def save_figure(fig, out_file: str) -> str:
+    """Lays out a matplotlib figure, writes it to ``out_file`` (its folder
+    made if missing) at the study plots' resolution, closes it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
+    fig.savefig(out_file, dpi=110)
+    plt.close(fig)
+    return out_file
+
+
 def val_curve(run_folder: str) -> Tuple[np.ndarray, np.ndarray]:
     """The validation NME after each epoch of a finished training run.
 
@@ -573,11 +585,7 @@ def plot_results(
         loc='lower center', bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False
     )
     ax.grid(axis='x', alpha=0.3)
-    fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
-    fig.savefig(out_file, dpi=110)
-    plt.close(fig)
-    return out_file
+    return save_figure(fig, out_file)
 
 
 def plot_convergence(
@@ -615,11 +623,7 @@ def plot_convergence(
     ax.set_ylabel('validation NME (%), mean over seeds')
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
-    fig.savefig(out_file, dpi=110)
-    plt.close(fig)
-    return out_file
+    return save_figure(fig, out_file)
 
 
 def plot_sweep(
@@ -673,8 +677,4 @@ def plot_sweep(
         raise ValueError(f'no finished run of these rows in {work_dir}')
     axes[0].set_ylabel('test NME (%), mean ± std over seeds')
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
-    fig.savefig(out_file, dpi=110)
-    plt.close(fig)
-    return out_file
+    return save_figure(fig, out_file)
