@@ -192,16 +192,16 @@ def table_rows(table: str) -> List[Row]:
 # 5.5 with two at once) and a session ends at 3 hours, so the question the
 # study exists for comes first: the key table's L1 form (L1 on the head,
 # its exact a = b twin, the anisotropic L1) to all 8 seeds; then the
-# memorisation regime, the other noise models, the squared twins, and
-# last the SoftWing form's seeds 4-7. Within a block, seed by seed, so
+# memorisation regime, the squared twins and balancing, the other noise
+# models, and last the SoftWing form's seeds 4-7. Within a block, seed by seed, so
 # that a study cut off early has whole seeds. A block may name the rows it
 # runs (a word in their label); a (row, seed) is run once, where first met.
 ORDER = (
     ('e', (0, 1, 2, 3), None),
     ('e', (4, 5, 6, 7), 'L1'),
     ('h', (0, 1, 2), None),
-    ('f', (0, 1, 2), None),
     ('g', (0, 1, 2), None),
+    ('f', (0, 1, 2), None),
     ('e', (4, 5, 6, 7), None),
 )
 
