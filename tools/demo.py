@@ -41,8 +41,9 @@ from mmaniso.utils.train_test_runner import (
 )
 
 # The anisotropic variant with the lowest validation NME in the evidence's
-# key table e (docs/study.md, `evidence.choose_best` over its 3 seeds and
-# both noise models, 300 validation faces): the normalised anisotropic L1
+# key table e (docs/study.md, `evidence.choose_best` over its seeds (8 for
+# the L1 forms, 4 for SoftWing) and both noise models, 300 validation
+# faces): the normalised anisotropic L1
 # on the mean-shape head without balancing; no test face took part.
 BEST_VARIANT = (
     'configs/synthface/res18_aniso-normalised-l1-nobalance_synthface.py'
