@@ -193,9 +193,10 @@ def table_rows(table: str) -> List[Row]:
 # study exists for comes first: the key table's L1 form (L1 on the head,
 # its exact a = b twin, the anisotropic L1) to all 8 seeds; then the
 # memorisation regime, the squared twins and balancing, the other noise
-# models, and last the SoftWing form's seeds 4-7. Within a block, seed by seed, so
-# that a study cut off early has whole seeds. A block may name the rows it
-# runs (a word in their label); a (row, seed) is run once, where first met.
+# models, and last the SoftWing form's seeds 4-7. Within a block, seed by
+# seed, so that a study cut off early has whole seeds. A block may name the
+# rows it runs (a word in their label); a (row, seed) is run once, where
+# first met.
 ORDER = (
     ('e', (0, 1, 2, 3), None),
     ('e', (4, 5, 6, 7), 'L1'),
