@@ -156,21 +156,17 @@ def add_photo_arguments(parser, default_config: str) -> None:
 
 
 def write_photos_and_crops(
-    root: str,
-    num: int,
-    margin: float,
-    long_side: int = 1000,
-    face_px: Tuple[int, int] = (200, 400),
-    max_size: int = 512,
-) -> dict:
+    root: str, args, margin: float
+) -> Tuple[str, str, float, float]:
     """WFLW-like photographs under ``root/full`` and their face-crop cache
-    (the given augmentation margin, crops at most ``max_size`` px) under
-    ``root/cache``, both with the annotation file :data:`TRAIN_ANN`.
+    (the given augmentation margin) under ``root/cache``, both with the
+    annotation file :data:`TRAIN_ANN`, as the options of
+    :func:`add_photo_arguments` (``args``) ask: ``images``, ``long_side``,
+    ``face_px``, ``max_size`` (of the crops).
 
     Returns:
-        dict with ``full`` and ``cache`` (the two data roots) and
-        ``made_s`` / ``cut_s``: seconds to write the photographs and to cut
-        the crops.
+        The two data roots (photographs, crops) and the seconds taken to
+        write the photographs and to cut the crops.
     """
     import time
 
@@ -178,7 +174,9 @@ def write_photos_and_crops(
 
     full, cache = osp.join(root, 'full'), osp.join(root, 'cache')
     start = time.perf_counter()
-    write_wflw_like(full, num, long_side=long_side, face_px=face_px)
+    write_wflw_like(
+        full, args.images, long_side=args.long_side, face_px=args.face_px
+    )
     made = time.perf_counter() - start
     start = time.perf_counter()
     write_crop_cache(
@@ -186,16 +184,11 @@ def write_photos_and_crops(
         [TRAIN_ANN],
         cache,
         margin,
-        max_size=max_size,
+        max_size=args.max_size,
         workers=1,
         progress=False,
     )
-    return dict(
-        full=full,
-        cache=cache,
-        made_s=made,
-        cut_s=time.perf_counter() - start,
-    )
+    return full, cache, made, time.perf_counter() - start
 
 
 def dataset_at(dataset_cfg, root: str):

@@ -77,16 +77,7 @@ def main(argv=None):
     cfg = Config.fromfile(args.config).train_dataloader.dataset
     margin = augmentation_margin(cfg.pipeline)
     with tempfile.TemporaryDirectory() as tmp:
-        made = write_photos_and_crops(
-            tmp,
-            args.images,
-            margin,
-            long_side=args.long_side,
-            face_px=args.face_px,
-            max_size=args.max_size,
-        )
-        full, cache = made['full'], made['cache']
-        made_s, cut_s = made['made_s'], made['cut_s']
+        full, cache, made_s, cut_s = write_photos_and_crops(tmp, args, margin)
         datasets = {
             name: DATASETS.build(dataset_at(cfg, root))
             for name, root in (('full images', full), ('crop cache', cache))

@@ -145,16 +145,7 @@ def main(argv=None):
     cfg = full_cfg.train_dataloader.dataset
     margin = augmentation_margin(cfg.pipeline)
     with tempfile.TemporaryDirectory() as tmp:
-        made = write_photos_and_crops(
-            tmp,
-            args.images,
-            margin,
-            long_side=args.long_side,
-            face_px=args.face_px,
-            max_size=args.max_size,
-        )
-        full, cache = made['full'], made['cache']
-        made_s, cut_s = made['made_s'], made['cut_s']
+        full, cache, made_s, cut_s = write_photos_and_crops(tmp, args, margin)
         start = time.perf_counter()
         array = write_crop_array(
             osp.join(cache, TRAIN_ANN),
