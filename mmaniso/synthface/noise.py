@@ -63,10 +63,12 @@ NOISE_DESCRIPTIONS = {
     'in x and y',
     'resampled': 'key points (corners, ends of open curves, anchors) '
     'move as in tangent; the spline through the clean points follows '
-    'them and bends by a smooth normal field of rms sigma_n*d (sine '
-    'modes, half-wavelengths of 8 or more point spacings); the '
-    'other points keep their clean share of the arc between the key '
-    'points along it; isolated points move by N(0, sigma_c*d) in x and y',
+    'them, their along- and across-curve shifts interpolated in arc '
+    'length separately, and bends by a smooth normal field of rms '
+    'sigma_n*d that is 0 at the key points (sine modes, half-wavelengths '
+    'of 8 or more point spacings); the other points keep their clean '
+    'share of the arc between the key points along it; isolated points '
+    'move by N(0, sigma_c*d) in x and y',
     '300w': 'tangent with sigma_t and sigma_n per curve group, calibrated '
     'on real 300W shapes (second-difference residuals)',
 }
@@ -717,15 +719,23 @@ def resampled_noise(
     1. the key points move as in :func:`tangent_noise` (corners and
        isolated points by :math:`N(0, \\sigma_c d)` in x and y);
     2. the stroke, densely sampled on the :func:`catmull_rom` spline
-       through its clean points, follows them: each dense point moves by
-       the key points' displacements interpolated linearly in arc length,
-       plus a normal field :math:`\\phi(s) n(s)`,
-       :math:`\\phi(s) = \\sum_{m=1}^{M} a_m \\sin(m \\pi s / L)`,
-       :math:`a_m \\sim N(0, 2 \\sigma_n^2 d^2 / M)`, ``L`` the stroke's
-       length and ``M`` = min(:data:`FIELD_MODES`, max(1, segments //
-       :data:`FIELD_SPACINGS`)): 3 on the jaw, 1 on the shorter strokes.
-       The field's variance averaged along the stroke is
-       :math:`(\\sigma_n d)^2`; it is 0 at the stroke's ends;
+       through its clean points, follows them: each key point's shift is
+       split into its part along the stroke (a slide in arc length) and
+       across it, each part is interpolated linearly in arc length on its
+       own (interpolating x and y would turn the along-curve motion of two
+       key points with different tangents into motion across the curve
+       between them), and the dense point at ``s`` goes to the stroke's
+       point at ``s`` + slide (straight on past an open stroke's end),
+       moved along the normal there by the interpolated across part plus
+       a normal field :math:`\\phi(s)`,
+       :math:`\\phi(s) = \\sum_{m=1}^{M} a_m \\sin(m \\pi s / L)`
+       less its linear interpolation between the key points (so it is 0
+       at every key point and the key points move exactly as in
+       :func:`tangent_noise`), :math:`a_m \\sim N(0, 2 \\sigma_n^2 d^2 /
+       M)`, ``L`` the stroke's length and ``M`` = min(:data:`FIELD_MODES`,
+       max(1, segments // :data:`FIELD_SPACINGS`)): 3 on the jaw, 1 on
+       the shorter strokes. A point between key points moves across the
+       curve by about :math:`\\sigma_n` to :math:`1.4 \\sigma_n`;
     3. the points between two consecutive key points are placed along the
        perturbed stroke at the share of the arc between them that they
        have on the clean spline (WFLW spaces them equally; SynthFace's
@@ -774,8 +784,38 @@ def resampled_noise(
                 stroke = np.append(stroke, stroke[0])
             else:
                 dense = catmull_rom(points[stroke])
-            _place_stroke(out, points, stroke, dense, keys, amps, modes)
+            _place_stroke(
+                out, points, stroke, dense, keys, amps, modes, periodic
+            )
     return out
+
+
+def _on_stroke(
+    dense: np.ndarray, s: np.ndarray, query: np.ndarray, periodic: bool
+) -> np.ndarray:
+    """Points of the dense stroke at arc lengths ``query``, shape (Q, 2).
+
+    A periodic stroke wraps round; an open one continues straight along
+    its end tangents (as :func:`tangent_noise` moves an end point along
+    its tangent line)."""
+    length = s[-1]
+    if periodic:
+        query = np.mod(query, length)
+    pos = np.stack(
+        [np.interp(query, s, dense[:, 0]), np.interp(query, s, dense[:, 1])],
+        1,
+    )
+    if not periodic:
+        for end, beyond, inner in (
+            (0, query < 0, 1),
+            (-1, query > length, -2),
+        ):
+            if beyond.any():
+                t = dense[end] - dense[inner]
+                t /= max(np.linalg.norm(t), 1e-12)
+                past = np.abs(query[beyond] - s[end])
+                pos[beyond] = dense[end] + past[:, None] * t
+    return pos
 
 
 def _place_stroke(
@@ -786,6 +826,7 @@ def _place_stroke(
     keys: set,
     amps: np.ndarray,
     modes: np.ndarray,
+    periodic: bool = False,
 ) -> None:
     """Steps 2 and 3 of :func:`resampled_noise` for one stroke, in place:
     ``out`` holds the key points' final positions."""
@@ -796,18 +837,36 @@ def _place_stroke(
     is_key = np.array([i in keys for i in stroke])
     is_key[[0, -1]] = True  # strokes run from key to key
     key_s = s[at[is_key]]
-    shift = out[stroke[is_key]] - points[stroke[is_key]]  # (J, 2)
-    field = np.stack(
-        [np.interp(s, key_s, shift[:, 0]), np.interp(s, key_s, shift[:, 1])],
-        1,
-    )
     tangent = np.gradient(dense, axis=0)
     tangent /= np.maximum(np.linalg.norm(tangent, axis=1), 1e-12)[:, None]
     normal = np.stack([-tangent[:, 1], tangent[:, 0]], 1)
+    # Each key point's displacement split in the stroke's own frame, and
+    # each part interpolated in arc length on its own: interpolating x and
+    # y instead would turn the along-curve motion of two key points with
+    # different tangents (the jaw's end and the chin) into motion across
+    # the curve between them.
+    shift = out[stroke[is_key]] - points[stroke[is_key]]  # (J, 2)
+    key_t, key_n = tangent[at[is_key]], normal[at[is_key]]
+    slide = np.interp(s, key_s, (shift * key_t).sum(1))  # (D,)
+    lift = np.interp(s, key_s, (shift * key_n).sum(1))
     phi = np.sin(np.pi * s[:, None] / length * modes) @ amps  # (D,)
-    moved = dense + field + phi[:, None] * normal
-    # The key points sit where the perturbed stroke has them (a corner or
-    # an end, where phi is 0, where step 1 put it).
+    # The field is pinned to 0 at every key point, not only at the ends,
+    # so that key points move exactly as tangent_noise moved them.
+    phi -= np.interp(s, key_s, phi[at[is_key]])
+    base = _on_stroke(dense, s, s + slide, periodic)
+    ahead = _on_stroke(dense, s, s + slide + 1e-3 * length, periodic)
+    behind = _on_stroke(dense, s, s + slide - 1e-3 * length, periodic)
+    moved_t = ahead - behind
+    moved_t /= np.maximum(np.linalg.norm(moved_t, axis=1), 1e-12)[:, None]
+    moved_n = np.stack([-moved_t[:, 1], moved_t[:, 0]], 1)
+    moved = base + (lift + phi)[:, None] * moved_n
+    # Sliding along a bent stroke is not sliding along the key point's
+    # tangent line; the difference (curvature x slide^2 / 2, about 0.2 % of
+    # d on the jaw) is spread between the key points so they land exactly.
+    miss = out[stroke[is_key]] - moved[at[is_key]]
+    moved += np.stack(
+        [np.interp(s, key_s, miss[:, 0]), np.interp(s, key_s, miss[:, 1])], 1
+    )
     out[stroke[is_key]] = moved[at[is_key]]
     key_j = np.flatnonzero(is_key)
     for a, b in zip(key_j[:-1], key_j[1:]):

@@ -220,6 +220,66 @@ def test_resampled_shares_the_error_between_moving_key_points(layout):
     assert 0.2 * SIGMA_T < moved.std() < SIGMA_T
 
 
+def _distance_to_spline(points, dense):
+    """Each point's distance to the nearest dense spline point."""
+    gaps = np.linalg.norm(points[..., None, :] - dense, axis=-1)
+    return gaps.min(-1)
+
+
+@pytest.mark.parametrize('layout', LAYOUTS)
+def test_resampled_points_between_key_points_stay_on_the_curve(layout):
+    # With sigma_n = sigma_c = 0 the key points only slide along their
+    # tangent lines, so every other curve point must stay on the clean
+    # curve: the along-curve error must not leak across it where two key
+    # points' tangents differ (the jaw's ends and the chin). Interpolating
+    # the key points' x/y shifts put the middle of the jaw 2-3 % of d off.
+    pt = get_point_types(layout)
+    clean, noisy, d = _draws(
+        layout, 'resampled', 60, seed=4, sigma_n=0.0, sigma_c=0.0
+    )
+    jaw = next(c for c in pt.curves if c.name == 'jaw')
+    dense = catmull_rom(clean[list(jaw.indices)], samples=64)
+    # An end key point slides along its tangent line, past the curve's end
+    # too, and the points next to it follow: the curve goes on straight.
+    steps = np.linspace(0.0, 0.5 * d, 200)[:, None]
+    start = dense[0] - dense[1]
+    end = dense[-1] - dense[-2]
+    dense = np.concatenate(
+        [
+            dense[0] + steps * start / np.linalg.norm(start),
+            dense,
+            dense[-1] + steps * end / np.linalg.norm(end),
+        ]
+    )
+    keys = set(resampling_key_points(pt))
+    inner = [i for i in jaw.indices if i not in keys]
+    off = _distance_to_spline(noisy[:, inner], dense) / d
+    assert np.sqrt((off**2).mean()) < 0.003 and off.max() < 0.03
+    # They still move along it: their share of the key points' slide.
+    t, _, _ = _frames(layout)
+    along = ((noisy - clean)[:, inner] * t[inner]).sum(-1) / d
+    assert along.std() > 0.3 * SIGMA_T
+
+
+@pytest.mark.parametrize('layout', LAYOUTS)
+def test_resampled_moves_key_points_across_by_sigma_n_alone(layout):
+    # Key points move as tangent_noise moves them (the smooth normal field
+    # is pinned to 0 there, also at the chin and the other anchors in the
+    # middle of a stroke); points between them by about sigma_n, at most
+    # the key points' share plus the field.
+    pt = get_point_types(layout)
+    clean, noisy, d = _draws(layout, 'resampled', 600, seed=5)
+    _, n, valid = _frames(layout)
+    across = ((noisy - clean) * n).sum(-1) / d  # (draws, K)
+    keys = set(resampling_key_points(pt))
+    key = [i for i in sorted(keys) if valid[i] and i not in pt.corners]
+    np.testing.assert_allclose(across[:, key].std(0), SIGMA_N, rtol=0.15)
+    jaw = next(c for c in pt.curves if c.name == 'jaw')
+    inner = [i for i in jaw.indices if i not in keys]
+    spread = across[:, inner].std(0)
+    assert spread.max() < 1.6 * SIGMA_N and spread.min() > 0.5 * SIGMA_N
+
+
 @pytest.mark.parametrize('layout', LAYOUTS)
 def test_resampled_without_noise_gives_the_clean_points(layout):
     pt = get_point_types(layout)
