@@ -35,7 +35,9 @@ What the unpickler accepts, and nothing else:
 Anything else (``os.system``, a class to build, ``getattr`` on any other
 object) raises :class:`CheckpointRefusedError` naming the file and what it
 asked for, before the object is built. What comes out is walked once more,
-and every numpy dtype in it is checked to be plain before it is returned.
+and every numpy dtype in it is checked to be plain before it is returned;
+the config text MMEngine would run as Python (``meta.cfg`` and the like)
+must be plain data (:mod:`mmaniso.utils.stored_config`).
 """
 
 import io
@@ -52,6 +54,10 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
+from mmaniso.utils.stored_config import (
+    config_text_problem,
+    stored_config_texts,
+)
 from mmaniso.utils.torch_file import (
     DOC,
     BrokenCheckpointError,
@@ -66,6 +72,7 @@ __all__ = [
     'BrokenCheckpointError',
     'CheckpointRefusedError',
     'SafeUnpickler',
+    'check_config_text',
     'check_loaded',
     'load_checkpoint_file',
     'register_checkpoint_loaders',
@@ -621,8 +628,37 @@ def check_loaded(obj: Any, source: str = 'checkpoint') -> Any:
     return obj
 
 
+def check_config_text(checkpoint: Any, source: str = 'checkpoint') -> Any:
+    """Refuses a checkpoint whose stored config text is not plain data.
+
+    MMEngine runs that text as a Python config (``--resume`` reads
+    ``meta.config``; an inferencer given weights without a config reads
+    ``message_hub.runtime_info.cfg`` or ``meta.cfg``). See
+    :mod:`mmaniso.utils.stored_config`.
+    """
+    for field, text in stored_config_texts(checkpoint):
+        problem = config_text_problem(text)
+        if problem is not None:
+            raise CheckpointRefusedError(
+                f'{source}: refused to load this checkpoint: its config text '
+                f'`{field}` is not plain data ({problem}). MMEngine runs '
+                'that text as Python on --resume and in inferencers given '
+                "weights without a config; MMEngine's runner writes only "
+                'assignments of literals and dict(...), so this file was '
+                'written or edited by something else. If you trust it and '
+                'need only the weights, keep them alone: '
+                "torch.save({'state_dict': load_checkpoint_file(PATH, "
+                "check_config=False)['state_dict']}, NEW_PATH) with "
+                f'mmaniso.utils.checkpoint.load_checkpoint_file ({DOC})'
+            )
+    return checkpoint
+
+
 def load_checkpoint_file(
-    file, map_location=None, source: Optional[str] = None
+    file,
+    map_location=None,
+    source: Optional[str] = None,
+    check_config: bool = True,
 ) -> Any:
     """Loads a ``torch.save`` file through :class:`SafeUnpickler`.
 
@@ -636,6 +672,9 @@ def load_checkpoint_file(
         map_location: As for ``torch.load``.
         source: What to call the file in errors (a URL, say); the path by
             default.
+        check_config: Refuse config text MMEngine would run that is not
+            plain data (:func:`check_config_text`). Only to rescue the
+            weights of a file you trust.
 
     Returns:
         The checkpoint, every numpy dtype in it checked to be plain.
@@ -664,7 +703,8 @@ def load_checkpoint_file(
         loaded = torch.load(
             io.BytesIO(data), map_location=map_location, weights_only=True
         )
-    return check_loaded(loaded, source)
+    check_loaded(loaded, source)
+    return check_config_text(loaded, source) if check_config else loaded
 
 
 # ------------------------------------------------- CheckpointLoader ---
@@ -801,6 +841,19 @@ def register_checkpoint_loaders() -> None:
             CheckpointLoader.register_scheme(
                 prefix, _refuse_unknown, force=True
             )
+    # A scheme another package registers after this (its loader may call
+    # torch.load(weights_only=False)) is refused when it is looked up.
+    lookup = CheckpointLoader.__dict__['_get_checkpoint_loader']
+    if not getattr(lookup, '_mmaniso', False):
+        find = lookup.__func__
+
+        def _get_checkpoint_loader(cls, path):
+            loader = find(cls, path)
+            return loader if loader in ours else _refuse_unknown
+
+        guarded = classmethod(_get_checkpoint_loader)
+        guarded._mmaniso = True
+        CheckpointLoader._get_checkpoint_loader = guarded
 
 
 def _refuse_unknown(filename, map_location=None):

@@ -42,6 +42,17 @@ def served(tmp_path_factory):
     torch.save(dict(meta=ForgedArray(), state_dict={}), root / 'forged.pth')
     # torch.load would hand this one to torch.jit.load, which runs it.
     save_torchscript_archive(root / 'torchscript.pth', marker)
+    # Only strings and tensors, but MMEngine runs the config text on resume
+    # (meta.config) and in an inferencer given weights alone (the others).
+    code = f"x = __import__('os').system('touch {marker}')\n"
+    torch.save(
+        dict(
+            meta=dict(epoch=0, iter=0, config=code, cfg=code),
+            message_hub=dict(runtime_info=dict(cfg=code)),
+            state_dict={},
+        ),
+        root / 'config_code.pth',
+    )
     handler = functools.partial(_QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -78,9 +89,12 @@ def test_train_load_from_url_is_refused(served, wflw_fixture, tmp_path, name):
 
 
 @pytest.mark.slow
-def test_train_resume_from_url_is_refused(served, wflw_fixture, tmp_path):
+@pytest.mark.parametrize('name', ['evil', 'config_code'])
+def test_train_resume_from_url_is_refused(
+    served, wflw_fixture, tmp_path, name
+):
     base, marker, env = served
-    url = f'{base}/evil.pth'
+    url = f'{base}/{name}.pth'
     proc = run_tool(
         [TRAIN, FIXTURE_CONFIG, '--work-dir', tmp_path / 'w',
          '--resume', url, '--cfg-options', 'train_cfg.max_epochs=1',
@@ -101,6 +115,29 @@ def test_test_tool_refuses_a_remote_checkpoint(served, wflw_fixture, name):
         env=env,
     )  # fmt: skip
     _refused(proc, marker, url)
+
+
+_INFERENCER = """
+import sys
+import mmaniso
+from mmpose.apis.inferencers import Pose2DInferencer
+Pose2DInferencer(model=None, weights=sys.argv[1], device='cpu')
+"""
+
+
+@pytest.mark.slow
+def test_inferencer_given_weights_alone_refuses_config_code(
+    served, tmp_path
+):
+    # With no config, MMEngine's inferencer builds the model from the
+    # checkpoint's config text, running it as Python.
+    base, marker, env = served
+    script = tmp_path / 'infer.py'
+    script.write_text(textwrap.dedent(_INFERENCER))
+    url = f'{base}/config_code.pth'
+    proc = run_tool([script, url], env=env)
+    _refused(proc, marker, url)
+    assert 'is not plain data' in proc.stderr
 
 
 # What MMPose's tools/train.py, tools/test.py and init_model do, with no

@@ -254,6 +254,29 @@ def test_every_mmengine_scheme_is_routed_through_mmaniso():
         assert loader in ckpt.SCHEMES.values(), prefix
 
 
+def test_a_scheme_registered_after_mmaniso_is_refused(tmp_path):
+    # Another package's loader, registered after `import mmaniso`, that
+    # would unpickle anything.
+    marker = tmp_path / 'pwned'
+    evil = _save(dict(meta=RunsCode(marker)), tmp_path / 'evil.pth')
+
+    def load_from_laterhub(filename, map_location=None):
+        return torch.load(filename[len('laterhub://') :], weights_only=False)
+
+    CheckpointLoader.register_scheme('laterhub://', load_from_laterhub)
+    try:
+        with pytest.raises(CheckpointRefusedError, match='no safe loader'):
+            _load_checkpoint('laterhub://' + evil)
+    finally:
+        CheckpointLoader._schemes.pop('laterhub://')
+    assert not marker.exists()
+    # Registering mmaniso's loaders again wraps the lookup only once.
+    ckpt.register_checkpoint_loaders()
+    assert CheckpointLoader._get_checkpoint_loader('x.pth') is (
+        ckpt.load_from_local
+    )
+
+
 @pytest.fixture
 def http_server(tmp_path):
     """Serves tmp_path/served on 127.0.0.1 while the test runs."""
