@@ -461,6 +461,14 @@ def annotation_noise(
         if interocular is None
         else float(interocular)
     )
+    if not (np.isfinite(d) and d > 0):
+        # NaN would give NaN landmarks without a word; a negative scale
+        # flips some models and breaks others.
+        raise ValueError(
+            f'interocular (the noise scale d) must be a finite number > 0, '
+            f"got {d!r}; pass the face's outer-eye-corner distance in "
+            'pixels, or None to measure it on the points'
+        )
     if noise == 'arc':
         return _arc_noise(points, pt, rng, d, sigma_t, sigma_n, sigma_c)
     if noise == 'tangent':

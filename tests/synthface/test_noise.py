@@ -462,3 +462,12 @@ def test_writer_and_tool_record_the_model(tmp_path):
         module.main(
             [str(tmp_path / 'bad'), '--noise', '300w', '--sigma-t', '0.02']
         )
+
+
+@pytest.mark.parametrize('bad', [float('nan'), 0.0, -59.0, float('inf')])
+def test_a_scale_that_is_not_a_positive_number_is_refused(bad):
+    with pytest.raises(ValueError, match='interocular'):
+        annotation_noise(
+            _clean('wflw'), 'wflw', np.random.default_rng(0),
+            interocular=bad, noise='tangent',
+        )  # fmt: skip

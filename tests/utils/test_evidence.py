@@ -1,5 +1,6 @@
 """The second round of evidence: rows, statistics, records, reading."""
 
+import json
 import os
 import os.path as osp
 
@@ -79,13 +80,14 @@ def test_jobs_cover_every_seed_of_every_table_once():
     for table, seeds in ev.SEEDS.items():
         for row in ev.table_rows(table):
             assert sorted(s for r, s in jobs if r == row) == list(seeds)
-    # Whole seeds at a time: the key table's first 4 seeds, then its L1
-    # form (6 rows) to 8 seeds, before any other table.
-    first = jobs[: 10 * 4]
-    assert [s for _, s in first] == sorted(s for _, s in first)
-    l1_form = jobs[40 : 40 + 6 * 4]
-    assert all('L1' in r.label and 4 <= s <= 7 for r, s in l1_form)
+    # Whole seeds at a time: the key table's L1 form (6 rows) to 8 seeds,
+    # then its SoftWing form's first 4 seeds, before any other table.
+    l1_form = jobs[: 6 * 8]
+    assert all('L1' in r.label for r, _ in l1_form)
     assert [s for _, s in l1_form] == sorted(s for _, s in l1_form)
+    softwing = jobs[6 * 8 : 6 * 8 + 4 * 4]
+    assert all('SoftWing' in r.label and s <= 3 for r, s in softwing)
+    assert [s for _, s in softwing] == sorted(s for _, s in softwing)
     # The SoftWing form's seeds 4-7 come last.
     assert all('SoftWing' in r.label and s >= 4 for r, s in jobs[-16:])
     per_table = {
@@ -223,3 +225,17 @@ def test_memorisation_plot_only_with_finished_runs(tmp_path):
     _memorisation_run(work, ev.table_rows('h')[2], 0, [8.0, 5.0, 6.0])
     out = ev.plot_memorisation(work, str(tmp_path / 'm.png'))
     assert out and osp.getsize(out) > 1000
+
+
+def test_labels_of_an_older_noise_model_are_written_again(tmp_path):
+    from mmaniso.synthface.noise import describe_noise
+
+    path = tmp_path / 'train_resampled.json'
+    assert not ev._written_by_this_model(str(path), 'resampled')
+    record = dict(info=dict(noise=describe_noise('resampled')))
+    path.write_text(json.dumps(record))
+    assert ev._written_by_this_model(str(path), 'resampled')
+    # The same name with another description: an earlier version.
+    record['info']['noise']['model'] = 'key points ... interpolated in x/y'
+    path.write_text(json.dumps(record))
+    assert not ev._written_by_this_model(str(path), 'resampled')
