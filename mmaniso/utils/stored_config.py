@@ -11,11 +11,26 @@ config text. What MMEngine writes is only assignments of literals and
 ``dict(...)`` calls, so that is all that is accepted here; a ``_base_``
 (which makes MMEngine run another file from disk) is refused too.
 
+Plain data can still call code: when a registry does not know a ``type``
+name, MMEngine's ``Registry.get`` imports it as a dotted path and
+``build_from_cfg`` calls it with the dict's other keys, so
+``dict(type='subprocess.getoutput', cmd='...')`` runs a shell command when
+the inferencer builds the model. A dotted ``type`` is accepted only in
+the form registries give it, ``scope.Name`` with an OpenMMLab scope
+(``mmdet.YOLOXHSVRandomAug`` in RTMPose's configs), and only when the
+fallback could not reach anything: ``Name`` is not an attribute of the
+scope's package (``mmengine.dump`` is, and writes any file), or the
+package is not installed. (A name with no dot that no registry knows is
+imported as a module and fails to build: importing an installed module
+is what ``custom_imports`` does too.)
+
 ``custom_imports`` in the text is plain data and is accepted: it names
 modules that are already installed, as the user's own configs do.
 """
 
 import ast
+import importlib
+import importlib.util
 import re
 from typing import Any, Iterator, Optional, Tuple
 
@@ -37,6 +52,14 @@ _HARMLESS_NAMES = ('inf', 'nan')
 # {{ _base_.key }} into the text before parsing it, so the text it would
 # run is not the text checked here.
 _TEMPLATE = re.compile(r'\{\{.*?\}\}', re.S)
+# Scopes of OpenMMLab registries: `type='mmdet.Name'` is how a config names
+# a class registered by another of them.
+_OPENMMLAB_SCOPES = (
+    'mmengine', 'mmcv', 'mmpose', 'mmdet', 'mmpretrain', 'mmcls', 'mmseg',
+    'mmyolo', 'mmaniso', 'mmdet3d', 'mmocr', 'mmaction', 'mmrotate',
+    'mmtrack', 'mmagic', 'mmedit', 'mmflow', 'mmrazor', 'mmselfsup',
+    'mmhuman3d', 'mmfewshot',
+)  # fmt: skip
 
 
 def stored_config_texts(checkpoint: Any) -> Iterator[Tuple[str, str]]:
@@ -89,6 +112,49 @@ def _is_data(node: ast.AST) -> bool:
             )
         )
     return False
+
+
+def _reaches_code(name: str) -> bool:
+    """Whether MMEngine's fallback for an unregistered dotted ``type``
+    (import the path, call what it finds) could find something."""
+    scope, _, rest = name.partition('.')
+    if scope not in _OPENMMLAB_SCOPES or '.' in rest:
+        return True
+    if importlib.util.find_spec(scope) is None:
+        return False
+    try:
+        package = importlib.import_module(scope)
+    except Exception:  # the fallback's import fails the same way
+        return False
+    return hasattr(package, rest)
+
+
+def _dotted_type(node: ast.AST) -> Optional[ast.AST]:
+    """The first ``type`` value in a plain-data ``node`` that is a dotted
+    path MMEngine's registries could import and call, or None."""
+    pairs = []
+    if isinstance(node, ast.Dict):
+        pairs = list(zip(node.keys, node.values))
+    elif isinstance(node, ast.Call):
+        pairs = [(None, arg) for arg in node.args] + [
+            (ast.Constant(kw.arg), kw.value) for kw in node.keywords
+        ]
+    elif isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        pairs = [(None, item) for item in node.elts]
+    for key, value in pairs:
+        if (
+            isinstance(key, ast.Constant)
+            and key.value == 'type'
+            and isinstance(value, ast.Constant)
+            and isinstance(value.value, str)
+            and '.' in value.value
+            and _reaches_code(value.value)
+        ):
+            return value
+        found = _dotted_type(value)
+        if found is not None:
+            return found
+    return None
 
 
 def _first_not_data(node: ast.AST) -> ast.AST:
@@ -153,4 +219,10 @@ def config_text_problem(text: str) -> Optional[str]:
         if not _is_data(statement.value):
             bad = _first_not_data(statement.value)
             return f'code at {_describe(bad, text)}'
+        dotted = _dotted_type(statement.value)
+        if dotted is not None:
+            return (
+                f'a type given as a dotted path, which MMEngine imports '
+                f'and calls, at {_describe(dotted, text)}'
+            )
     return None

@@ -53,6 +53,14 @@ def served(tmp_path_factory):
         ),
         root / 'config_code.pth',
     )
+    # Plain data only, but MMEngine's registry imports and calls a dotted
+    # type it does not know when the inferencer builds the model.
+    data = f"model = dict(type='subprocess.getoutput', cmd='touch {marker}')\n"
+    torch.save(
+        dict(meta=dict(cfg=data), message_hub=dict(runtime_info=dict(cfg=data)),
+             state_dict={}),
+        root / 'config_type_path.pth',
+    )  # fmt: skip
     handler = functools.partial(_QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -126,15 +134,16 @@ Pose2DInferencer(model=None, weights=sys.argv[1], device='cpu')
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize('name', ['config_code.pth', 'config_type_path.pth'])
 def test_inferencer_given_weights_alone_refuses_config_code(
-    served, tmp_path
+    served, tmp_path, name
 ):
     # With no config, MMEngine's inferencer builds the model from the
     # checkpoint's config text, running it as Python.
     base, marker, env = served
     script = tmp_path / 'infer.py'
     script.write_text(textwrap.dedent(_INFERENCER))
-    url = f'{base}/config_code.pth'
+    url = f'{base}/{name}'
     proc = run_tool([script, url], env=env)
     _refused(proc, marker, url)
     assert 'is not plain data' in proc.stderr

@@ -59,6 +59,44 @@ def test_code_mmengine_would_run_is_found(tmp_path, name):
 
 
 @pytest.mark.parametrize(
+    'part',
+    [
+        "{'type': 'subprocess.getoutput', 'cmd': 'touch MARKER'}",
+        # one dot and an OpenMMLab scope, but mmengine.dump is a function
+        # of the package, which MMEngine falls back to: it writes any file
+        "{'type': 'mmengine.dump', 'obj': 'x', 'file': 'MARKER', "
+        "'file_format': 'json'}",
+    ],
+)
+def test_plain_data_naming_a_function_by_its_dotted_path_is_found(
+    tmp_path, part
+):
+    marker = tmp_path / 'pwned'
+    part = part.replace('MARKER', str(marker))
+    text = (
+        "model = dict(backbone=dict(type='ResNet', depth=18),\n"
+        f"             head=[{part}])\n"
+    )
+    problem = config_text_problem(text)
+    assert problem is not None and 'dotted path' in problem
+    # The attack is real: every node is plain data, yet building the part
+    # the way MMPose builds a model runs it.
+    from mmpose.registry import MODELS
+
+    MODELS.build(Config.fromstring(text, file_format='.py').model.head[0])
+    assert marker.exists()
+
+
+def test_registry_names_with_a_scope_pass():
+    # As RTMPose's configs name mmdet's transforms and hooks.
+    assert config_text_problem(
+        "m = dict(type='mmdet.YOLOXHSVRandomAug',\n"
+        "         hook=dict(type='mmdet.PipelineSwitchHook'),\n"
+        "         head=dict(type='RegressionHead'))\n"
+    ) is None
+
+
+@pytest.mark.parametrize(
     'text, word',
     [
         ("_base_ = ['/some/where/else.py']\n", '_base_'),
