@@ -240,9 +240,15 @@ def extract(model, dataset, batch_size: int, desc: str) -> dict:
             out['head'].append(model.head.forward(feats).cpu().numpy() * size)
             for sample in data['data_samples']:
                 meta, inst = sample.metainfo, sample.gt_instances
+                # MMPose 1.3 packs the crop as input_center/input_scale in
+                # the metainfo; 1.1 as the instances' bbox_centers/scales.
+                if 'input_center' in meta:
+                    center, scale = meta['input_center'], meta['input_scale']
+                else:
+                    center, scale = inst.bbox_centers[0], inst.bbox_scales[0]
                 warp = get_warp_matrix(
-                    np.asarray(inst.bbox_centers[0], np.float32),
-                    np.asarray(inst.bbox_scales[0], np.float32),
+                    np.asarray(center, np.float32).reshape(2),
+                    np.asarray(scale, np.float32).reshape(2),
                     0.0,
                     output_size=tuple(int(v) for v in meta['input_size']),
                 )
