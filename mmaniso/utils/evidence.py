@@ -650,7 +650,7 @@ def plot_comparisons(work_dir: str, out: str) -> Optional[str]:
 
     labels = [c[0] for c in panels[0][1]]
     height = 1.2 + 0.32 * len(labels)
-    fig, axes = plt.subplots(1, len(panels), figsize=(15, height), sharey=True)
+    fig, axes = plt.subplots(1, len(panels), figsize=(16, height), sharey=True)
     for ax, (title, found) in zip(axes, panels):
         index = {c[0]: c for c in found}
         for y, label in enumerate(labels):
@@ -664,7 +664,7 @@ def plot_comparisons(work_dir: str, out: str) -> Optional[str]:
             ax.plot([mean], [y], 'o', color=colour)
             ax.text(hi, y, f'  n={n}', va='center', fontsize=7)
         ax.axvline(0, color='k', lw=0.8)
-        ax.set_title(f'{title}: first − second (NME %)', fontsize=9)
+        ax.set_title(f'{title}:\nfirst − second (NME %)', fontsize=9)
         ax.grid(axis='x', alpha=0.3)
     axes[0].set_yticks(range(len(labels)))
     axes[0].set_yticklabels(labels, fontsize=7)

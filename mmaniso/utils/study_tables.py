@@ -323,7 +323,7 @@ def save_figure(fig, out_file: str) -> str:
 
     fig.tight_layout()
     os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
-    fig.savefig(out_file, dpi=110)
+    fig.savefig(out_file, dpi=110, bbox_inches='tight')
     plt.close(fig)
     return out_file
 
