@@ -57,10 +57,13 @@ def served(tmp_path_factory):
     # type it does not know when the inferencer builds the model.
     data = f"model = dict(type='subprocess.getoutput', cmd='touch {marker}')\n"
     torch.save(
-        dict(meta=dict(cfg=data), message_hub=dict(runtime_info=dict(cfg=data)),
-             state_dict={}),
+        dict(
+            meta=dict(cfg=data),
+            message_hub=dict(runtime_info=dict(cfg=data)),
+            state_dict={},
+        ),
         root / 'config_type_path.pth',
-    )  # fmt: skip
+    )
     handler = functools.partial(_QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
