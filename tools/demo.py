@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import pickle
 import subprocess
 import sys
 import time
@@ -163,9 +162,26 @@ def loader_options(root: str, workers: int) -> list:
 
 def load_predictions(preds_file: str) -> Dict[int, np.ndarray]:
     """The predicted keypoints of each test face, shape (K, 2), by
-    annotation id, from a ``tools/test.py --out`` file."""
+    annotation id, from a ``tools/test.py --out`` file.
+
+    Read with mmaniso's restricted unpickler (plain containers and numpy
+    arrays), like a checkpoint: a pickle found in a work dir must not be
+    able to run code.
+    """
+    from mmaniso.utils.checkpoint import (
+        CheckpointRefusedError,
+        SafeUnpickler,
+    )
+
     with open(preds_file, 'rb') as f:
-        samples = pickle.load(f)
+        try:
+            samples = SafeUnpickler(f).load()
+        except CheckpointRefusedError as error:
+            raise CheckpointRefusedError(
+                f'{preds_file}: refused to read these test predictions: '
+                f'{error}. tools/test.py --out writes only plain data here; '
+                'delete the file and run the demo again'
+            ) from None
     return {
         s['id']: np.asarray(s['pred_instances']['keypoints'])[0]
         for s in samples

@@ -179,3 +179,33 @@ def test_demo_report_shows_along_and_across_where_the_metrics_have_them(
     ]
     assert lines[3].split()[4:7] == ['5.50', '-', '-']
     assert 'along' in capsys.readouterr().out
+
+
+def test_predictions_are_read_without_running_code(tmp_path):
+    # test_preds.pkl sits in a work dir a user may have been handed: it is
+    # read like a checkpoint, and what tools/test.py --out writes still loads.
+    import pickle
+
+    import numpy as np
+
+    from mmaniso.testing.checkpoints import RunsCode
+    from mmaniso.utils.checkpoint import CheckpointRefusedError
+
+    spec = importlib.util.spec_from_file_location('demo_preds', SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    good = tmp_path / 'good.pkl'
+    keypoints = np.arange(6, dtype=np.float32).reshape(1, 3, 2)
+    good.write_bytes(pickle.dumps(
+        [dict(id=7, img_path='a.jpg',
+              pred_instances=dict(keypoints=keypoints))]
+    ))  # fmt: skip
+    preds = module.load_predictions(str(good))
+    assert list(preds) == [7]
+    np.testing.assert_array_equal(preds[7], keypoints[0])
+    marker = tmp_path / 'pwned'
+    evil = tmp_path / 'evil.pkl'
+    evil.write_bytes(pickle.dumps([RunsCode(marker)]))
+    with pytest.raises(CheckpointRefusedError, match='evil.pkl'):
+        module.load_predictions(str(evil))
+    assert not marker.exists()
