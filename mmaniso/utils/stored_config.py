@@ -15,14 +15,15 @@ Plain data can still call code: when a registry does not know a ``type``
 name, MMEngine's ``Registry.get`` imports it as a dotted path and
 ``build_from_cfg`` calls it with the dict's other keys, so
 ``dict(type='subprocess.getoutput', cmd='...')`` runs a shell command when
-the inferencer builds the model. A dotted ``type`` is accepted only in
-the form registries give it, ``scope.Name`` with an OpenMMLab scope
-(``mmdet.YOLOXHSVRandomAug`` in RTMPose's configs), and only when the
-fallback could not reach anything: ``Name`` is not an attribute of the
-scope's package (``mmengine.dump`` is, and writes any file), or the
-package is not installed. (A name with no dot that no registry knows is
-imported as a module and fails to build: importing an installed module
-is what ``custom_imports`` does too.)
+the inferencer builds the model. A dotted ``type`` is accepted only when
+it starts with an OpenMMLab package (or ``torch``) and what MMEngine's
+fallback would reach is nothing (``mmdet.YOLOXHSVRandomAug`` in RTMPose's
+configs: a registry name, not an attribute of ``mmdet``) or a class some
+registry holds (``mmpose.models.RegressionHead``, as MMEngine's lazy-import
+configs store their types). ``mmengine.dump``, a function that writes any
+file, is refused. (A name with no dot that no registry knows is imported as
+a module and fails to build: importing an installed module is what
+``custom_imports`` does too.)
 
 ``custom_imports`` in the text is plain data and is accepted: it names
 modules that are already installed, as the user's own configs do.
@@ -114,19 +115,46 @@ def _is_data(node: ast.AST) -> bool:
     return False
 
 
+def _registered(obj: object) -> bool:
+    """Whether ``obj`` is a class held by an MMEngine registry (searched
+    from MMEngine's root registries through every child scope)."""
+    import inspect
+
+    from mmengine.registry import Registry
+
+    if not inspect.isclass(obj):
+        return False
+    import mmengine.registry.root as root
+
+    todo = [r for r in vars(root).values() if isinstance(r, Registry)]
+    seen = set()
+    while todo:
+        registry = todo.pop()
+        if id(registry) in seen:
+            continue
+        seen.add(id(registry))
+        if any(value is obj for value in registry.module_dict.values()):
+            return True
+        todo.extend(registry.children.values())
+    return False
+
+
 def _reaches_code(name: str) -> bool:
-    """Whether MMEngine's fallback for an unregistered dotted ``type``
-    (import the path, call what it finds) could find something."""
-    scope, _, rest = name.partition('.')
-    if scope not in _OPENMMLAB_SCOPES or '.' in rest:
+    """Whether MMEngine's fallback for a dotted ``type`` no registry
+    resolves (import the path, call what it finds) could reach something
+    that is not a registered class."""
+    package = name.partition('.')[0]
+    if package not in _OPENMMLAB_SCOPES + ('torch',):
         return True
-    if importlib.util.find_spec(scope) is None:
+    if importlib.util.find_spec(package) is None:
         return False
+    from mmengine.utils import get_object_from_string
+
     try:
-        package = importlib.import_module(scope)
-    except Exception:  # the fallback's import fails the same way
+        found = get_object_from_string(name)
+    except Exception:  # the fallback fails the same way
         return False
-    return hasattr(package, rest)
+    return found is not None and not _registered(found)
 
 
 def _dotted_type(node: ast.AST) -> Optional[ast.AST]:

@@ -96,6 +96,28 @@ def test_registry_names_with_a_scope_pass():
     ) is None
 
 
+def test_lazy_import_configs_pass_as_mmengine_stores_them(tmp_path):
+    # MMEngine's new-style configs import their classes; the stored text
+    # names each by its full dotted path, which the fallback reaches: a
+    # registered class is accepted, a function of the same packages is not.
+    config = tmp_path / 'lazy.py'
+    config.write_text(
+        'from mmengine.dataset import DefaultSampler\n'
+        'from mmpose.models import RegressionHead\n'
+        'from torch.optim import AdamW\n'
+        'model = dict(type=RegressionHead, in_channels=8, num_joints=2)\n'
+        'sampler = dict(type=DefaultSampler, shuffle=True)\n'
+        'optim_wrapper = dict(optimizer=dict(type=AdamW, lr=1e-3))\n'
+    )
+    text = Config.fromfile(str(config)).pretty_text
+    assert "type='mmpose.models.RegressionHead'" in text
+    assert config_text_problem(text) is None
+    for function in ('mmengine.fileio.dump', 'mmpose.apis.init_model',
+                     'torch.load'):
+        problem = config_text_problem(f"m = dict(type='{function}')\n")
+        assert problem is not None and function in problem
+
+
 @pytest.mark.parametrize(
     'text, word',
     [
