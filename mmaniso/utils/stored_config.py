@@ -30,8 +30,8 @@ modules that are already installed, as the user's own configs do.
 """
 
 import ast
-import importlib
 import importlib.util
+import inspect
 import re
 from typing import Any, Iterator, Optional, Tuple
 
@@ -118,8 +118,6 @@ def _is_data(node: ast.AST) -> bool:
 def _registered(obj: object) -> bool:
     """Whether ``obj`` is a class held by an MMEngine registry (searched
     from MMEngine's root registries through every child scope)."""
-    import inspect
-
     from mmengine.registry import Registry
 
     if not inspect.isclass(obj):
