@@ -171,11 +171,14 @@ def load_predictions(preds_file: str) -> Dict[int, np.ndarray]:
     from mmaniso.utils.checkpoint import (
         CheckpointRefusedError,
         SafeUnpickler,
+        check_loaded,
     )
 
     with open(preds_file, 'rb') as f:
         try:
-            samples = SafeUnpickler(f).load()
+            # The same two checks as a checkpoint load: what the unpickler
+            # builds, then a walk for non-plain numpy dtypes.
+            samples = check_loaded(SafeUnpickler(f).load(), preds_file)
         except CheckpointRefusedError as error:
             raise CheckpointRefusedError(
                 f'{preds_file}: refused to read these test predictions: '
