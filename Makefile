@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 PIPQ := $(PIP) install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: install test test-fast lint demo clean install-mmpose13 test-mmpose13
+.PHONY: install test test-fast lint docs demo clean install-mmpose13 test-mmpose13
 
 install: $(STAMP)
 
@@ -19,7 +19,7 @@ $(STAMP): constraints.txt pyproject.toml
 	$(PIPQ) setuptools wheel Cython numpy
 	$(PIPQ) torch torchvision
 	$(PIPQ) --no-build-isolation --no-binary xtcocotools xtcocotools chumpy
-	$(PIPQ) --no-build-isolation -e '.[tests,lite,deploy]'
+	$(PIPQ) --no-build-isolation -e '.[tests,lite,deploy,docs]'
 	# MTCNN's weight files, for tools/infer.py's default face detector: the
 	# package is never imported (it pins torch<2.3 and numpy<2), so it comes
 	# without its dependencies.
@@ -61,6 +61,11 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check mmaniso tools tests configs
+
+# The documentation site: docs/*.md and the API reference from the
+# docstrings, warnings as errors; open docs/_build/html/index.html.
+docs: $(STAMP)
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
 demo: $(STAMP)
 	$(PY) tools/demo.py
