@@ -3,7 +3,6 @@ device: the CPU only reads a crop and packs it."""
 
 import copy
 import json
-import os.path as osp
 from typing import Optional, Union
 
 import numpy as np
@@ -16,6 +15,20 @@ from mmpose.structures import PoseDataSample
 from .training_shapes import pipeline_setting
 
 SOURCES = ('array', 'decode')
+# The settings of the steps that move the crop window, read back from the
+# built transforms for ``crop_cache.augmentation_margin``.
+_REACH_SETTINGS = {
+    'GetBBoxCenterScale': ('padding',),
+    'RandomBBoxTransform': (
+        'shift_factor',
+        'shift_prob',
+        'scale_factor',
+        'scale_prob',
+        'rotate_factor',
+        'rotate_prob',
+    ),
+    'TopdownAffine': ('input_size',),
+}
 
 
 @DATASETS.register_module()
@@ -41,6 +54,14 @@ class CropFeedDataset(torch.utils.data.Dataset):
     padding but never run. Its images should be the face-crop cache
     (``tools/dataset_converters/make_crop_cache.py``), whose crops hold
     every window the augmentation can take.
+
+    A face-crop cache is checked when the dataset initialises
+    (:func:`~mmaniso.datasets.crop_cache.check_crop_cache`): a source
+    annotation file or image changed since the crops were cut, an edited
+    cache file, or a margin smaller than the reach of the wrapped
+    dataset's pipeline is refused with the command that rebuilds it; so is
+    a crop array whose index, shape, dtype, ids or annotation file do not
+    match (:func:`~mmaniso.datasets.crop_cache.check_crop_array`).
 
     Use ``collate_fn=dict(type='default_collate')``: the crops are stacked
     into one (B, 3, S, S) batch (in shared memory when a worker collates).
@@ -76,6 +97,7 @@ class CropFeedDataset(torch.utils.data.Dataset):
         self.crop_size = None if crop_size is None else int(crop_size)
         self.array_file = array_file
         self._array = None  # opened lazily in each process
+        self._cache_info = None  # the cache's info, once checked
         self._fully_initialized = False
 
     # -- what MMEngine, the samplers and the hooks read -------------------
@@ -147,11 +169,43 @@ class CropFeedDataset(torch.utils.data.Dataset):
         self._centers = np.stack(centers)[:, None]  # (N, 1, 2)
         self._scales = np.stack(scales)[:, None]  # (N, 1, 2)
         self._flip_indices = list(ds.metainfo['flip_indices'])
+        self._check_cache()
         if self.source == 'array':
             self._rows = self._array_rows()
         elif self.crop_size is None:
             self.crop_size = self._cache_max_size()
         self._fully_initialized = True
+
+    def _pipeline_cfg(self) -> list:
+        """The wrapped dataset's pipeline as config dicts, with the
+        settings that decide how far the augmentation reaches."""
+        steps = []
+        pipeline = getattr(self.dataset, 'pipeline', None)
+        for t in getattr(pipeline, 'transforms', None) or []:
+            name = type(t).__name__
+            keys = _REACH_SETTINGS.get(name, ())
+            steps.append(
+                dict(
+                    type=name,
+                    **{k: getattr(t, k) for k in keys if hasattr(t, k)},
+                )
+            )
+        return steps
+
+    def _check_cache(self) -> None:
+        """Refuses a face-crop cache that no longer matches its source, or
+        whose margin is smaller than the pipeline's reach
+        (:func:`~mmaniso.datasets.crop_cache.check_crop_cache`)."""
+        from .crop_cache import check_crop_cache, is_crop_cache_file
+
+        ann = self.dataset.ann_file
+        if not is_crop_cache_file(ann):
+            return
+        self._cache_info = check_crop_cache(
+            ann,
+            pipeline=self._pipeline_cfg(),
+            check_crops=self.source == 'decode',
+        )
 
     def _array_path(self) -> str:
         # Not at the top: crop_cache reads the converters, which
@@ -163,18 +217,10 @@ class CropFeedDataset(torch.utils.data.Dataset):
         return crop_array_paths(self.dataset.ann_file)[0]
 
     def _array_rows(self) -> np.ndarray:
-        from .crop_cache import crop_array_index
+        from .crop_cache import check_crop_array
 
         path = self._array_path()
-        index = crop_array_index(path)
-        if not (osp.isfile(path) and osp.isfile(index)):
-            raise FileNotFoundError(
-                f'crop array not found: {path} (and its index {index}); '
-                'write it with tools/dataset_converters/make_crop_cache.py '
-                "CONFIG --out DIR --array, or use source='decode'"
-            )
-        with open(index) as f:
-            meta = json.load(f)
+        meta = check_crop_array(path, self.dataset.ann_file)
         size = int(meta['size'])
         if self.crop_size is not None and self.crop_size != size:
             raise ValueError(
@@ -182,19 +228,24 @@ class CropFeedDataset(torch.utils.data.Dataset):
                 f'{self.crop_size}; leave crop_size out or rewrite the array'
             )
         self.crop_size = size
+        self._array_shape = list(meta['shape'])
+        self._array_command = meta['command']
         row_of = {int(a): r for r, a in enumerate(meta['ids'])}
         missing = [int(i) for i in self._ids if int(i) not in row_of]
         if missing:
             raise ValueError(
                 f'{len(missing)} annotation(s) of {self.dataset.ann_file} '
-                f'(ids {missing[:5]}) are not in {index}; the array was '
-                'written from another annotation file: write it again'
+                f'(ids {missing[:5]}) are not in the index of {path}; the '
+                f'array was written from another annotation file: '
+                f'rebuild it: {meta["command"]}'
             )
         return np.array([row_of[int(i)] for i in self._ids], np.int64)
 
     def _cache_max_size(self) -> int:
-        with open(self.dataset.ann_file) as f:
-            info = json.load(f).get('info') or {}
+        info = self._cache_info
+        if info is None:
+            with open(self.dataset.ann_file) as f:
+                info = json.load(f).get('info') or {}
         if 'max_size' not in info:
             raise ValueError(
                 f'{self.dataset.ann_file} is not a crop cache annotation '
@@ -213,9 +264,15 @@ class CropFeedDataset(torch.utils.data.Dataset):
         size = self.crop_size
         if self.source == 'array':
             if self._array is None:
+                from .crop_cache import open_crop_array
+
                 # Copy-on-write: writable views (torch.from_numpy does not
                 # warn), pages read from the file only when touched.
-                self._array = np.load(self._array_path(), mmap_mode='c')
+                self._array = open_crop_array(
+                    self._array_path(),
+                    self._array_shape,
+                    self._array_command,
+                )
             return torch.from_numpy(self._array[self._rows[idx]])
         import cv2
 

@@ -55,6 +55,10 @@ def setup_run_config(
         )
     if check_splits:
         check_data_files(cfg, check_splits)
+        # A face-crop cache must still match its source and the pipeline.
+        from mmaniso.datasets.crop_cache import check_crop_caches
+
+        check_crop_caches(cfg, check_splits)
     prepare_cpu_distributed(cfg, launcher)
     return cfg
 

@@ -2,6 +2,7 @@
 
 import copy
 import json
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -344,4 +345,205 @@ def test_command_line_prints_the_margin_and_the_options(tmp_path):
     assert 'margin 2.610' in proc.stdout
     assert f'train_dataloader.dataset.data_root={out}/' in proc.stdout
     with open(out / ANN) as f:
-        assert len(json.load(f)['images']) == 2
+        data = json.load(f)
+    assert len(data['images']) == 2
+    # The command that rebuilds this cache, quoted when it goes stale; the
+    # margin left to the pipeline, as it was given.
+    command = data['info']['command']
+    assert command.startswith(
+        f'python tools/dataset_converters/make_crop_cache.py {cfg} '
+        f'--out {out} '
+    )
+    assert '--margin' not in command and '--array' not in command
+
+
+# -- the cache is tied to what it was cut from ------------------------------
+
+
+@pytest.fixture
+def small(tmp_path, margin):
+    """Three WFLW-like photographs and their crop cache: (full, cache)."""
+    full, cache = str(tmp_path / 'full'), str(tmp_path / 'cache')
+    write_wflw_like(full, 3, long_side=300, face_px=(60, 100), seed=4)
+    write_crop_cache(
+        full, [ANN], cache, margin, max_size=256, workers=1, progress=False
+    )
+    return full, cache
+
+
+def _precheck(tmp_path, root, config=PAPER):
+    """What tools/train.py runs before building anything, training from
+    ``root``."""
+    from mmaniso.utils.launch import setup_run_config
+
+    child = tmp_path / 'from_cache.py'
+    child.write_text(
+        f"_base_ = ['{config}']\n"
+        f"train_dataloader = dict(dataset=dict(data_root='{root}/'))\n"
+    )
+    return setup_run_config(
+        str(child), None, str(tmp_path / 'work'), 'none', ('train',)
+    )
+
+
+def _load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _dump(path, data):
+    with open(path, 'w') as f:
+        json.dump(data, f)
+
+
+def _repaint(path, seed):
+    """Rewrites a source image with other pixels, as an edit would."""
+    import cv2
+
+    img = cv2.imread(path)
+    noise = np.random.default_rng(seed).integers(0, 60, img.shape)
+    cv2.imwrite(path, (img // 2 + noise).astype(np.uint8))
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+
+
+def test_fresh_cache_passes_the_precheck(small, tmp_path):
+    _precheck(tmp_path, small[1])  # no error: the cache matches
+
+
+def test_changed_source_image_is_refused_with_the_rebuild_command(
+    small, tmp_path
+):
+    full, cache = small
+    _repaint(osp.join(full, 'images/train/000001.jpg'), 0)
+    with pytest.raises(ValueError) as err:
+        _precheck(tmp_path, cache)
+    msg = str(err.value)
+    assert osp.join(cache, ANN) in msg
+    assert 'train/000001.jpg' in msg and 'changed' in msg
+    assert 'make_crop_cache.py' in msg and f'--out {cache}' in msg
+    # A missing source image is a change too.
+    os.remove(osp.join(full, 'images/train/000002.jpg'))
+    with pytest.raises(ValueError, match='000002.jpg.*missing'):
+        _precheck(tmp_path, cache)
+
+
+def test_rebuilding_recuts_the_crops_of_a_changed_image(small, margin):
+    import cv2
+
+    full, cache = small
+    data = _load(osp.join(cache, ANN))
+    image = data['images'][1]
+    crop = osp.join(cache, 'images', image['file_name'])
+    before = cv2.imread(crop).astype(np.float64)
+    _repaint(osp.join(full, 'images', image['source_file_name']), 1)
+    write_crop_cache(
+        full, [ANN], cache, margin, max_size=256, workers=1, progress=False
+    )
+    after = cv2.imread(crop).astype(np.float64)
+    # The crop is cut again from the repainted image, not kept.
+    x0, y0, span, _ = image['crop']
+    from mmaniso.datasets.crop_cache import cut_crop
+
+    fresh = cut_crop(
+        cv2.imread(osp.join(full, 'images', image['source_file_name'])),
+        x0,
+        y0,
+        span,
+        image['width'],
+    ).astype(np.float64)
+    # Up to JPEG's rounding of the grain, the crop is the new one.
+    assert np.abs(after - fresh).mean() < np.abs(before - fresh).mean() / 3
+
+
+@pytest.mark.parametrize('edit', ['keypoint', 'reversed'])
+def test_changed_source_annotations_are_refused(small, tmp_path, edit):
+    full, cache = small
+    data = _load(osp.join(full, ANN))
+    if edit == 'keypoint':
+        data['annotations'][0]['keypoints'][0] += 7.0
+        expect = 'same ids in the same order, other content'
+    else:
+        data['annotations'].reverse()
+        expect = 'same annotation ids in another order'
+    _dump(osp.join(full, ANN), data)
+    with pytest.raises(ValueError) as err:
+        _precheck(tmp_path, cache)
+    msg = str(err.value)
+    assert osp.join(full, ANN) in msg and 'changed' in msg
+    assert expect in msg and 'make_crop_cache.py' in msg
+
+
+def test_edited_cache_file_is_refused(small, tmp_path):
+    _, cache = small
+    path = osp.join(cache, ANN)
+    data = _load(path)
+    data['info']['margin'] = 9.0  # claims a reach it does not hold
+    _dump(path, data)
+    with pytest.raises(ValueError, match='edited.*make_crop_cache.py'):
+        _precheck(tmp_path, cache)
+
+
+def test_cache_without_a_fingerprint_is_refused(small, tmp_path):
+    _, cache = small
+    path = osp.join(cache, ANN)
+    data = _load(path)
+    # What an earlier writer recorded.
+    data['info'] = {
+        k: data['info'][k]
+        for k in ('description', 'source', 'margin', 'max_size')
+    }
+    _dump(path, data)
+    with pytest.raises(ValueError) as err:
+        _precheck(tmp_path, cache)
+    msg = str(err.value)
+    assert path in msg and 'without a fingerprint' in msg
+    assert 'make_crop_cache.py' in msg
+
+
+def test_margin_smaller_than_the_pipeline_reach_is_refused(
+    tmp_path, margin
+):
+    full, cache = str(tmp_path / 'full'), str(tmp_path / 'cache')
+    write_wflw_like(full, 2, long_side=300, face_px=(60, 100), seed=5)
+    write_crop_cache(full, [ANN], cache, 1.2, workers=1, progress=False)
+    with pytest.raises(ValueError) as err:
+        _precheck(tmp_path, cache)
+    msg = str(err.value)
+    assert '1.2 box sides' in msg and f'{margin:.4g}' in msg
+    # The rebuild takes the pipeline's reach: no --margin.
+    assert 'make_crop_cache.py' in msg and '--margin' not in msg
+
+
+def test_a_failed_write_changes_no_annotation_file(small, margin, monkeypatch):
+    full, cache = small
+    test_ann = 'annotations/face_landmarks_wflw_test.json'
+    write_wflw_like(full, 2, split='test', long_side=300, face_px=(60, 100))
+    write_crop_cache(
+        full, [ANN, test_ann], cache, margin, workers=1, progress=False
+    )
+    before = {
+        rel: open(osp.join(cache, rel)).read() for rel in (ANN, test_ann)
+    }
+    for rel in (ANN, test_ann):  # a corrected point in each source
+        data = _load(osp.join(full, rel))
+        data['annotations'][0]['keypoints'][1] += 3.0
+        _dump(osp.join(full, rel), data)
+    dump, calls = json.dump, []
+
+    def failing(obj, f, *args, **kwargs):
+        calls.append(f.name)
+        if len(calls) == 2:
+            raise OSError(28, 'No space left on device')
+        return dump(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(json, 'dump', failing)
+    with pytest.raises(OSError, match='No space'):
+        write_crop_cache(
+            full, [ANN, test_ann], cache, margin, workers=1, progress=False
+        )
+    assert len(calls) == 2
+    for rel, text in before.items():
+        assert open(osp.join(cache, rel)).read() == text, rel
+    leftovers = [n for n in os.listdir(osp.join(cache, 'annotations'))]
+    assert not [n for n in leftovers if n.endswith('.part')]

@@ -2,8 +2,10 @@
 
 import copy
 import json
+import os
 import os.path as osp
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -196,3 +198,148 @@ def test_array_writer_refuses_foreign_files_and_rewrites_its_own(cache):
         write_crop_array(ann, osp.join(cache, 'images'), 32, progress=False)
     # A failed write leaves the earlier array in place.
     assert np.load(array, mmap_mode='r').shape == (NUM, 3, 300, 300)
+
+
+# -- the array is tied to its annotation file and its index ----------------
+
+
+@pytest.fixture
+def own_cache(tmp_path, paper_dataset_cfg):
+    """A crop cache with its array, this test's own: (full, cache)."""
+    from mmaniso.testing.wflw_like import write_wflw_like
+
+    full, cache = str(tmp_path / 'full'), str(tmp_path / 'cache')
+    write_wflw_like(full, 4, long_side=300, face_px=(50, 100), seed=6)
+    margin = augmentation_margin(paper_dataset_cfg.pipeline)
+    write_crop_cache(
+        full, [ANN], cache, margin, max_size=128, workers=1, progress=False
+    )
+    write_crop_array(
+        osp.join(cache, ANN), osp.join(cache, 'images'), 128, progress=False
+    )
+    return full, cache
+
+
+def _reversed_ids(array, index, full):
+    meta = json.load(open(index))
+    meta['ids'].reverse()
+    json.dump(meta, open(index, 'w'))
+
+
+def _edited_size(array, index, full):
+    meta = json.load(open(index))
+    meta['size'] = 64
+    json.dump(meta, open(index, 'w'))
+
+
+def _reshaped(array, index, full):
+    rows = np.load(array)
+    n, c, s, _ = rows.shape
+    np.save(array, np.ascontiguousarray(rows.reshape(n, c, s // 2, 2 * s)))
+
+
+def _random_bytes(array, index, full):
+    size = osp.getsize(array)
+    with open(array, 'wb') as f:
+        f.write(np.random.default_rng(0).bytes(size))
+
+
+def _truncated(array, index, full):
+    with open(array, 'r+b') as f:
+        f.truncate(osp.getsize(array) // 2)
+
+
+def _other_rows(array, index, full):
+    rows = np.load(array)
+    np.save(array, np.ascontiguousarray(rows[::-1]))
+
+
+def _annotations_rewritten(array, index, full):
+    # The cache written again (another crop size): the array is stale.
+    cache = osp.dirname(osp.dirname(index))
+    margin = json.load(open(osp.join(cache, ANN)))['info']['margin']
+    write_crop_cache(
+        full, [ANN], cache, margin, max_size=96, workers=1, progress=False
+    )
+
+
+ATTACKS = {
+    'reversed ids': (_reversed_ids, r'ids are not those of'),
+    'edited size': (_edited_size, r'index was edited'),
+    'reshaped npy': (_reshaped, r'not a pair'),
+    'random bytes': (_random_bytes, r'not a readable \.npy'),
+    'truncated': (_truncated, r'truncated'),
+    'other rows': (_other_rows, r'rows are not the ones packed'),
+    'annotations rewritten': (_annotations_rewritten, r'another version'),
+}
+
+
+@pytest.mark.parametrize('attack', sorted(ATTACKS))
+def test_array_that_does_not_match_is_refused(
+    own_cache, paper_dataset_cfg, attack
+):
+    full, cache = own_cache
+    array, index = crop_array_paths(osp.join(cache, ANN))
+    edit, reason = ATTACKS[attack]
+    edit(array, index, full)
+    with pytest.raises(ValueError) as err:
+        feed = _feed(paper_dataset_cfg, cache)
+        feed.full_init()
+        [feed[i] for i in range(len(feed))]
+    msg = str(err.value)
+    assert re.search(reason, msg), msg
+    # The file and the command that rebuilds it.
+    assert array in msg or index in msg, msg
+    assert 'make_crop_cache.py' in msg and '--array' in msg, msg
+
+
+def test_array_broken_after_the_check_names_the_file(
+    own_cache, paper_dataset_cfg
+):
+    # A worker opens the array after full_init: a file cut short in
+    # between is named, not numpy's bare "mmap length" error.
+    full, cache = own_cache
+    array, index = crop_array_paths(osp.join(cache, ANN))
+    feed = _feed(paper_dataset_cfg, cache)
+    feed.full_init()
+    _truncated(array, index, full)
+    with pytest.raises(ValueError) as err:
+        feed[0]
+    msg = str(err.value)
+    assert array in msg and 'make_crop_cache.py' in msg, msg
+
+
+@pytest.mark.parametrize('source', ['array', 'decode'])
+def test_feed_refuses_a_cache_whose_source_changed(
+    own_cache, paper_dataset_cfg, source
+):
+    import cv2
+
+    full, cache = own_cache
+    path = osp.join(full, 'images/train/000002.jpg')
+    cv2.imwrite(path, 255 - cv2.imread(path))
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    with pytest.raises(ValueError) as err:
+        _feed(paper_dataset_cfg, cache, source=source).full_init()
+    msg = str(err.value)
+    assert 'train/000002.jpg' in msg and 'changed' in msg
+    assert 'make_crop_cache.py' in msg
+
+
+def test_feed_refuses_a_margin_below_its_pipeline_reach(
+    tmp_path, paper_dataset_cfg
+):
+    from mmaniso.testing.wflw_like import write_wflw_like
+
+    full, cache = str(tmp_path / 'full'), str(tmp_path / 'cache')
+    write_wflw_like(full, 2, long_side=300, face_px=(50, 100), seed=7)
+    write_crop_cache(
+        full, [ANN], cache, 1.5, max_size=128, workers=1, progress=False
+    )
+    reach = augmentation_margin(paper_dataset_cfg.pipeline)
+    feed = _feed(paper_dataset_cfg, cache, source='decode')
+    with pytest.raises(ValueError) as err:
+        feed.full_init()
+    assert '1.5 box sides' in str(err.value)
+    assert f'reaches {reach:.4g} box sides' in str(err.value)

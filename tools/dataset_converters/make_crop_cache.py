@@ -21,6 +21,13 @@ crop side, at most ``--max-size``, and its index ``<ann>.crops.json``): what
 ``CropFeedDataset(source='array')`` reads when training with the
 augmentation on the device (``tools/train.py --device-augment``;
 docs/benchmarks.md, "Device feed"). It takes N x S x S x 3 bytes.
+
+The cache records what it was cut from (the source annotation file's
+SHA-256, each source image's size and mtime, each crop's size) and this
+command; training from a cache that no longer matches, or whose margin is
+smaller than the training pipeline's reach, is refused with the command
+that rebuilds it. Running it again re-cuts every crop whose source image
+changed.
 """
 
 import argparse
@@ -72,6 +79,7 @@ def main(argv=None):
 
     from mmaniso.datasets.crop_cache import (
         augmentation_margin,
+        make_cache_command,
         write_crop_array,
         write_crop_cache,
     )
@@ -96,6 +104,18 @@ def main(argv=None):
             f'[crop cache] margin {margin:.3f} x the face box: the reach of '
             f"{args.config}'s training augmentation"
         )
+    # Quoted by every refusal of a stale cache: this run, as it was given
+    # (--margin only if given, so that a rebuild takes the new reach).
+    command = make_cache_command(
+        args.out,
+        args.ann_files or [],
+        args.margin,
+        args.max_size,
+        args.format,
+        args.quality,
+        args.array,
+        config=args.config,
+    )
     start = time.time()
     written = write_crop_cache(
         data_root,
@@ -107,6 +127,7 @@ def main(argv=None):
         image_format=args.format,
         quality=args.quality,
         workers=args.workers,
+        command=command,
     )
     seconds = time.time() - start
     print(
@@ -117,7 +138,9 @@ def main(argv=None):
     if args.array:
         start = time.time()
         for path in written.values():
-            array = write_crop_array(path, osp.join(args.out, img_prefix))
+            array = write_crop_array(
+                path, osp.join(args.out, img_prefix), command=command
+            )
             print(f'  {array}')
         print(f'[crop cache] arrays written in {time.time() - start:.1f} s')
     root = args.out.rstrip('/') + '/'
