@@ -37,12 +37,17 @@ def replacing(path: str) -> Iterator[str]:
         path: The file to write.
 
     Yields:
-        The temporary file's path, in ``path``'s folder.
+        The temporary file's path, in ``path``'s folder, with ``path``'s
+        extension.
     """
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
+    # The destination's extension last, for writers that go by it
+    # (matplotlib's savefig, numpy's save).
     fd, tmp = tempfile.mkstemp(
-        dir=folder, prefix=f'.{osp.basename(path)}.', suffix='.tmp'
+        dir=folder,
+        prefix=f'.{osp.basename(path)}.',
+        suffix='.tmp' + osp.splitext(path)[1],
     )
     os.close(fd)
     try:
