@@ -384,7 +384,8 @@ def test_a_record_without_fingerprint_is_legacy(tmp_path):
 # does), writes both process ids and waits to be stopped.
 _SLOW_TRAIN = """
 import subprocess, time
-worker = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])
+sleep = 'import time; time.sleep(600)'
+worker = subprocess.Popen([sys.executable, '-c', sleep])
 with open(work_dir + '.pids.tmp', 'w') as f:
     f.write(f'{os.getpid()} {worker.pid}')
 os.replace(work_dir + '.pids.tmp', work_dir + '.pids')
