@@ -33,8 +33,15 @@ from typing import Dict, Sequence
 
 import numpy as np
 
+from mmaniso.utils.atomic_files import (
+    atomic_write_json,
+    atomic_write_text,
+    replacing,
+)
 from mmaniso.utils.train_test_runner import (
     ProgressLine,
+    RunInterrupted,
+    forward_signals,
     thread_env,
     train_then_test,
 )
@@ -135,8 +142,7 @@ def write_clean_annotations(src: str, dst: str) -> None:
                 'tools/dataset_converters/make_synthface.py'
             )
         ann['keypoints'] = ann['keypoints_clean']
-    with open(dst, 'w') as f:
-        json.dump(data, f)
+    atomic_write_json(dst, data, indent=None)
 
 
 def run(cmd: list) -> None:
@@ -277,12 +283,25 @@ def draw_predictions(
     np.atleast_1d(axes)[0].legend(loc='upper left', fontsize=7, framealpha=0.8)
     fig.suptitle('SynthFace test faces: clean landmarks and predictions')
     fig.tight_layout()
-    fig.savefig(out_png, dpi=90)
-    plt.close(fig)
+    try:
+        with replacing(out_png) as tmp:
+            fig.savefig(tmp, format='png', dpi=90)
+    finally:
+        plt.close(fig)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    # A SIGTERM or Ctrl-C reaches the trainings too (own process groups).
+    forward_signals()
+    try:
+        _demo(args)
+    except RunInterrupted as e:
+        log(str(e))
+        sys.exit(128 + e.signum)
+
+
+def _demo(args) -> None:
     # The tools run in the repository: paths given relative to where the
     # demo started are made absolute, so that both read the same files.
     args.work_dir = osp.abspath(args.work_dir)
@@ -395,15 +414,14 @@ def report(args, results: dict) -> None:
     lines += [f'{name}: {config}' for name, config in RUNS]
     table = '\n'.join(lines)
     print('\n' + table)
-    os.makedirs(args.work_dir, exist_ok=True)
-    with open(osp.join(args.work_dir, 'results.txt'), 'w') as f:
-        f.write(table + '\n')
+    atomic_write_text(osp.join(args.work_dir, 'results.txt'), table + '\n')
     ced_png = osp.join(args.work_dir, 'ced.png')
     curves = {}
     for name, res in results.items():
         with open(res['nme_file']) as f:
             curves[name] = np.array([r['nme'] for r in json.load(f)])
-    plot_ced(curves, ced_png, max_nme=0.1)
+    with replacing(ced_png) as tmp:
+        plot_ced(curves, tmp, max_nme=0.1)
     pred_png = osp.join(args.work_dir, 'predictions.png')
     draw_predictions(
         pred_png, args.data_root, osp.join(args.data_root, CLEAN_ANN), results

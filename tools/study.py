@@ -26,10 +26,20 @@ dir and ``study_<x>.png`` in the plot dir. Table d first chooses table a's
 best anisotropic variant on the validation split.
 
 Each (config, seed) is trained with ``tools/train.py`` (``randomness.seed``
-set, a work dir of its own) and tested with ``tools/test.py``; runs whose
-metrics file already exists are not run again, so an interrupted study
-picks up where it stopped. With ``--gpus N`` up to N runs go at once, each
-on one GPU (``CUDA_VISIBLE_DEVICES``); otherwise one after another.
+set, a work dir of its own) and tested with ``tools/test.py``; the run's
+record is its checked ``test_metrics.json`` and ``run_record.json``, the
+fingerprint of what it was made with (config text, seed, options, tested
+checkpoint, noise model). A run whose record has the fingerprint asked for
+is not run again, so an interrupted study picks up where it stopped; a
+record made with other settings, or cut off, is moved aside into the run's
+``previous_<timestamp>/`` and the run trained again, and the study says
+so. Records written before records carried a fingerprint are reused for
+``--table`` runs given no ``--cfg-options`` (the study gave those runs
+their options itself), never otherwise; ``--report`` renders them, and
+refuses a record whose fingerprint names other settings. With ``--gpus N``
+up to N runs go at once, each on one GPU (``CUDA_VISIBLE_DEVICES``);
+otherwise one after another. A SIGTERM or Ctrl-C stops the trainings it
+runs as well, and the study exits non-zero.
 
 Prints one table per config (the paper's layout: one row per subset, NME,
 FR and AUC as mean ± std over the seeds) and writes ``study.csv`` (one line
@@ -39,15 +49,25 @@ per config, subset and metric, with mean, std and the per-seed values) and
 
 import argparse
 import csv
-import json
-import os
 import os.path as osp
+import sys
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
+from mmaniso.utils.atomic_files import (
+    atomic_write_json,
+    atomic_write_text,
+    replacing,
+)
 from mmaniso.utils.train_test_runner import (
     METRICS_FILE,
     ProgressLine,
+    RecordError,
+    RunInterrupted,
+    find_record,
+    forward_signals,
+    move_record_aside,
+    run_fingerprint,
     thread_env,
     train_then_test,
 )
@@ -165,18 +185,45 @@ def run_one(
     folder: Optional[str] = None,
     cfg_options: Optional[List[str]] = None,
     checkpoint: Optional[str] = None,
+    extra: Optional[Mapping[str, Any]] = None,
 ) -> dict:
+    """Trains and tests one (config, seed) unless its folder holds a record
+    made with the same settings; returns its test metrics."""
     folder = folder or run_dir(args.work_dir, config, seed)
     cfg_options = args.cfg_options if cfg_options is None else cfg_options
+    checkpoint = checkpoint or args.checkpoint
     metrics_file = osp.join(folder, METRICS_FILE)
-    if osp.isfile(metrics_file):
+    found = find_record(
+        folder,
+        run_fingerprint(
+            config,
+            seed=seed,
+            cfg_options=cfg_options,
+            checkpoint=checkpoint,
+            extra=extra,
+        ),
+        accept_legacy=_legacy_ok(args),
+    )
+    if found.metrics is not None:
+        note = (
+            ' (a record without fingerprint, made before records carried '
+            "one: taken as made with this row's settings)"
+            if found.legacy
+            else ''
+        )
         print(
             f'[study] {config} seed {seed}: done before, reusing '
-            f'{metrics_file}',
+            f'{metrics_file}{note}',
             flush=True,
         )
-        with open(metrics_file) as f:
-            return json.load(f)
+        return found.metrics
+    if found.problem:
+        aside = move_record_aside(folder)
+        print(
+            f'[study] {config} seed {seed}: not reusing it: '
+            f'{found.problem}. Moved it into {aside}; training it again',
+            flush=True,
+        )
     log_path = osp.join(folder, 'study_run.log')
     print(
         f'[study] {config} seed {seed}: training (log {log_path})',
@@ -192,16 +239,66 @@ def run_one(
         folder,
         seed=seed,
         cfg_options=cfg_options,
-        checkpoint=checkpoint or args.checkpoint,
+        checkpoint=checkpoint,
         env=_env(args, gpu),
         log_file=log_path,
         progress=ProgressLine(label, tty=False),
+        record_extra=extra,
     )
     print(
         f'[study] {config} seed {seed}: finished in {result.seconds:.0f} s',
         flush=True,
     )
     return result.metrics
+
+
+def _legacy_ok(args) -> bool:
+    """Whether a record without fingerprint may stand for a run: only for
+    the table rows run with the study's own options (no --cfg-options, the
+    default --checkpoint), which is how every such record was made."""
+    if not args.table or args.cfg_options:
+        return False
+    return args.table in EVIDENCE_TABLES or args.checkpoint == 'last'
+
+
+def _noise_extra(row) -> Optional[Dict[str, Any]]:
+    """The noise model of a row's training annotations, for its
+    fingerprint (the evidence rows; None for the others)."""
+    if row.noise is None:
+        return None
+    from mmaniso.synthface.noise import describe_noise
+
+    return {'noise': describe_noise(row.noise)}
+
+
+def check_records(args, jobs, protocol) -> None:
+    """Refuses to report a record whose fingerprint names other settings
+    than the row's (legacy records without one are reported).
+
+    Raises:
+        RecordError: Naming the record, what differs and the fix.
+    """
+    from mmaniso.utils import study_tables as st
+
+    for row, seed in jobs:
+        folder = st.run_dir(args.work_dir, row, seed)
+        options = list(protocol) + list(row.options) + args.cfg_options
+        expected = run_fingerprint(
+            row.config,
+            seed=seed,
+            cfg_options=options,
+            # The evidence rows choose theirs; tables a-d test --checkpoint.
+            checkpoint=row.checkpoint if row.noise else args.checkpoint,
+            extra=_noise_extra(row),
+        )
+        found = find_record(folder, expected, accept_legacy=True)
+        if found.problem:
+            raise RecordError(
+                f'{row.label}, seed {seed}: {found.problem}. Move that run '
+                'aside (or delete it) and run the same command without '
+                '--report to train it again, or give the --cfg-options it '
+                'was made with'
+            )
 
 
 def collect(args) -> Dict[str, List[dict]]:
@@ -273,8 +370,9 @@ def run_evidence(args) -> str:
             gpu = i % args.gpus if args.gpus else None
             folder = st.run_dir(args.work_dir, row, seed)
             metrics = run_one(
-                row.config, seed, args, gpu, folder, options, row.checkpoint
-            )
+                row.config, seed, args, gpu, folder, options,
+                row.checkpoint, _noise_extra(row),
+            )  # fmt: skip
             ev.copy_record(folder, args.records, row, seed)
             return metrics
 
@@ -292,11 +390,18 @@ def run_evidence(args) -> str:
             folder = st.run_dir(args.work_dir, row, seed)
             if osp.isfile(osp.join(folder, METRICS_FILE)):
                 ev.copy_record(folder, args.records, row, seed)
+    check_records(
+        args,
+        [
+            (row, seed)
+            for row, seed in ev.all_jobs()
+            if any(row in ev.table_rows(t) for t in tables)
+        ],
+        ev.PROTOCOL,
+    )
     text = ev.report(args.work_dir, tables)
-    os.makedirs(args.work_dir, exist_ok=True)
     out = osp.join(args.work_dir, 'evidence.md')
-    with open(out, 'w') as f:
-        f.write(text + '\n')
+    atomic_write_text(out, text + '\n')
     print(text)
     plots = [
         ev.plot_comparisons(
@@ -335,6 +440,10 @@ def run_table(args) -> str:
     else:
         rows = st.table_rows(table)
     run_rows(args, rows)
+    check_records(
+        args, [(row, seed) for seed in args.seeds for row in rows],
+        st.PROTOCOL,
+    )  # fmt: skip
     plot = osp.join(args.plot_dir, f'study_{table}.png')
     if table == 'c':
         text = st.markdown_convergence(args.work_dir, rows, args.seeds)
@@ -346,8 +455,7 @@ def run_table(args) -> str:
         else:
             st.plot_results(args.work_dir, rows, args.seeds, plot)
     out = osp.join(args.work_dir, f'table_{table}.md')
-    with open(out, 'w') as f:
-        f.write(text + '\n')
+    atomic_write_text(out, text + '\n')
     print(text)
     print(f'\n[study] wrote {out} and {plot}')
     return out
@@ -358,10 +466,9 @@ def write_outputs(
 ) -> str:
     from mmaniso.evaluation.table import format_face_table, mean_std
 
-    os.makedirs(work_dir, exist_ok=True)
     csv_path = osp.join(work_dir, 'study.csv')
     summary = {}
-    with open(csv_path, 'w', newline='') as f:
+    with replacing(csv_path) as tmp, open(tmp, 'w', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(
             ['config', 'key', 'mean', 'std', 'n'] + [f'seed{s}' for s in seeds]
@@ -389,22 +496,31 @@ def write_outputs(
                     stds=stds,
                 )
             )
-    with open(osp.join(work_dir, 'study.json'), 'w') as f:
-        json.dump(dict(seeds=seeds, configs=summary), f, indent=1)
+    atomic_write_json(
+        osp.join(work_dir, 'study.json'), dict(seeds=seeds, configs=summary)
+    )
     print(f'\n[study] wrote {csv_path} and study.json')
     return csv_path
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.table:
-        return run_table(args)
-    for config in args.configs:
-        if not osp.isfile(config):
-            raise SystemExit(f'config file not found: {config}')
-    results = collect(args)
-    write_outputs(results, args.seeds, args.work_dir)
-    return results
+    # A SIGTERM or Ctrl-C reaches the trainings too (own process groups).
+    forward_signals()
+    try:
+        if args.table:
+            return run_table(args)
+        for config in args.configs:
+            if not osp.isfile(config):
+                raise SystemExit(f'config file not found: {config}')
+        results = collect(args)
+        write_outputs(results, args.seeds, args.work_dir)
+        return results
+    except RecordError as e:
+        raise SystemExit(f'[study] {e}') from None
+    except RunInterrupted as e:
+        print(f'[study] {e}', file=sys.stderr, flush=True)
+        sys.exit(128 + e.signum)
 
 
 if __name__ == '__main__':

@@ -11,11 +11,15 @@ With mmaniso's ``FaceLandmarkMetric`` as the test evaluator, one command
 evaluates every subset of the test file (WFLW's six attributes, 300W's
 common/challenging, AFLW's frontal) and prints them as one table.
 
-Nothing is overwritten silently: an existing ``--out`` or ``--metrics-out``
-file, or an existing output file of a ``FaceLandmarkMetric``'s
-``outfile_prefix``, stops the run before the model is built unless
-``--overwrite`` is given. The checkpoint may be a local file or anything
-MMEngine loads by ``scheme://`` (https://, s3://, open-mmlab://, ...).
+Only one run at a time uses a work dir (``--work-dir`` or the config's): a
+second training or test there is refused, naming the process that holds
+it. ``--metrics-out`` is written whole or not at all (a temporary file,
+renamed). Nothing is overwritten silently: an existing ``--out`` or
+``--metrics-out`` file, or an existing output file of a
+``FaceLandmarkMetric``'s ``outfile_prefix``, stops the run before the
+model is built unless ``--overwrite`` is given. The checkpoint may be a
+local file or anything MMEngine loads by ``scheme://`` (https://, s3://,
+open-mmlab://, ...).
 """
 
 import argparse
@@ -163,7 +167,11 @@ def main(argv=None):
     args = parse_args(argv)
     check_outputs(args)
     from mmaniso.datasets.checks import DataCheckError
-    from mmaniso.utils.launch import set_local_rank, setup_run_config
+    from mmaniso.utils.launch import (
+        lock_work_dir,
+        set_local_rank,
+        setup_run_config,
+    )
 
     set_local_rank(args.local_rank)
     try:
@@ -177,6 +185,7 @@ def main(argv=None):
     except DataCheckError as e:
         raise SystemExit(f'{args.config}: {e}') from None
     cfg = merge_args(cfg, args)
+    lock_work_dir(cfg.work_dir, cfg.get('launcher', args.launcher))
 
     from mmengine.runner import Runner
 
@@ -202,12 +211,12 @@ def report(metrics: dict, config: str, metrics_out=None) -> None:
     if table:
         print(table, flush=True)
     if metrics_out:
-        import json
-        import os
+        from mmaniso.utils.atomic_files import atomic_write_json
 
-        os.makedirs(osp.dirname(osp.abspath(metrics_out)), exist_ok=True)
-        with open(metrics_out, 'w') as f:
-            json.dump({k: float(v) for k, v in metrics.items()}, f, indent=1)
+        # Whole or not at all: a reader never finds half a file.
+        atomic_write_json(
+            metrics_out, {k: float(v) for k, v in metrics.items()}
+        )
 
 
 if __name__ == '__main__':

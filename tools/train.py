@@ -135,6 +135,7 @@ def main(argv=None):
     from mmaniso.datasets.checks import DataCheckError
     from mmaniso.utils.launch import (
         guard_work_dir,
+        lock_work_dir,
         set_local_rank,
         setup_run_config,
     )
@@ -148,6 +149,8 @@ def main(argv=None):
     except DataCheckError as e:
         raise SystemExit(f'{args.config}: {e}') from None
     cfg = merge_args(cfg, args)
+    # One run at a time in a work dir, before anything is moved there.
+    lock_work_dir(cfg.work_dir, cfg.get('launcher', args.launcher))
     guard_work_dir(cfg, args.overwrite, args.launcher)
 
     from mmengine.runner import Runner

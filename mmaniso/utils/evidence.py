@@ -31,11 +31,11 @@ interval and the number of seeds where the first is lower.
 import json
 import os
 import os.path as osp
-import shutil
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from mmaniso.utils.atomic_files import atomic_copy, atomic_write_json
 from mmaniso.utils.study_tables import (
     ANN,
     Row,
@@ -297,8 +297,7 @@ def _write_first(src: str, dst: str, num: int) -> None:
     data['annotations'] = [
         a for a in data['annotations'] if a['image_id'] in keep
     ]
-    with open(dst, 'w') as f:
-        json.dump(data, f)
+    atomic_write_json(dst, data, indent=None)
 
 
 # ---------------------------------------------------------------- records
@@ -312,19 +311,37 @@ def _stamps(run_folder: str) -> List[str]:
 def copy_record(run_folder: str, records_dir: str, row: Row, seed: int):
     """Copies a finished run's small files into ``records_dir``.
 
-    ``test_metrics.json``; ``train_config.py.txt``, the config the run
-    trained with its seed (MMEngine's ``vis_data/config.py`` of the
-    training; the work dir's own dump is overwritten by the test, which
-    has no seed); the training's ``vis_data/scalars.json`` (loss, and the
-    validation NME of every epoch) under its time stamp; and the test's
-    per-face predictions as ``test.pred.npz``.
+    ``test_metrics.json`` and ``run_record.json`` (the run's fingerprint,
+    when it has one); ``train_config.py.txt``, the config the run trained
+    with its seed (MMEngine's ``vis_data/config.py`` of the training; the
+    work dir's own dump is overwritten by the test, which has no seed); the
+    training's ``vis_data/scalars.json`` (loss, and the validation NME of
+    every epoch) under its time stamp; and the test's per-face predictions
+    as ``test.pred.npz``.
+
+    The metrics and the fingerprint are checked first (a run cut off while
+    writing them is refused, nothing copied); every file is copied whole or
+    not at all, the metrics last, so a record in ``records_dir`` is never
+    half there.
+
+    Raises:
+        RecordError: The run's metrics or fingerprint are not a valid
+            record; the message names the file and the fix.
     """
+    from mmaniso.utils.train_test_runner import (
+        METRICS_FILE,
+        RECORD_FILE,
+        read_fingerprint,
+        read_metrics,
+    )
+
+    read_metrics(osp.join(run_folder, METRICS_FILE))
+    fingerprint = read_fingerprint(run_folder)
     dst = run_dir(records_dir, row, seed)
     os.makedirs(dst, exist_ok=True)
-    shutil.copyfile(
-        osp.join(run_folder, 'test_metrics.json'),
-        osp.join(dst, 'test_metrics.json'),
-    )
+    # An earlier copy's fingerprint must not vouch for the new metrics.
+    if osp.isfile(osp.join(dst, RECORD_FILE)):
+        os.remove(osp.join(dst, RECORD_FILE))
     stamps = _stamps(run_folder)
     trained = [
         s for s in stamps
@@ -332,22 +349,26 @@ def copy_record(run_folder: str, records_dir: str, row: Row, seed: int):
     ]  # fmt: skip
     if trained:
         vis = osp.join(run_folder, trained[-1], 'vis_data')
-        os.makedirs(osp.join(dst, trained[-1], 'vis_data'), exist_ok=True)
-        shutil.copyfile(
+        atomic_copy(
             osp.join(vis, 'scalars.json'),
             osp.join(dst, trained[-1], 'vis_data', 'scalars.json'),
         )
         if osp.isfile(osp.join(vis, 'config.py')):
-            shutil.copyfile(
+            atomic_copy(
                 osp.join(vis, 'config.py'),
                 osp.join(dst, 'train_config.py.txt'),
             )
     tested = osp.join(run_folder, stamps[-1]) if stamps else run_folder
     for name in sorted(os.listdir(tested)):
         if name.endswith('.pred.npz'):
-            shutil.copyfile(
-                osp.join(tested, name), osp.join(dst, 'test.pred.npz')
-            )
+            atomic_copy(osp.join(tested, name), osp.join(dst, 'test.pred.npz'))
+    atomic_copy(
+        osp.join(run_folder, METRICS_FILE), osp.join(dst, METRICS_FILE)
+    )
+    if fingerprint is not None:
+        atomic_copy(
+            osp.join(run_folder, RECORD_FILE), osp.join(dst, RECORD_FILE)
+        )
     return dst
 
 
@@ -418,15 +439,21 @@ def load_runs(
     work_dir: str, row: Row, seeds: Sequence[int]
 ) -> Dict[int, dict]:
     """seed -> test metrics (with ``val/NME``: the last, or for a row that
-    tests its best checkpoint the best, validation NME) of finished runs."""
+    tests its best checkpoint the best, validation NME) of finished runs.
+
+    Raises:
+        RecordError: A run's metrics file is not a valid record (e.g. cut
+            off while written); the message names it and the fix.
+    """
+    from mmaniso.utils.train_test_runner import read_metrics
+
     runs = {}
     for seed in seeds:
         folder = run_dir(work_dir, row, seed)
         path = osp.join(folder, 'test_metrics.json')
         if not osp.isfile(path):
             continue
-        with open(path) as f:
-            metrics = json.load(f)
+        metrics = read_metrics(path)
         if row.checkpoint == 'best':
             metrics['val/NME'] = float(np.min(val_curve(folder)[1]))
         else:

@@ -217,3 +217,90 @@ def _move_aside(work_dir: str, names: Sequence[str]) -> str:
         flush=True,
     )
     return target
+
+
+# Work dirs this process holds, by real path: open descriptors whose locks
+# last as long as the process (the system drops them when it ends).
+_held_locks: dict = {}
+
+
+def lock_work_dir(work_dir: str, launcher: str = 'none') -> Optional[int]:
+    """Claims ``work_dir`` for this process, so that no second training or
+    test runs there at once (a re-run's ``--overwrite`` would move files
+    while the first still writes them).
+
+    Takes an exclusive ``fcntl.flock`` on the work dir itself (no file is
+    added to it), held for the life of the process and dropped by the
+    system when the process ends, however it ends. Only rank 0 of a
+    distributed run takes it; a process may claim a work dir it already
+    holds again. Call it before anything is written or moved there.
+
+    Args:
+        work_dir: The run's work dir; made if missing.
+        launcher: ``--launcher``, to tell rank 0.
+
+    Returns:
+        The descriptor holding the lock, or None where none is taken
+        (ranks other than 0; systems or file systems without ``flock``).
+
+    Raises:
+        SystemExit: Another process holds the work dir; the message names
+            the dir and, where the system tells (``/proc/locks``), that
+            process's id.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system
+        return None
+    if launch_rank(launcher) != 0:
+        return None
+    os.makedirs(work_dir, exist_ok=True)
+    key = osp.realpath(work_dir)
+    if key in _held_locks:
+        return _held_locks[key]
+    fd = os.open(work_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _lock_holder(fd)
+        os.close(fd)
+        who = f'PID {holder}' if holder else 'another process'
+        raise SystemExit(
+            f'work dir {work_dir} is in use by another run ({who} holds '
+            'its lock); a second run there would mix its files with that '
+            "run's. Wait for it to end (or stop it), or give another "
+            '--work-dir'
+        ) from None
+    except OSError:  # a file system without flock (some NFS mounts)
+        os.close(fd)
+        return None
+    _held_locks[key] = fd
+    return fd
+
+
+def _lock_holder(fd: int) -> Optional[int]:
+    """The process holding a flock on ``fd``'s file, from Linux's
+    ``/proc/locks``; None where it cannot be told."""
+    st = os.fstat(fd)
+    try:
+        with open('/proc/locks') as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 9998 fe:00:2147634 0 EOF"
+        if len(fields) < 6 or fields[1] != 'FLOCK' or fields[3] != 'WRITE':
+            continue
+        try:
+            major, minor, inode = fields[5].split(':')
+            same = (
+                int(inode) == st.st_ino
+                and int(major, 16) == os.major(st.st_dev)
+                and int(minor, 16) == os.minor(st.st_dev)
+            )
+        except ValueError:
+            continue
+        if same:
+            return int(fields[4])
+    return None

@@ -25,14 +25,18 @@ Example:
 
 import glob
 import json
-import os
 import os.path as osp
-import shutil
 import tempfile
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+
+from mmaniso.utils.atomic_files import (
+    atomic_copy,
+    atomic_write_json,
+    replacing,
+)
 
 DATA_ROOT = 'data/synthface'
 SPLITS = dict(train=2000, val=300, test=500)
@@ -226,8 +230,8 @@ def _write_clean(src: str, dst: str) -> None:
                 'tools/dataset_converters/make_synthface.py'
             )
         ann['keypoints'] = ann['keypoints_clean']
-    with open(dst, 'w') as f:
-        json.dump(data, f)
+    # Whole or not at all: the study takes an existing file for done.
+    atomic_write_json(dst, data, indent=None)
 
 
 def prepare_data(
@@ -308,7 +312,7 @@ def write_train_annotations(dst: str, num: int, **synthface) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         written = write_synthface(tmp, dict(train=num), **synthface)
-        shutil.copyfile(written['train'], dst)
+        atomic_copy(written['train'], dst)
 
 
 # ------------------------------------------------------------------ reading
@@ -318,13 +322,17 @@ def run_dir(work_dir: str, row: Row, seed: int) -> str:
 
 def save_figure(fig, out_file: str) -> str:
     """Lays out a matplotlib figure, writes it to ``out_file`` (its folder
-    made if missing) at the study plots' resolution, closes it."""
+    made if missing; whole or not at all) at the study plots' resolution,
+    closes it."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
-    fig.savefig(out_file, dpi=110, bbox_inches='tight')
-    plt.close(fig)
+    kind = osp.splitext(out_file)[1][1:] or 'png'
+    try:
+        with replacing(out_file) as tmp:
+            fig.savefig(tmp, format=kind, dpi=110, bbox_inches='tight')
+    finally:
+        plt.close(fig)
     return out_file
 
 
@@ -402,8 +410,13 @@ def _fmt(values: Sequence[float], digits: int = 2) -> str:
 
 
 def load_metrics(work_dir: str, row: Row, seeds: Sequence[int]) -> List[dict]:
-    """Test metrics and final validation NME of each finished seed."""
-    from mmaniso.utils.train_test_runner import METRICS_FILE
+    """Test metrics and final validation NME of each finished seed.
+
+    Raises:
+        RecordError: A run's metrics file is not a valid record (e.g. cut
+            off while written); the message names it and the fix.
+    """
+    from mmaniso.utils.train_test_runner import METRICS_FILE, read_metrics
 
     runs = []
     for seed in seeds:
@@ -411,8 +424,7 @@ def load_metrics(work_dir: str, row: Row, seeds: Sequence[int]) -> List[dict]:
         path = osp.join(folder, METRICS_FILE)
         if not osp.isfile(path):
             continue
-        with open(path) as f:
-            metrics = json.load(f)
+        metrics = read_metrics(path)
         metrics = dict(metrics, seed=seed)
         metrics['val/NME'] = final_val_nme(folder)
         runs.append(metrics)

@@ -252,3 +252,231 @@ def test_thread_env_splits_the_cores_between_the_runs():
     assert thread_env(1, cpus=2)['OMP_NUM_THREADS'] == '2'
     with pytest.raises(ValueError, match='jobs'):
         thread_env(0, cpus=2)
+
+
+# ----------------------------------------------------------------- records
+def test_a_truncated_metrics_file_is_refused_naming_it(
+    tools_dir, tmp_path, monkeypatch
+):
+    # A test killed (or out of disk) while writing leaves half a file.
+    (tools_dir / 'test.py').write_text(
+        _RECORD
+        + """
+out = sys.argv[sys.argv.index('--metrics-out') + 1]
+with open(out, 'w') as f:
+    f.write('{"NME": 4.5, "FR@0.1": 1')
+"""
+    )
+    from mmaniso.utils.train_test_runner import RecordError
+
+    work_dir = tmp_path / 'run'
+    with pytest.raises(RecordError) as error:
+        train_then_test('cfg.py', str(work_dir), tools_dir=str(tools_dir))
+    message = str(error.value)
+    assert str(work_dir / METRICS_FILE) in message
+    assert 'not valid JSON' in message and 'delete' in message
+    # No fingerprint vouches for it.
+    assert not (work_dir / 'run_record.json').exists()
+
+
+@pytest.mark.parametrize(
+    'text, words',
+    [
+        ('[1, 2]', 'JSON list'),
+        ('{"FR@0.1": 1.0}', "no 'NME'"),
+        ('{"NME": NaN}', "'NME' is nan"),
+        ('{"NME": 4.5, "FR@0.1": Infinity}', "'FR@0.1' is inf"),
+        ('{"NME": "4.5"}', "'NME' is '4.5'"),
+        ('{"NME": true}', "'NME' is True"),
+    ],
+)
+def test_metrics_records_are_checked_before_use(tmp_path, text, words):
+    from mmaniso.utils.train_test_runner import RecordError, read_metrics
+
+    path = tmp_path / METRICS_FILE
+    path.write_text(text)
+    with pytest.raises(RecordError, match='not|no ') as error:
+        read_metrics(str(path))
+    assert str(path) in str(error.value) and words in str(error.value)
+
+
+def test_the_record_holds_the_runs_fingerprint(tools_dir, tmp_path):
+    from mmaniso.utils.train_test_runner import find_record, run_fingerprint
+
+    config = tmp_path / 'cfg.py'
+    config.write_text('x = 1\n')
+    work_dir = tmp_path / 'run'
+    result = train_then_test(
+        str(config),
+        str(work_dir),
+        seed=2,
+        cfg_options=['a=1'],
+        record_extra={'noise': 'arc v2'},
+        tools_dir=str(tools_dir),
+    )
+    record = json.loads((work_dir / 'run_record.json').read_text())
+    assert record['fingerprint'] == result.fingerprint
+    assert result.fingerprint['seed'] == 2
+    assert result.fingerprint['cfg_options'] == ['a=1']
+    assert result.fingerprint['noise'] == 'arc v2'
+    same = run_fingerprint(
+        str(config), seed=2, cfg_options=['a=1'], extra={'noise': 'arc v2'}
+    )
+    found = find_record(str(work_dir), same, accept_legacy=False)
+    assert found.metrics == result.metrics and not found.problem
+    # Every other option, seed, noise model or config text is another run.
+    others = [
+        run_fingerprint(str(config), seed=3, cfg_options=['a=1']),
+        run_fingerprint(str(config), seed=2, cfg_options=['a=2']),
+        run_fingerprint(
+            str(config), seed=2, cfg_options=['a=1'], extra={'noise': 'x'}
+        ),
+        run_fingerprint(
+            str(config), seed=2, cfg_options=['a=1'], checkpoint='best'
+        ),
+    ]
+    for other in others:
+        found = find_record(str(work_dir), other, accept_legacy=True)
+        assert found.metrics is None
+        assert 'other settings' in found.problem
+    config.write_text('x = 2\n')
+    changed = run_fingerprint(
+        str(config), seed=2, cfg_options=['a=1'], extra={'noise': 'arc v2'}
+    )
+    found = find_record(str(work_dir), changed, accept_legacy=True)
+    assert found.metrics is None and 'config text' in found.problem
+
+
+def test_the_fingerprint_follows_local_base_configs(tmp_path):
+    from mmaniso.utils.train_test_runner import config_digest
+
+    (tmp_path / 'base.py').write_text('lr = 0.1\n')
+    child = tmp_path / 'child.py'
+    child.write_text("_base_ = ['./base.py', 'mmpose::x.py']\nx = 1\n")
+    before = config_digest(str(child))
+    (tmp_path / 'base.py').write_text('lr = 0.2\n')
+    assert config_digest(str(child)) != before
+    assert config_digest(str(tmp_path / 'missing.py')) is None
+
+
+def test_a_record_without_fingerprint_is_legacy(tmp_path):
+    from mmaniso.utils.train_test_runner import (
+        find_record,
+        move_record_aside,
+        run_fingerprint,
+    )
+
+    (tmp_path / METRICS_FILE).write_text('{"NME": 4.5}')
+    wanted = run_fingerprint('cfg.py', seed=0)
+    found = find_record(str(tmp_path), wanted, accept_legacy=True)
+    assert found.legacy and found.metrics == {'NME': 4.5}
+    found = find_record(str(tmp_path), wanted, accept_legacy=False)
+    assert found.legacy and found.metrics is None
+    assert 'no fingerprint' in found.problem
+    aside = move_record_aside(str(tmp_path))
+    assert osp.isfile(osp.join(aside, METRICS_FILE))
+    assert not (tmp_path / METRICS_FILE).exists()
+    assert find_record(str(tmp_path), wanted, True).metrics is None
+
+
+# ----------------------------------------------------------------- signals
+# A stand-in training that starts a worker of its own (as a DataLoader
+# does), writes both process ids and waits to be stopped.
+_SLOW_TRAIN = """
+import subprocess, time
+sleep = 'import time; time.sleep(600)'
+worker = subprocess.Popen([sys.executable, '-c', sleep])
+with open(work_dir + '.pids.tmp', 'w') as f:
+    f.write(f'{os.getpid()} {worker.pid}')
+os.replace(work_dir + '.pids.tmp', work_dir + '.pids')
+time.sleep(600)
+"""
+# The runner as tools/study.py uses it: two runs at once from threads.
+_RUNNER = """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from mmaniso.utils.train_test_runner import (
+    RunInterrupted, forward_signals, train_then_test)
+tools_dir, *work_dirs = sys.argv[1:]
+forward_signals()
+try:
+    with ThreadPoolExecutor(len(work_dirs)) as pool:
+        futures = [
+            pool.submit(train_then_test, 'cfg.py', w, tools_dir=tools_dir,
+                        log_file=w + '.log')
+            for w in work_dirs
+        ]
+        for future in futures:
+            future.result()
+except RunInterrupted as e:
+    print(e, flush=True)
+    sys.exit(128 + e.signum)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie waiting for its parent does
+    not)."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize('signum', ['SIGTERM', 'SIGINT'])
+def test_a_signal_to_the_runner_stops_its_tools_and_their_workers(
+    tools_dir, tmp_path, signum
+):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    (tools_dir / 'train.py').write_text(_RECORD + _SLOW_TRAIN)
+    script = tmp_path / 'runner.py'
+    script.write_text(_RUNNER)
+    work_dirs = [str(tmp_path / 'run0'), str(tmp_path / 'run1')]
+    env = dict(os.environ, PYTHONPATH=REPO)
+    runner = subprocess.Popen(
+        [sys.executable, str(script), str(tools_dir), *work_dirs],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    pids = []
+    try:
+        # Both trainings up (a guard against a hang, not a timing).
+        deadline = time.monotonic() + 300
+        while not all(osp.isfile(w + '.pids') for w in work_dirs):
+            assert runner.poll() is None, runner.stdout.read()
+            assert time.monotonic() < deadline, 'the stand-ins never started'
+            time.sleep(0.2)
+        for w in work_dirs:
+            with open(w + '.pids') as f:
+                pids += [int(p) for p in f.read().split()]
+        assert all(_alive(pid) for pid in pids)
+        runner.send_signal(getattr(signal, signum))
+        out, _ = runner.communicate(timeout=300)
+        assert runner.returncode == 128 + getattr(signal, signum), out
+        assert f'stopped by {signum}' in out
+        # Nothing the runner started outlives it; wait for the last
+        # workers to be reaped by whoever adopted them.
+        deadline = time.monotonic() + 60
+        while any(_alive(pid) for pid in pids):
+            assert time.monotonic() < deadline, [
+                pid for pid in pids if _alive(pid)
+            ]
+            time.sleep(0.2)
+        # No test was started after the signal.
+        assert all('test.py' not in c['argv'][0] for c in _calls(tools_dir))
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -239,3 +239,54 @@ def test_labels_of_an_older_noise_model_are_written_again(tmp_path):
     record['info']['noise']['model'] = 'key points ... interpolated in x/y'
     path.write_text(json.dumps(record))
     assert not ev._written_by_this_model(str(path), 'resampled')
+
+
+def test_copy_record_refuses_a_truncated_metrics_file_copying_nothing(
+    tmp_path,
+):
+    from mmaniso.utils.train_test_runner import RecordError
+
+    row = ev.table_rows('e')[0]
+    work, records = str(tmp_path / 'work'), str(tmp_path / 'records')
+    write_run(records, row, 0, 4.7, 4.8)  # the committed record
+    committed = osp.join(ev.run_dir(records, row, 0), 'test_metrics.json')
+    before = open(committed).read()
+    write_run(work, row, 0, 4.9, 5.0)
+    run = ev.run_dir(work, row, 0)
+    broken = osp.join(run, 'test_metrics.json')
+    with open(broken, 'w') as f:  # cut off while it was written
+        f.write('{"NME": 4.9, "FR@0.1"')
+    with pytest.raises(RecordError, match='not valid JSON') as error:
+        ev.copy_record(run, records, row, 0)
+    assert broken in str(error.value) and 'delete' in str(error.value)
+    assert open(committed).read() == before
+    # Reading the work dir names the file too, not a bare JSONDecodeError.
+    with pytest.raises(RecordError, match='test_metrics.json'):
+        ev.load_runs(work, row, [0])
+
+
+def test_copy_record_carries_the_fingerprint_and_drops_a_stale_one(
+    tmp_path,
+):
+    from mmaniso.utils.train_test_runner import (
+        RECORD_FILE,
+        read_fingerprint,
+    )
+
+    row = ev.table_rows('e')[0]
+    work, records = str(tmp_path / 'work'), str(tmp_path / 'records')
+    write_run(work, row, 0, 4.9, 5.0)
+    run = ev.run_dir(work, row, 0)
+    dst = ev.run_dir(records, row, 0)
+    os.makedirs(dst)
+    with open(osp.join(dst, RECORD_FILE), 'w') as f:
+        json.dump({'fingerprint': {'seed': 7}}, f)
+    # A run without fingerprint leaves none behind from an earlier copy.
+    ev.copy_record(run, records, row, 0)
+    assert read_fingerprint(dst) is None
+    with open(osp.join(run, RECORD_FILE), 'w') as f:
+        json.dump({'fingerprint': {'seed': 0}}, f)
+    ev.copy_record(run, records, row, 0)
+    assert read_fingerprint(dst) == {'seed': 0}
+    leftovers = [n for _, _, names in os.walk(dst) for n in names]
+    assert not [n for n in leftovers if n.endswith('.tmp')], leftovers

@@ -251,3 +251,46 @@ def test_prepare_data_refuses_a_split_of_another_size(tmp_path):
     st.prepare_data(root, dict(train=4, test=2), workers=1)
     with pytest.raises(ValueError, match='holds 2 faces, the study needs 3'):
         st.prepare_data(root, dict(train=4, test=3), workers=1)
+
+
+def test_a_truncated_metrics_file_is_named_with_the_fix(tmp_path):
+    from mmaniso.utils.train_test_runner import RecordError
+
+    row = st.table_rows('a')[0]
+    write_run(str(tmp_path), row, 0, 5.0, 5.5)
+    path = osp.join(st.run_dir(str(tmp_path), row, 0), METRICS_FILE)
+    with open(path, 'w') as f:
+        f.write('{"NME": 5.0, "FR@0.')
+    with pytest.raises(RecordError, match='not valid JSON') as error:
+        st.markdown_results(str(tmp_path), [row], [0])
+    assert path in str(error.value) and 'run the command' in str(error.value)
+
+
+def test_figures_are_written_whole_or_not_at_all(tmp_path):
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    out = tmp_path / 'study_a.png'
+    out.write_bytes(b'the earlier figure')
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    st.save_figure(fig, str(out))
+    assert out.read_bytes()[:4] == b'\x89PNG'
+    assert sorted(os.listdir(tmp_path)) == ['study_a.png']
+    # A disk that fills up half-way leaves the earlier figure, and no
+    # half figure under any name.
+    whole = out.read_bytes()
+    fig, ax = plt.subplots()
+
+    def full_disk(fname, **kwargs):
+        with open(fname, 'wb') as f:
+            f.write(whole[:100])
+        raise OSError(28, 'No space left on device')
+
+    fig.savefig = full_disk
+    with pytest.raises(OSError, match='No space'):
+        st.save_figure(fig, str(out))
+    assert out.read_bytes() == whole
+    assert sorted(os.listdir(tmp_path)) == ['study_a.png']
