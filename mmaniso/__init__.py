@@ -17,13 +17,13 @@ warnings.filterwarnings(
 )
 
 from . import datasets, engine, evaluation, models  # noqa: E402, F401
-from .utils import register_checkpoint_loaders  # noqa: E402
+from .checkpoint import register_checkpoint_loaders  # noqa: E402
 from .version import __version__  # noqa: E402
 
 # Every checkpoint MMEngine loads (load_from, resume, Pretrained init,
 # tools/test.py, mmpose.apis.init_model), from a file or a URL, goes through
-# mmaniso's restricted unpickler (mmaniso/utils/checkpoint.py). torch's own
-# global allow-list is left as it is.
+# mmaniso's restricted unpickler (mmaniso/checkpoint/). torch's own global
+# allow-list is left as it is.
 register_checkpoint_loaders()
 
 __all__ = ['__version__', 'datasets', 'engine', 'evaluation', 'models']

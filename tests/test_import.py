@@ -5,10 +5,12 @@ import subprocess
 import sys
 
 # What a config's ``custom_imports=dict(imports=['mmaniso'])`` must not load:
-# the demo data's renderer and writer (OpenCV drawing), the converters of
-# the official downloads, the test helpers and hooks, and the ONNX export.
+# the demo data's renderer and writer (OpenCV drawing), the evidence
+# harness, the converters of the official downloads, the test helpers and
+# hooks, and the ONNX export.
 NOT_ON_IMPORT = (
     'mmaniso.synthface',
+    'mmaniso.study',
     'mmaniso.datasets.converters',
     'mmaniso.testing',
     'mmaniso.deploy',

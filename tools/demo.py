@@ -33,17 +33,17 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-from mmaniso.utils.atomic_files import (
-    atomic_write_json,
-    atomic_write_text,
-    replacing,
-)
-from mmaniso.utils.train_test_runner import (
+from mmaniso.study.runner import (
     ProgressLine,
     RunInterrupted,
     forward_signals,
     thread_env,
     train_then_test,
+)
+from mmaniso.utils.atomic_files import (
+    atomic_write_json,
+    atomic_write_text,
+    replacing,
 )
 
 # The anisotropic variant with the lowest validation NME in the evidence's
@@ -174,7 +174,7 @@ def load_predictions(preds_file: str) -> Dict[int, np.ndarray]:
     arrays), like a checkpoint: a pickle found in a work dir must not be
     able to run code.
     """
-    from mmaniso.utils.checkpoint import (
+    from mmaniso.checkpoint.safe_loader import (
         CheckpointRefusedError,
         SafeUnpickler,
         check_loaded,

@@ -41,7 +41,7 @@ from mmengine.config import DictAction
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 # The detector's defaults here (facenet-pytorch's MTCNN's, plus the final
 # score); docs/inference.md has the detection table measured with them
-# (tools/analysis/detection_rate.py).
+# (tools/misc/detection_rate.py).
 MIN_FACE = 20.0
 DET_THR = (0.6, 0.7, 0.7)
 SCORE_THR = 0.9

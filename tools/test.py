@@ -72,7 +72,7 @@ def parse_args(argv=None):
     parser.add_argument(
         '--metrics-out',
         help='also write the metrics as JSON to this file (mmaniso; '
-        'tools/study.py collects runs through it)',
+        'tools/misc/study.py collects runs through it)',
     )
     parser.add_argument(
         '--overwrite',

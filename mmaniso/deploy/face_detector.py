@@ -266,7 +266,7 @@ class MTCNNFaceDetector:
         scale_factor: float = DEFAULT_SCALE_FACTOR,
         weights: Optional[str] = None,
     ) -> None:
-        from mmaniso.utils.checkpoint import load_checkpoint_file
+        from mmaniso.checkpoint import load_checkpoint_file
 
         thresholds = tuple(float(t) for t in thresholds)
         if len(thresholds) != 3 or not all(0 < t < 1 for t in thresholds):

@@ -1,6 +1,6 @@
 """Ordinary and weighted least squares of landmarks on frozen features.
 
-The maths of ``tools/analysis/mechanism_check.py``: a linear read-out
+The maths of ``tools/misc/mechanism_check.py``: a linear read-out
 ``y_nk ≈ B_k x̃_n`` (``x̃ = [x; 1]``) of each landmark ``k`` from a face's
 features ``x_n``, fitted to noisy labels either per coordinate
 (:func:`ols_fit`) or by generalised least squares with each label's

@@ -25,7 +25,7 @@ landmarks it makes *annotated* ones under one of :data:`NOISE_MODELS`:
   the key points' along-curve error (:func:`resampled_noise`).
 * ``'300w'``: ``'tangent'`` with per-curve-group sigmas calibrated on real
   300W shapes (:data:`SIGMAS_300W`, from
-  ``tools/analysis/calibrate_noise.py``).
+  ``tools/misc/calibrate_noise.py``).
 
 In every model a corner (eye and mouth corners) or an isolated point
 (pupils) moves by :math:`N(0, \\sigma_c)` in x and y. The curves and
@@ -119,7 +119,7 @@ CURVE_GROUPS: Dict[str, str] = {
 #: fractions of ``d``: the ``'tangent'`` sigmas with which the frontal mean
 #: face reproduces the second-difference residuals of the real 300W test
 #: shapes (:data:`RESIDUALS_300W`). Made by
-#: ``python tools/analysis/calibrate_noise.py /path/to/real_shapes``
+#: ``python tools/misc/calibrate_noise.py /path/to/real_shapes``
 #: (docs/synthface.md has its output and command).
 SIGMAS_300W: Dict[str, Tuple[float, float]] = {
     'jaw': (0.0097, 0.0117),

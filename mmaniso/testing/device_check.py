@@ -3,7 +3,7 @@
     python -m mmaniso.testing.device_check --device cuda [--checkpoint CKPT]
 
 One line per check, ``name | ok/FAIL | figure``, and exit code 1 if any
-failed; tools/analysis/gpu_check.sh runs it. With ``--device cpu`` the
+failed; tools/misc/gpu_check.sh runs it. With ``--device cpu`` the
 reference and the check run on the same device: it then only shows that the
 code path runs (as the test suite does on machines without a GPU).
 
@@ -123,7 +123,7 @@ def check_pose_bins(device: str) -> List[Result]:
 
 
 def check_mean_shape(checkpoint: str) -> List[Result]:
-    from mmaniso.utils.checkpoint import load_checkpoint_file
+    from mmaniso.checkpoint import load_checkpoint_file
 
     state = load_checkpoint_file(checkpoint, map_location='cpu')['state_dict']
     keys = [k for k in state if k.endswith('mean_shape')]

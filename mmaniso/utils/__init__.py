@@ -1,13 +1,8 @@
-from .checkpoint import (
-    CheckpointRefusedError,
-    load_checkpoint_file,
-    register_checkpoint_loaders,
-)
+"""Glue the tools share: config set-up and work-dir guards
+(:mod:`.launch`), the CPU distributed start (:mod:`.dist`), the device
+feed's config override (:mod:`.device_feed`) and atomic file writes
+(:mod:`.atomic_files`)."""
+
 from .dist import prepare_cpu_distributed
 
-__all__ = [
-    'CheckpointRefusedError',
-    'load_checkpoint_file',
-    'register_checkpoint_loaders',
-    'prepare_cpu_distributed',
-]
+__all__ = ['prepare_cpu_distributed']

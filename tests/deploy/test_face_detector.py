@@ -1,7 +1,7 @@
 """mmaniso.deploy.face_detector against facenet-pytorch's own MTCNN.
 
 The reference's outputs were recorded by
-``tools/analysis/record_mtcnn_reference.py`` (facenet-pytorch 2.6.0 on
+``tools/misc/record_mtcnn_reference.py`` (facenet-pytorch 2.6.0 on
 torch 2.1.2, its own environment) into ``mtcnn_reference.json`` beside
 this file; the images are rebuilt here from matplotlib's
 ``grace_hopper.jpg`` by the same function, bit for bit (their SHA-256 is
@@ -25,7 +25,7 @@ DATA = osp.join(osp.dirname(__file__), 'mtcnn_reference.json')
 
 def _tool(name):
     spec = importlib.util.spec_from_file_location(
-        f'mmaniso_{name}', osp.join(REPO, 'tools', 'analysis', f'{name}.py')
+        f'mmaniso_{name}', osp.join(REPO, 'tools', 'misc', f'{name}.py')
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -73,7 +73,7 @@ def test_detector_gives_the_reference_boxes_scores_and_points(
     assert rec.digest(image) == case['sha256'], (
         f'{case["image"]} is not the image the reference saw (another '
         'grace_hopper.jpg or JPEG decoder?); rerun '
-        'tools/analysis/record_mtcnn_reference.py'
+        'tools/misc/record_mtcnn_reference.py'
     )
     detector = detectors(case['min_face'], case['thresholds'])
     boxes, scores, points = detector.detect(image)

@@ -13,6 +13,7 @@ from conftest import REPO, data_root_options, run_tool
 from mmpose.datasets.transforms import GetBBoxCenterScale
 
 import mmaniso  # noqa: F401  (registers)
+from mmaniso.checkpoint import load_checkpoint_file
 from mmaniso.datasets.samplers import PoseBalancedSampler
 from mmaniso.datasets.training_shapes import (
     crop_normalised_keypoints,
@@ -22,7 +23,6 @@ from mmaniso.engine import PoseBalancingHook
 from mmaniso.models.heads import MeanShapeRegressionHead
 from mmaniso.ops.pose import pose_bins
 from mmaniso.testing import InMemoryPoseDataset
-from mmaniso.utils.checkpoint import load_checkpoint_file
 
 TRAIN = osp.join(REPO, 'tools', 'train.py')
 TEST = osp.join(REPO, 'tools', 'test.py')

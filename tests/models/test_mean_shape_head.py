@@ -183,7 +183,7 @@ def test_mean_shape_is_a_saved_buffer():
 def test_mean_shape_survives_mmengine_checkpoint_weights_only(tmp_path):
     from mmengine.runner.checkpoint import load_checkpoint, save_checkpoint
 
-    from mmaniso.utils.checkpoint import load_checkpoint_file
+    from mmaniso.checkpoint import load_checkpoint_file
 
     mean = symmetric_mean_face()
     model = torch.nn.Module()

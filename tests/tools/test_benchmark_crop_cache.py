@@ -1,11 +1,11 @@
-"""Smoke test of tools/analysis/benchmark_crop_cache.py."""
+"""Smoke test of tools/analysis_tools/benchmark_crop_cache.py."""
 
 import os.path as osp
 import re
 
 from conftest import REPO, run_tool
 
-SCRIPT = osp.join(REPO, 'tools', 'analysis', 'benchmark_crop_cache.py')
+SCRIPT = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_crop_cache.py')
 
 
 def test_prints_both_rates_and_the_speed_up(tmp_path):

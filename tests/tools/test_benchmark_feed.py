@@ -1,4 +1,4 @@
-"""Smoke test of tools/analysis/benchmark_feed.py (and benchmark.py's
+"""Smoke test of tools/analysis_tools/benchmark_feed.py (and benchmark.py's
 ``--only feed``)."""
 
 import json
@@ -7,7 +7,7 @@ import re
 
 from conftest import REPO, run_tool
 
-SCRIPT = osp.join(REPO, 'tools', 'analysis', 'benchmark_feed.py')
+SCRIPT = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_feed.py')
 PATHS = (
     'MMPose pipeline, photographs',
     'MMPose pipeline, crop cache',
@@ -68,6 +68,6 @@ def test_prints_four_rates_the_augmentation_and_the_speed_up(tmp_path):
 
 def test_benchmark_lists_the_feed():
     proc = run_tool(
-        [osp.join(REPO, 'tools', 'analysis', 'benchmark.py'), '--help']
+        [osp.join(REPO, 'tools', 'analysis_tools', 'benchmark.py'), '--help']
     )
     assert proc.returncode == 0 and 'feed' in proc.stdout

@@ -1,4 +1,4 @@
-"""Smoke tests of tools/analysis/benchmark_sampler.py."""
+"""Smoke tests of tools/analysis_tools/benchmark_sampler.py."""
 
 import importlib.util
 import os.path as osp
@@ -10,7 +10,7 @@ from conftest import REPO, run_tool
 
 from mmaniso.datasets.layouts import WFLW_TO_300W, WFLW_TO_AFLW
 
-SCRIPT = osp.join(REPO, 'tools', 'analysis', 'benchmark_sampler.py')
+SCRIPT = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_sampler.py')
 
 
 def test_prints_one_timed_row_per_size():

@@ -9,7 +9,7 @@ from conftest import REPO
 def _tool():
     spec = importlib.util.spec_from_file_location(
         'mmaniso_convergence',
-        osp.join(REPO, 'tools', 'analysis', 'convergence.py'),
+        osp.join(REPO, 'tools', 'misc', 'convergence.py'),
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

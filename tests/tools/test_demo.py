@@ -14,7 +14,7 @@ import time
 import pytest
 from conftest import REPO
 
-from mmaniso.utils.train_test_runner import TrainTestResult
+from mmaniso.study.runner import TrainTestResult
 
 SCRIPT = osp.join(REPO, 'tools', 'demo.py')
 
@@ -112,7 +112,7 @@ def test_demo_refuses_zero_jobs(demo, tmp_path):
 def test_demo_best_variant_is_the_studys_validation_winner(demo):
     # The committed run records decide the demo's variant; a demo that
     # drifted from them would tell another finding than docs/study.md.
-    from mmaniso.utils import evidence as ev
+    from mmaniso.study import evidence as ev
 
     records = osp.join(REPO, 'results', 'synthface_evidence')
     assert demo.BEST_VARIANT == ev.choose_best(records).config
@@ -188,8 +188,8 @@ def test_predictions_are_read_without_running_code(tmp_path):
 
     import numpy as np
 
+    from mmaniso.checkpoint import CheckpointRefusedError
     from mmaniso.testing.checkpoints import RunsCode
-    from mmaniso.utils.checkpoint import CheckpointRefusedError
 
     spec = importlib.util.spec_from_file_location('demo_preds', SCRIPT)
     module = importlib.util.module_from_spec(spec)

@@ -1,4 +1,4 @@
-"""tools/analysis/gpu_check.sh, run with --device cpu so that it cannot rot
+"""tools/misc/gpu_check.sh, run with --device cpu so that it cannot rot
 between the tasks that have a GPU."""
 
 import os
@@ -9,7 +9,7 @@ import sys
 import pytest
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-SCRIPT = osp.join(REPO, 'tools/analysis/gpu_check.sh')
+SCRIPT = osp.join(REPO, 'tools/misc/gpu_check.sh')
 
 
 def _rows(summary):

@@ -274,7 +274,7 @@ def test_infer_defaults_and_bad_thresholds(tool, checkpoint, tmp_path):
 def _detection_rate():
     spec = importlib.util.spec_from_file_location(
         'mmaniso_detection_rate',
-        osp.join(REPO, 'tools', 'analysis', 'detection_rate.py'),
+        osp.join(REPO, 'tools', 'misc', 'detection_rate.py'),
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

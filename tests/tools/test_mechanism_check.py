@@ -1,4 +1,4 @@
-"""tools/analysis/mechanism_check.py and mmaniso.evaluation.mechanism:
+"""tools/misc/mechanism_check.py and mmaniso.evaluation.mechanism:
 OLS vs inverse-noise-covariance WLS read-outs of frozen features.
 
 The solver is checked against explicit normal equations built face by
@@ -218,7 +218,7 @@ def test_noise_model_is_recovered_in_the_local_frame():
 def _tool():
     spec = importlib.util.spec_from_file_location(
         'mmaniso_mechanism_check',
-        osp.join(REPO, 'tools', 'analysis', 'mechanism_check.py'),
+        osp.join(REPO, 'tools', 'misc', 'mechanism_check.py'),
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

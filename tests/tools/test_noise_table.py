@@ -1,11 +1,11 @@
-"""tools/analysis/noise_table.py prints one row per noise model whose
+"""tools/misc/noise_table.py prints one row per noise model whose
 figures say what each model claims (run on few draws)."""
 
 import os.path as osp
 
 from conftest import REPO, run_tool
 
-TOOL = osp.join(REPO, 'tools', 'analysis', 'noise_table.py')
+TOOL = osp.join(REPO, 'tools', 'misc', 'noise_table.py')
 
 
 def _rows(stdout):

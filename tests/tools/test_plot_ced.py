@@ -1,4 +1,4 @@
-"""tools/analysis/plot_ced.py draws CED curves of per-image NME files."""
+"""tools/analysis_tools/plot_ced.py draws CED curves of per-image NME files."""
 
 import importlib.util
 import json
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import REPO, run_tool
 
-TOOL = osp.join(REPO, 'tools', 'analysis', 'plot_ced.py')
+TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'plot_ced.py')
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 
 

@@ -1,4 +1,5 @@
-"""tools/analysis/pose_balance_report.py on generated heavy-tailed shapes."""
+"""tools/analysis_tools/pose_balance_report.py on generated heavy-tailed
+shapes."""
 
 import json
 import os.path as osp
@@ -6,7 +7,7 @@ import os.path as osp
 import numpy as np
 from conftest import REPO, run_tool
 
-TOOL = osp.join(REPO, 'tools', 'analysis', 'pose_balance_report.py')
+TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'pose_balance_report.py')
 
 
 def test_report_shows_clipped_edges_fill_the_bins(tmp_path):

@@ -1,4 +1,4 @@
-"""tools/analysis/show_point_types.py: JSON, text and PNG output."""
+"""tools/analysis_tools/show_point_types.py: JSON, text and PNG output."""
 
 import importlib.util
 import json
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import REPO, run_tool
 
-SCRIPT = osp.join(REPO, 'tools', 'analysis', 'show_point_types.py')
+SCRIPT = osp.join(REPO, 'tools', 'analysis_tools', 'show_point_types.py')
 
 
 @pytest.fixture(scope='module')

@@ -56,7 +56,7 @@ def test_a_tool_runs_from_the_repo_without_pythonpath():
     # installed package, not through PYTHONPATH or the working directory.
     env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
     proc = subprocess.run(
-        [sys.executable, 'tools/analysis/convergence.py', '--help'],
+        [sys.executable, 'tools/misc/convergence.py', '--help'],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -1,6 +1,6 @@
 """Train a config with ``tools/train.py``, then test it with ``tools/test.py``.
 
-The one runner behind ``tools/demo.py`` and ``tools/study.py``. Both tools
+The one runner behind ``tools/demo.py`` and ``tools/misc/study.py``. Both tools
 run as child processes, as a user would type them, so every run starts in a
 fresh interpreter (and on a fresh device) and its output can go to a log file
 of its own. The tools are those of the source checkout this package is
@@ -38,8 +38,8 @@ from typing import (
     TextIO,
 )
 
-from .atomic_files import atomic_write_json
-from .launch import LAST_CHECKPOINT
+from mmaniso.utils.atomic_files import atomic_write_json
+from mmaniso.utils.launch import LAST_CHECKPOINT
 
 TOOLS_DIR = osp.join(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools'

@@ -23,7 +23,7 @@ equal the real ones. Two sets of synthetic shapes:
 
 ::
 
-    python tools/analysis/calibrate_noise.py REAL_SHAPES \\
+    python tools/misc/calibrate_noise.py REAL_SHAPES \\
         [--draws 4000] [--faces 1000] [--seed 0]
 
 REAL_SHAPES is a folder of ``.npz`` files with a ``kpts`` array of 300W

@@ -1,6 +1,6 @@
 """Time forward + backward of AnisotropicLoss against MMPose's SoftWingLoss.
 
-    python tools/analysis/benchmark_loss.py [--device cpu|cuda]
+    python tools/analysis_tools/benchmark_loss.py [--device cpu|cuda]
         [--batch-size 64] [--point-types wflw] [--repeats 200]
         [--warmup 20] [--rounds 5] [--distance squared|mahalanobis]
 

@@ -1,10 +1,10 @@
 """How fast each config of a study reaches an NME threshold.
 
-    python tools/analysis/convergence.py STUDY_DIR --threshold 10
+    python tools/misc/convergence.py STUDY_DIR --threshold 10
         [--out convergence.png]
 
 Reads the validation NME that MMEngine logged during each training of a
-``tools/study.py`` work dir (``<config>/seed<S>/<timestamp>/vis_data/
+``tools/misc/study.py`` work dir (``<config>/seed<S>/<timestamp>/vis_data/
 scalars.json``) and prints, per config, the first training step (iteration,
 or epoch for epoch-based loops) at which the validation NME is at or below
 ``--threshold`` (in the metric's unit, % for FaceLandmarkMetric), as mean ±

@@ -23,6 +23,12 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import mmaniso  # noqa: F401  (routes MMEngine's loaders through mmaniso)
+from mmaniso.checkpoint.safe_loader import load_checkpoint_file
+from mmaniso.checkpoint.torch_file import (
+    BrokenCheckpointError,
+    CheckpointRefusedError,
+    brief,
+)
 from mmaniso.testing.checkpoints import (
     DeclaredStorage,
     DeclaredTensor,
@@ -31,12 +37,6 @@ from mmaniso.testing.checkpoints import (
     legacy_checkpoint,
     nested_pairs,
     save_torchscript_archive,
-)
-from mmaniso.utils.checkpoint import load_checkpoint_file
-from mmaniso.utils.torch_file import (
-    BrokenCheckpointError,
-    CheckpointRefusedError,
-    brief,
 )
 
 # ------------------------------------------------------- TorchScript ---
@@ -104,8 +104,8 @@ _BOMBS = dict(
 
 _LOAD_BOMBS = """
 import json, resource, sys, time
-from mmaniso.utils.checkpoint import load_checkpoint_file
-from mmaniso.utils.torch_file import CheckpointRefusedError
+from mmaniso.checkpoint.safe_loader import load_checkpoint_file
+from mmaniso.checkpoint.torch_file import CheckpointRefusedError
 # 2 GB more than now: a repr that explodes fails here, not on the machine.
 used = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 limit = used + 2 * 1024 ** 3

@@ -1,16 +1,16 @@
 """Run several seeds of one or more configs and tabulate mean ± std.
 
-    python tools/study.py CONFIG [CONFIG ...] --seeds 0 1 2
+    python tools/misc/study.py CONFIG [CONFIG ...] --seeds 0 1 2
         [--work-dir work_dirs/study] [--gpus N | --jobs N]
         [--checkpoint best|last] [--cfg-options k=v ...]
-    python tools/study.py --table a|b|c|d [--seeds ...] [--jobs N]
+    python tools/misc/study.py --table a|b|c|d [--seeds ...] [--jobs N]
         [--work-dir work_dirs/study_tables] [--plot-dir docs/images]
-    python tools/study.py --table e|f|g|h|evidence [--jobs N] [--seeds ...]
-        [--work-dir work_dirs/evidence] [--records results/synthface_evidence]
-        [--report]
+    python tools/misc/study.py --table e|f|g|h|evidence [--jobs N]
+        [--seeds ...] [--work-dir work_dirs/evidence]
+        [--records results/synthface_evidence] [--report]
 
 ``--table e|f|g|h`` runs one table of the second round of evidence
-(:mod:`mmaniso.utils.evidence`: exact twins, 8 seeds, four noise models,
+(:mod:`mmaniso.study.evidence`: exact twins, 8 seeds, four noise models,
 a memorisation regime) on its own freshly generated data;
 ``--table evidence`` runs all four seed by seed, so that a study cut off
 early has whole seeds of every table. Each finished run's small files are
@@ -18,7 +18,7 @@ copied to ``--records`` as it lands; ``--report`` only renders the tables
 and comparisons from the runs found (in ``--work-dir``).
 
 ``--table`` runs one table of the SynthFace study (docs/study.md;
-:mod:`mmaniso.utils.study_tables` says which runs each needs): it writes
+:mod:`mmaniso.study.tables` says which runs each needs): it writes
 the SynthFace data it needs (validation split, clean copies, the noise
 sweep's annotations) when missing, trains and tests what is not done yet
 (runs are shared between tables), and writes ``table_<x>.md`` in the work
@@ -54,12 +54,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Mapping, Optional
 
-from mmaniso.utils.atomic_files import (
-    atomic_write_json,
-    atomic_write_text,
-    replacing,
-)
-from mmaniso.utils.train_test_runner import (
+from mmaniso.study.runner import (
     METRICS_FILE,
     ProgressLine,
     RecordError,
@@ -70,6 +65,11 @@ from mmaniso.utils.train_test_runner import (
     run_fingerprint,
     thread_env,
     train_then_test,
+)
+from mmaniso.utils.atomic_files import (
+    atomic_write_json,
+    atomic_write_text,
+    replacing,
 )
 
 
@@ -278,7 +278,7 @@ def check_records(args, jobs, protocol) -> None:
     Raises:
         RecordError: Naming the record, what differs and the fix.
     """
-    from mmaniso.utils import study_tables as st
+    from mmaniso.study import tables as st
 
     for row, seed in jobs:
         folder = st.run_dir(args.work_dir, row, seed)
@@ -324,7 +324,7 @@ def collect(args) -> Dict[str, List[dict]]:
 def run_rows(args, rows) -> None:
     """Trains and tests every (row, seed) not done yet, seed by seed, so
     that an interrupted table has whole seeds."""
-    from mmaniso.utils import study_tables as st
+    from mmaniso.study import tables as st
 
     jobs = [(row, seed) for seed in args.seeds for row in rows]
     at_once = args.gpus or args.jobs
@@ -351,8 +351,8 @@ def run_rows(args, rows) -> None:
 def run_evidence(args) -> str:
     """Tables e-h: trains what is missing (seed by seed), copies each
     finished run's record, then writes ``evidence.md`` in the work dir."""
-    from mmaniso.utils import evidence as ev
-    from mmaniso.utils import study_tables as st
+    from mmaniso.study import evidence as ev
+    from mmaniso.study import tables as st
 
     tables = ev.TABLES if args.table == 'evidence' else (args.table,)
     if not args.report:
@@ -419,7 +419,7 @@ def run_evidence(args) -> str:
 
 
 def run_table(args) -> str:
-    from mmaniso.utils import study_tables as st
+    from mmaniso.study import tables as st
 
     if args.table in EVIDENCE_TABLES:
         return run_evidence(args)

@@ -8,7 +8,7 @@
 # NCCL, mmaniso's loss, pose bins and mean shape on the device against the
 # CPU, tools/test.py and tools/infer.py on the device, and a summary table.
 #
-#   bash tools/analysis/gpu_check.sh [--device cuda|cpu] [--iters 300]
+#   bash tools/misc/gpu_check.sh [--device cuda|cpu] [--iters 300]
 #       [--batch-size 64] [--images 256] [--workers 8] [--work-dir DIR]
 #       [--small-model]
 #
@@ -209,7 +209,7 @@ else
     train train_feed_amp "$WORK/paper_from_cache.py" --device-augment --amp
 fi
 FEED_IMAGES=$(( IMAGES < 64 ? IMAGES : 64 ))
-run feed_benchmark $PY tools/analysis/benchmark_feed.py --device "$DEVICE" \
+run feed_benchmark $PY tools/analysis_tools/benchmark_feed.py --device "$DEVICE" \
     --images "$FEED_IMAGES" --batch-size "$BATCH" --rounds 1 --aug-rounds 5
 if [ $? -eq 0 ]; then
     record feed_benchmark ok "$(grep -o '[0-9.]* ms/batch ([0-9]* images/s)' "$WORK/logs/feed_benchmark.log"), augmentation of $BATCH crops on $DEVICE; CPU side $(grep -o "[0-9.]*x MMPose's pipeline on photographs" "$WORK/logs/feed_benchmark.log") per worker"

@@ -1,8 +1,8 @@
 """Show a dataset's point types: as JSON, as text, or drawn over a face.
 
-    python tools/analysis/show_point_types.py NAME [--json]
-    python tools/analysis/show_point_types.py NAME --ann FILE --img-dir DIR
-        [--index I] --out PNG [--a 5 --b 3] [--scale PX]
+    python tools/analysis_tools/show_point_types.py NAME [--json]
+    python tools/analysis_tools/show_point_types.py NAME --ann FILE
+        --img-dir DIR [--index I] --out PNG [--a 5 --b 3] [--scale PX]
 
 NAME is MMPose's dataset name (300w, wflw, aflw, cofw, coco_wholebody_face).
 ``--json`` prints ``{"dataset", "num_keypoints", "curves": [{"name",

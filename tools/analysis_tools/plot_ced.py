@@ -1,6 +1,6 @@
 """Plot the CED curves of several per-image NME files on one figure.
 
-    python tools/analysis/plot_ced.py a.nme.json b.nme.json \
+    python tools/analysis_tools/plot_ced.py a.nme.json b.nme.json \
         --labels A B [--max-nme 0.1] [--thresholds 0.08 0.1] \
         [--subset largepose] [--title T] --out ced.png
 

@@ -1,5 +1,5 @@
-"""mmaniso.utils.train_test_runner, the runner of tools/demo.py and
-tools/study.py, against stand-in train.py and test.py scripts that record
+"""mmaniso.study.runner, the runner of tools/demo.py and
+tools/misc/study.py, against stand-in train.py and test.py scripts that record
 their command lines (no training)."""
 
 import json
@@ -7,7 +7,7 @@ import os.path as osp
 
 import pytest
 
-from mmaniso.utils.train_test_runner import (
+from mmaniso.study.runner import (
     METRICS_FILE,
     TOOLS_DIR,
     TrainProgress,
@@ -210,7 +210,7 @@ def test_other_log_lines_are_not_progress():
 def test_progress_line_prints_first_and_every_fifth_epoch_off_a_terminal(
     capsys,
 ):
-    from mmaniso.utils.train_test_runner import ProgressLine
+    from mmaniso.study.runner import ProgressLine
 
     line = ProgressLine('[study] l1 seed 0', tty=False)
     for epoch in range(1, 16):
@@ -232,7 +232,7 @@ def test_progress_line_prints_first_and_every_fifth_epoch_off_a_terminal(
 
 
 def test_progress_line_rewrites_one_line_on_a_terminal(capsys):
-    from mmaniso.utils.train_test_runner import ProgressLine
+    from mmaniso.study.runner import ProgressLine
 
     line = ProgressLine('[demo] aniso', tty=True)
     line(TrainProgress(1, 20, 63, 0.25, '0:02:00'))
@@ -267,7 +267,7 @@ with open(out, 'w') as f:
     f.write('{"NME": 4.5, "FR@0.1": 1')
 """
     )
-    from mmaniso.utils.train_test_runner import RecordError
+    from mmaniso.study.runner import RecordError
 
     work_dir = tmp_path / 'run'
     with pytest.raises(RecordError) as error:
@@ -291,7 +291,7 @@ with open(out, 'w') as f:
     ],
 )
 def test_metrics_records_are_checked_before_use(tmp_path, text, words):
-    from mmaniso.utils.train_test_runner import RecordError, read_metrics
+    from mmaniso.study.runner import RecordError, read_metrics
 
     path = tmp_path / METRICS_FILE
     path.write_text(text)
@@ -301,7 +301,7 @@ def test_metrics_records_are_checked_before_use(tmp_path, text, words):
 
 
 def test_the_record_holds_the_runs_fingerprint(tools_dir, tmp_path):
-    from mmaniso.utils.train_test_runner import find_record, run_fingerprint
+    from mmaniso.study.runner import find_record, run_fingerprint
 
     config = tmp_path / 'cfg.py'
     config.write_text('x = 1\n')
@@ -348,7 +348,7 @@ def test_the_record_holds_the_runs_fingerprint(tools_dir, tmp_path):
 
 
 def test_the_fingerprint_follows_local_base_configs(tmp_path):
-    from mmaniso.utils.train_test_runner import config_digest
+    from mmaniso.study.runner import config_digest
 
     (tmp_path / 'base.py').write_text('lr = 0.1\n')
     child = tmp_path / 'child.py'
@@ -360,7 +360,7 @@ def test_the_fingerprint_follows_local_base_configs(tmp_path):
 
 
 def test_a_record_without_fingerprint_is_legacy(tmp_path):
-    from mmaniso.utils.train_test_runner import (
+    from mmaniso.study.runner import (
         find_record,
         move_record_aside,
         run_fingerprint,
@@ -391,11 +391,11 @@ with open(work_dir + '.pids.tmp', 'w') as f:
 os.replace(work_dir + '.pids.tmp', work_dir + '.pids')
 time.sleep(600)
 """
-# The runner as tools/study.py uses it: two runs at once from threads.
+# The runner as tools/misc/study.py uses it: two runs at once from threads.
 _RUNNER = """
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from mmaniso.utils.train_test_runner import (
+from mmaniso.study.runner import (
     RunInterrupted, forward_signals, train_then_test)
 tools_dir, *work_dirs = sys.argv[1:]
 forward_signals()

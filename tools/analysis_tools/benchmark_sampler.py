@@ -1,6 +1,6 @@
 """Time the set-up of PoseBalancedSampler and of the mean shape.
 
-    python tools/analysis/benchmark_sampler.py [--sizes 10000 100000]
+    python tools/analysis_tools/benchmark_sampler.py [--sizes 10000 100000]
         [--num-keypoints 98] [--num-bins 9] [--rounds 3] [--epoch-lengths]
 
 For each size N, N synthetic faces (the template of

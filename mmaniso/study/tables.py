@@ -1,6 +1,6 @@
 """The SynthFace study's tables: which runs each needs and how it is read.
 
-``tools/study.py --table a|b|c|d`` runs what a table needs (runs already
+``tools/misc/study.py --table a|b|c|d`` runs what a table needs (runs already
 done are reused, also across tables) and writes it as Markdown, with a
 plot. The tables (docs/study.md):
 
@@ -80,7 +80,7 @@ class Row:
         sigma_t: Along-curve noise of its training annotations (table b).
         ratio: ``a / b`` of its anisotropic loss (table d).
         noise: SynthFace's noise model of its training annotations
-            (:mod:`mmaniso.utils.evidence`).
+            (:mod:`mmaniso.study.evidence`).
         checkpoint: Which checkpoint is tested: ``'last'`` or ``'best'``
             (on the validation split).
     """
@@ -390,7 +390,7 @@ def iterations_to(
 
 def _finished(run_folder: str) -> bool:
     """Whether a run was trained and tested (its metrics file exists)."""
-    from mmaniso.utils.train_test_runner import METRICS_FILE
+    from mmaniso.study.runner import METRICS_FILE
 
     return osp.isfile(osp.join(run_folder, METRICS_FILE))
 
@@ -416,7 +416,7 @@ def load_metrics(work_dir: str, row: Row, seeds: Sequence[int]) -> List[dict]:
         RecordError: A run's metrics file is not a valid record (e.g. cut
             off while written); the message names it and the fix.
     """
-    from mmaniso.utils.train_test_runner import METRICS_FILE, read_metrics
+    from mmaniso.study.runner import METRICS_FILE, read_metrics
 
     runs = []
     for seed in seeds:

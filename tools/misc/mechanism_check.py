@@ -10,7 +10,7 @@ point ``k`` on face ``n`` (WLS, :func:`~mmaniso.evaluation.mechanism.
 gls_fit`), under each SynthFace noise model, and both are tested on the
 clean test landmarks::
 
-    python tools/analysis/mechanism_check.py CONFIG CHECKPOINT \\
+    python tools/misc/mechanism_check.py CONFIG CHECKPOINT \\
         [--data-root data/synthface_evidence] \\
         [--noise arc tangent resampled 300w] [--out-json FILE]
 
@@ -118,7 +118,7 @@ def read_annotations(path: str) -> Dict[int, dict]:
     """
     if not osp.isfile(path):
         raise FileNotFoundError(
-            f'{path} not found; generate the data with tools/study.py '
+            f'{path} not found; generate the data with tools/misc/study.py '
             '--table evidence (or make_synthface.py --noise ...)'
         )
     with open(path) as f:

@@ -19,11 +19,11 @@ from mmengine.config import Config
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import mmaniso  # noqa: F401  (routes MMEngine's loaders through mmaniso)
-from mmaniso.utils.checkpoint import (
+from mmaniso.checkpoint.safe_loader import (
     CheckpointRefusedError,
     load_checkpoint_file,
 )
-from mmaniso.utils.stored_config import (
+from mmaniso.checkpoint.stored_config import (
     CONFIG_FIELDS,
     config_text_problem,
     stored_config_texts,

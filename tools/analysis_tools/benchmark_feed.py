@@ -1,6 +1,6 @@
 """What one CPU worker feeds: MMPose's top-down pipeline vs the device feed.
 
-    python tools/analysis/benchmark_feed.py [--images 64] [--rounds 3]
+    python tools/analysis_tools/benchmark_feed.py [--images 64] [--rounds 3]
         [--batch-size 64] [--long-side 1000] [--face-px 200 400]
         [--max-size 512] [--config configs/aniso_res50_wflw.py]
         [--device cpu] [--aug-rounds 5] [--out-json FILE]

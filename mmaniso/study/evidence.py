@@ -1,7 +1,7 @@
 """The SynthFace evidence, second round: exact twins, many seeds, four
 annotation-noise models, a regime where memorisation can happen.
 
-``tools/study.py --table e|f|g|h`` (or ``--table evidence`` for all four,
+``tools/misc/study.py --table e|f|g|h`` (or ``--table evidence`` for all four,
 seed by seed) trains what a table needs on a data root of its own,
 :data:`DATA_ROOT`, generated with a new seed (:data:`GENERATION_SEED`), so
 the test faces are ones no earlier design choice has seen. Every run
@@ -35,8 +35,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mmaniso.utils.atomic_files import atomic_copy, atomic_write_json
-from mmaniso.utils.study_tables import (
+from mmaniso.study.tables import (
     ANN,
     Row,
     _write_clean,
@@ -46,6 +45,7 @@ from mmaniso.utils.study_tables import (
     val_curve,
     write_train_annotations,
 )
+from mmaniso.utils.atomic_files import atomic_copy, atomic_write_json
 
 DATA_ROOT = 'data/synthface_evidence'
 # New faces for every split: the first round's test faces (seed 0) were
@@ -328,7 +328,7 @@ def copy_record(run_folder: str, records_dir: str, row: Row, seed: int):
         RecordError: The run's metrics or fingerprint are not a valid
             record; the message names the file and the fix.
     """
-    from mmaniso.utils.train_test_runner import (
+    from mmaniso.study.runner import (
         METRICS_FILE,
         RECORD_FILE,
         read_fingerprint,
@@ -445,7 +445,7 @@ def load_runs(
         RecordError: A run's metrics file is not a valid record (e.g. cut
             off while written); the message names it and the fix.
     """
-    from mmaniso.utils.train_test_runner import read_metrics
+    from mmaniso.study.runner import read_metrics
 
     runs = {}
     for seed in seeds:

@@ -7,7 +7,7 @@ undersampled draw, how often each face of the smallest bin is drawn in a
 dataset-long epoch of undersampled draws, and the bin shares of tempered
 draws (share ∝ n_b^α)::
 
-    python tools/analysis/pose_balance_report.py SHAPES [SHAPES ...] \\
+    python tools/analysis_tools/pose_balance_report.py SHAPES [SHAPES ...] \\
         [--num-bins 9] [--clip 0.01 0.99] [--alphas 0 0.5 1] [--json]
 
 SHAPES is an MMPose-style JSON annotation file (``annotations[*].

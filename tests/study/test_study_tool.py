@@ -1,4 +1,4 @@
-"""tools/study.py on the fixture: two seeds, mean ± std and a CSV."""
+"""tools/misc/study.py on the fixture: two seeds, mean ± std and a CSV."""
 
 import csv
 import json
@@ -14,7 +14,7 @@ def test_study_of_two_seeds_prints_mean_std_and_writes_csv(
     wflw_fixture, tmp_path
 ):
     args = [
-        osp.join(REPO, 'tools', 'study.py'),
+        osp.join(REPO, 'tools', 'misc', 'study.py'),
         FIXTURE_CONFIG,
         '--seeds',
         '0',
@@ -49,12 +49,12 @@ def test_study_of_two_seeds_prints_mean_std_and_writes_csv(
 
 def test_study_takes_configs_or_a_table_not_both():
     proc = run_tool(
-        [osp.join(REPO, 'tools', 'study.py'), FIXTURE_CONFIG, '--table', 'a']
+        [osp.join(REPO, 'tools', 'misc', 'study.py'), FIXTURE_CONFIG, '--table', 'a']
     )
     assert proc.returncode == 2
     assert 'either CONFIG files or --table' in proc.stderr
     proc = run_tool(
-        [osp.join(REPO, 'tools', 'study.py'), '--jobs', '0', '--table', 'a']
+        [osp.join(REPO, 'tools', 'misc', 'study.py'), '--jobs', '0', '--table', 'a']
     )
     assert proc.returncode == 2
     assert '--jobs must be at least 1' in proc.stderr
@@ -65,7 +65,7 @@ def _study():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        'mmaniso_study_tool', osp.join(REPO, 'tools', 'study.py')
+        'mmaniso_study_tool', osp.join(REPO, 'tools', 'misc', 'study.py')
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -74,16 +74,16 @@ def _study():
 
 @pytest.fixture
 def study(monkeypatch):
-    """tools/study.py with a stand-in for the runner that records its
+    """tools/misc/study.py with a stand-in for the runner that records its
     calls and writes a record as the real one does."""
     module = _study()
-    from mmaniso.utils.atomic_files import atomic_write_json
-    from mmaniso.utils.train_test_runner import (
+    from mmaniso.study.runner import (
         METRICS_FILE,
         RECORD_FILE,
         TrainTestResult,
         run_fingerprint,
     )
+    from mmaniso.utils.atomic_files import atomic_write_json
 
     calls = []
 
@@ -144,7 +144,7 @@ def test_a_cut_off_record_is_trained_again_not_read(study, tmp_path, capsys):
 
 
 def test_records_without_fingerprint_are_legacy(study, tmp_path, capsys):
-    from mmaniso.utils import study_tables as st
+    from mmaniso.study import tables as st
 
     row = st.table_rows('a')[0]
     folder = tmp_path / 'legacy'
@@ -167,7 +167,7 @@ def test_records_without_fingerprint_are_legacy(study, tmp_path, capsys):
 
 
 def test_report_refuses_a_truncated_record_and_copies_nothing(tmp_path):
-    from mmaniso.utils import evidence as ev
+    from mmaniso.study import evidence as ev
 
     study = _study()
     row, seed = ev.all_jobs()[0]
@@ -188,8 +188,8 @@ def test_report_refuses_a_truncated_record_and_copies_nothing(tmp_path):
 
 
 def test_report_refuses_a_record_made_with_other_options(tmp_path):
-    from mmaniso.utils import evidence as ev
-    from mmaniso.utils.train_test_runner import RecordError, run_fingerprint
+    from mmaniso.study import evidence as ev
+    from mmaniso.study.runner import RecordError, run_fingerprint
 
     study = _study()
     row, seed = ev.all_jobs()[0]
@@ -217,8 +217,8 @@ def test_report_refuses_a_record_made_with_other_options(tmp_path):
 def test_the_committed_records_keep_loading():
     """The records in results/ predate fingerprints: all read and are
     reported as legacy records."""
-    from mmaniso.utils import evidence as ev
-    from mmaniso.utils import study_tables as st
+    from mmaniso.study import evidence as ev
+    from mmaniso.study import tables as st
 
     study = _study()
     evidence = osp.join(REPO, 'results', 'synthface_evidence')

@@ -2,7 +2,7 @@
 tests can check :class:`mmaniso.deploy.face_detector.MTCNNFaceDetector`
 against it without the package's code.
 
-    python tools/analysis/record_mtcnn_reference.py \
+    python tools/misc/record_mtcnn_reference.py \
         [--out tests/deploy/mtcnn_reference.json]
 
 Needs ``facenet-pytorch`` importable, which it is not in mmaniso's default
@@ -164,7 +164,7 @@ def main(argv=None):
     with open(args.out, 'w') as f:
         json.dump(
             dict(
-                producer='python tools/analysis/record_mtcnn_reference.py',
+                producer='python tools/misc/record_mtcnn_reference.py',
                 versions=versions,
                 cases=cases,
             ),

@@ -1,7 +1,7 @@
 """How the default face detector of tools/infer.py does on real photographs
 and on scenes made from them: faces found, missed and false, per image.
 
-    python tools/analysis/detection_rate.py [IMAGE ...] [--truth FILE]
+    python tools/misc/detection_rate.py [IMAGE ...] [--truth FILE]
         [--min-face 20] [--det-thr 0.6 0.7 0.7] [--score-thr 0.9]
         [--device cpu] [--out FILE.json]
 

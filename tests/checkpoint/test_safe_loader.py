@@ -30,16 +30,16 @@ from mmengine.runner.checkpoint import (
 )
 
 import mmaniso  # noqa: F401  (routes MMEngine's loaders through mmaniso)
+from mmaniso.checkpoint import safe_loader as ckpt
+from mmaniso.checkpoint.safe_loader import (
+    CheckpointRefusedError,
+    history_buffer_getattr,
+    load_checkpoint_file,
+)
 from mmaniso.testing.checkpoints import (
     ForgedArray,
     RunsCode,
     save_torchscript_archive,
-)
-from mmaniso.utils import checkpoint as ckpt
-from mmaniso.utils.checkpoint import (
-    CheckpointRefusedError,
-    history_buffer_getattr,
-    load_checkpoint_file,
 )
 
 DATA = osp.join(osp.dirname(__file__), 'data')

@@ -1,7 +1,7 @@
 """MMPose's training pipeline on full photographs vs on the face-crop cache.
 
-    python tools/analysis/benchmark_crop_cache.py [--images 64] [--rounds 3]
-        [--long-side 1000] [--face-px 200 400] [--max-size 512]
+    python tools/analysis_tools/benchmark_crop_cache.py [--images 64]
+        [--rounds 3] [--long-side 1000] [--face-px 200 400] [--max-size 512]
         [--config configs/aniso_res50_wflw.py] [--out-json FILE]
 
 Generates WFLW-like JPEGs (mmaniso/testing/wflw_like.py: about 1000 px, one

@@ -7,8 +7,8 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from mmaniso.utils import study_tables as st
-from mmaniso.utils.train_test_runner import METRICS_FILE
+from mmaniso.study import tables as st
+from mmaniso.study.runner import METRICS_FILE
 
 
 def write_scalars(folder, epochs, iters_per_epoch, interval, val_nme):
@@ -254,7 +254,7 @@ def test_prepare_data_refuses_a_split_of_another_size(tmp_path):
 
 
 def test_a_truncated_metrics_file_is_named_with_the_fix(tmp_path):
-    from mmaniso.utils.train_test_runner import RecordError
+    from mmaniso.study.runner import RecordError
 
     row = st.table_rows('a')[0]
     write_run(str(tmp_path), row, 0, 5.0, 5.5)

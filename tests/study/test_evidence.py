@@ -7,9 +7,9 @@ import os.path as osp
 import numpy as np
 import pytest
 from scipy import stats
-from test_study_tables import write_run, write_scalars
+from test_tables import write_run, write_scalars
 
-from mmaniso.utils import evidence as ev
+from mmaniso.study import evidence as ev
 
 
 def test_welch_interval_matches_scipy():
@@ -244,7 +244,7 @@ def test_labels_of_an_older_noise_model_are_written_again(tmp_path):
 def test_copy_record_refuses_a_truncated_metrics_file_copying_nothing(
     tmp_path,
 ):
-    from mmaniso.utils.train_test_runner import RecordError
+    from mmaniso.study.runner import RecordError
 
     row = ev.table_rows('e')[0]
     work, records = str(tmp_path / 'work'), str(tmp_path / 'records')
@@ -268,7 +268,7 @@ def test_copy_record_refuses_a_truncated_metrics_file_copying_nothing(
 def test_copy_record_carries_the_fingerprint_and_drops_a_stale_one(
     tmp_path,
 ):
-    from mmaniso.utils.train_test_runner import (
+    from mmaniso.study.runner import (
         RECORD_FILE,
         read_fingerprint,
     )

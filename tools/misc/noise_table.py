@@ -16,7 +16,7 @@ default sigmas), in % of the inter-ocular distance d:
 
 ::
 
-    python tools/analysis/noise_table.py [--draws 2000] [--seed 0]
+    python tools/misc/noise_table.py [--draws 2000] [--seed 0]
 """
 
 import argparse

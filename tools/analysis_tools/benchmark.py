@@ -1,22 +1,22 @@
 """All of mmaniso's speed figures in one run, each a ratio to a baseline.
 
-    python tools/analysis/benchmark.py
+    python tools/analysis_tools/benchmark.py
         [--only loss sampler train pipeline crop-cache feed]
         [--device cpu|cuda] [--amp] [--channels-last] [--iters 20]
 
 - loss: AnisotropicLoss vs MMPose's SoftWingLoss, forward + backward
-  (tools/analysis/benchmark_loss.py);
+  (tools/analysis_tools/benchmark_loss.py);
 - sampler: PoseBalancedSampler and mean-shape set-up at 10k and 100k shapes
-  (tools/analysis/benchmark_sampler.py);
+  (tools/analysis_tools/benchmark_sampler.py);
 - train: training iterations per second of an aniso config vs its SoftWing
   twin with the same backbone, interleaved on the same batch (target >= 0.97);
 - pipeline: MMPose's training pipeline, images per second in one worker;
 - crop-cache: that pipeline on WFLW-sized JPEGs vs on their face-crop cache
-  (tools/analysis/benchmark_crop_cache.py);
+  (tools/analysis_tools/benchmark_crop_cache.py);
 - feed: images/s per CPU worker of that pipeline on photographs and on the
   cache beside the device feed's CPU side (decoding crops, or rows of a
   memory-mapped array), and the device augmentation's time per batch of 64
-  (tools/analysis/benchmark_feed.py; target >= 10x the photographs).
+  (tools/analysis_tools/benchmark_feed.py; target >= 10x the photographs).
 """
 
 import argparse

@@ -13,7 +13,7 @@ Downloads land in torch's hub cache first and are then read the same way.
 
 ``torch.load`` is not called: it would hand a TorchScript archive to
 ``torch.jit.load``, which runs the archive's code and never uses the pickle
-module it was given. :mod:`mmaniso.utils.torch_file` reads torch's zip and
+module it was given. :mod:`mmaniso.checkpoint.torch_file` reads torch's zip and
 legacy formats itself and refuses everything else by name.
 
 What the unpickler accepts, and nothing else:
@@ -37,7 +37,7 @@ object) raises :class:`CheckpointRefusedError` naming the file and what it
 asked for, before the object is built. What comes out is walked once more,
 and every numpy dtype in it is checked to be plain before it is returned;
 the config text MMEngine would run as Python (``meta.cfg`` and the like)
-must be plain data (:mod:`mmaniso.utils.stored_config`).
+must be plain data (:mod:`mmaniso.checkpoint.stored_config`).
 """
 
 import io
@@ -54,11 +54,11 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from mmaniso.utils.stored_config import (
+from mmaniso.checkpoint.stored_config import (
     config_text_problem,
     stored_config_texts,
 )
-from mmaniso.utils.torch_file import (
+from mmaniso.checkpoint.torch_file import (
     DOC,
     BrokenCheckpointError,
     CheckpointRefusedError,
@@ -634,7 +634,7 @@ def check_config_text(checkpoint: Any, source: str = 'checkpoint') -> Any:
     MMEngine runs that text as a Python config (``--resume`` reads
     ``meta.config``; an inferencer given weights without a config reads
     ``message_hub.runtime_info.cfg`` or ``meta.cfg``). See
-    :mod:`mmaniso.utils.stored_config`.
+    :mod:`mmaniso.checkpoint.stored_config`.
     """
     for field, text in stored_config_texts(checkpoint):
         problem = config_text_problem(text)
@@ -649,7 +649,7 @@ def check_config_text(checkpoint: Any, source: str = 'checkpoint') -> Any:
                 'need only the weights, keep them alone: '
                 "torch.save({'state_dict': load_checkpoint_file(PATH, "
                 "check_config=False)['state_dict']}, NEW_PATH) with "
-                f'mmaniso.utils.checkpoint.load_checkpoint_file ({DOC})'
+                f'mmaniso.checkpoint.load_checkpoint_file ({DOC})'
             )
     return checkpoint
 
@@ -663,7 +663,7 @@ def load_checkpoint_file(
     """Loads a ``torch.save`` file through :class:`SafeUnpickler`.
 
     ``torch.load`` is never called on the file before it has been read and
-    checked here: :func:`~mmaniso.utils.torch_file.read_torch_file` reads
+    checked here: :func:`~mmaniso.checkpoint.torch_file.read_torch_file` reads
     torch's zip and legacy formats itself and refuses TorchScript archives,
     tar files and storages the file does not hold.
 
