@@ -80,18 +80,29 @@ def parse_args(argv=None):
     parser.add_argument('configs', nargs='*', help='config files')
     parser.add_argument(
         '--table',
-        choices=['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'evidence'],
-        help='one table of the SynthFace study instead of CONFIGs',
+        choices=['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'evidence',
+                 'confirmation'],
+        help='one table of the SynthFace study instead of CONFIGs '
+        '(confirmation: the pre-registered third round, '
+        'docs/preregistration.md)',
+    )
+    parser.add_argument(
+        '--block',
+        choices=['primary', 'secondary'],
+        help='with --table confirmation: train only the primary or only the '
+        'secondary rows (default both, primary first)',
     )
     parser.add_argument(
         '--records',
-        help="with --table e-h|evidence: copy each finished run's small "
-        'files here (default results/synthface_evidence)',
+        help="with --table e-h|evidence|confirmation: copy each finished "
+        "run's small files here (default results/synthface_evidence, "
+        'results/synthface_confirmation)',
     )
     parser.add_argument(
         '--report',
         action='store_true',
-        help='with --table e-h|evidence: only render the tables from the '
+        help='with --table e-h|evidence|confirmation: only render the '
+        'tables from the '
         'runs found in --work-dir, train nothing',
     )
     parser.add_argument(
@@ -144,8 +155,23 @@ def parse_args(argv=None):
     if args.jobs < 1:
         parser.error(f'--jobs must be at least 1, got {args.jobs}')
     evidence = args.table in EVIDENCE_TABLES
-    if args.report and not evidence:
-        parser.error('--report renders the tables e-h (or --table evidence)')
+    if args.report and not (evidence or args.table == 'confirmation'):
+        parser.error(
+            '--report renders the tables e-h (--table evidence) or the '
+            'confirmation round'
+        )
+    if args.block and args.table != 'confirmation':
+        parser.error('--block goes with --table confirmation')
+    if args.table == 'confirmation':
+        if args.seeds or args.cfg_options:
+            parser.error(
+                'the confirmation round runs its pre-registered seeds and '
+                'options only (docs/preregistration.md): drop --seeds and '
+                '--cfg-options'
+            )
+        args.work_dir = args.work_dir or 'work_dirs/confirmation'
+        args.records = args.records or 'results/synthface_confirmation'
+        return args
     if evidence:
         args.work_dir = args.work_dir or 'work_dirs/evidence'
         args.records = args.records or 'results/synthface_evidence'
@@ -256,7 +282,7 @@ def _legacy_ok(args) -> bool:
     """Whether a record without fingerprint may stand for a run: only for
     the table rows run with the study's own options (no --cfg-options, the
     default --checkpoint), which is how every such record was made."""
-    if not args.table or args.cfg_options:
+    if not args.table or args.cfg_options or args.table == 'confirmation':
         return False
     return args.table in EVIDENCE_TABLES or args.checkpoint == 'last'
 
@@ -418,11 +444,58 @@ def run_evidence(args) -> str:
     return out
 
 
+def run_confirmation(args) -> str:
+    """The pre-registered confirmation round: trains what is missing in
+    the plan's order, copies each finished run's record, then writes
+    ``confirmation.md`` in the work dir."""
+    from mmaniso.study import confirmation as cf
+    from mmaniso.study import evidence as ev
+    from mmaniso.study import tables as st
+
+    if not args.report:
+        cf.prepare_data()
+        jobs = cf.jobs(args.block)
+        at_once = args.gpus or args.jobs
+
+        def one(i, row, seed):
+            options = list(cf.PROTOCOL) + list(row.options)
+            gpu = i % args.gpus if args.gpus else None
+            folder = st.run_dir(args.work_dir, row, seed)
+            metrics = run_one(
+                row.config, seed, args, gpu, folder, options,
+                row.checkpoint, _noise_extra(row),
+            )  # fmt: skip
+            ev.copy_record(folder, args.records, row, seed)
+            return metrics
+
+        with ThreadPoolExecutor(max_workers=max(at_once, 1)) as pool:
+            futures = [
+                pool.submit(one, i, row, seed)
+                for i, (row, seed) in enumerate(jobs)
+            ]
+            for future in futures:
+                future.result()
+    if osp.abspath(args.work_dir) != osp.abspath(args.records):
+        for row, seed in cf.jobs():
+            folder = st.run_dir(args.work_dir, row, seed)
+            if osp.isfile(osp.join(folder, METRICS_FILE)):
+                ev.copy_record(folder, args.records, row, seed)
+    check_records(args, cf.jobs(), cf.PROTOCOL)
+    text = cf.report(args.work_dir)
+    out = osp.join(args.work_dir, 'confirmation.md')
+    atomic_write_text(out, text + '\n')
+    print(text)
+    print(f'\n[study] wrote {out}')
+    return out
+
+
 def run_table(args) -> str:
     from mmaniso.study import tables as st
 
     if args.table in EVIDENCE_TABLES:
         return run_evidence(args)
+    if args.table == 'confirmation':
+        return run_confirmation(args)
 
     table = args.table
     sigma_ts = st.SWEEP_SIGMA_T if table == 'b' else ()

@@ -1,0 +1,401 @@
+"""The confirmation round: the plan of ``docs/preregistration.md`` in code.
+
+``tools/misc/study.py --table confirmation`` trains the rows below on table
+e's training data (``resampled`` labels of ``data/synthface_evidence``),
+validates on its validation split, and tests once on fresh faces
+(:data:`TEST_ROOT`, generation seed :data:`TEST_GENERATION_SEED`, never
+used before). The primary rows run first, seed by seed; then the
+secondary rows. ``--report`` renders every declared comparison with its
+paired t interval, a bootstrap interval over seeds *and* test faces, the
+nominal and the Holm-adjusted p, and the pre-registered reading.
+
+The report reads its comparisons from :data:`COMPARISONS` and
+:data:`MECHANISM` only: ``tests/study/test_preregistration.py`` checks that
+they and the committed pre-registration say the same, so nothing is tested
+that was not declared.
+"""
+
+import os.path as osp
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+
+from mmaniso.study import evidence as ev
+from mmaniso.study.tables import ANN, Row, _write_clean, run_dir
+
+TEST_ROOT = 'data/synthface_confirmation'
+TEST_GENERATION_SEED = 2
+TEST_FACES = 1000
+NOISE = 'resampled'
+PRIMARY_SEEDS = tuple(range(8, 24))
+SECONDARY_SEEDS = tuple(range(8, 16))
+# Seeds and generation seeds the earlier rounds used: a confirmation on
+# any of them would not be fresh.
+USED_TRAINING_SEEDS = tuple(range(8))
+USED_GENERATION_SEEDS = (0, ev.GENERATION_SEED)
+BOOTSTRAP_RESAMPLES = 10000
+BOOTSTRAP_SEED = 0
+ALPHA = 0.05
+
+_EVIDENCE = ev.DATA_ROOT + '/'
+_TEST = TEST_ROOT + '/'
+TEST_CLEAN = ANN.format('test_clean')
+PROTOCOL = (
+    'train_cfg.val_interval=1',
+    'train_dataloader.num_workers=1',
+    'val_dataloader.num_workers=1',
+    f'train_dataloader.dataset.data_root={_EVIDENCE}',
+    f'val_dataloader.dataset.data_root={_EVIDENCE}',
+    f'val_dataloader.dataset.ann_file={ANN.format("val_clean")}',
+    f'test_dataloader.dataset.data_root={_TEST}',
+    f'test_dataloader.dataset.ann_file={TEST_CLEAN}',
+    f'test_evaluator.ann_file={_TEST}{TEST_CLEAN}',
+)
+
+PRIMARY = 'primary'
+SECONDARY = 'secondary'
+_SEEDS = {PRIMARY: PRIMARY_SEEDS, SECONDARY: SECONDARY_SEEDS}
+
+# (label, config stem, a (None: the config's), which seeds)
+ROWS = (
+    ('L1 + head (per coordinate)', 'l1-meanhead', None, PRIMARY),
+    ('aniso L1 + head (a/b 5/3)', 'aniso-normalised-l1-nobalance', None,
+     PRIMARY),
+    ('point L1 + head (a = b)', 'aniso-normalised-l1-nobalance', 3.0,
+     SECONDARY),
+    ('learned aniso L1 + head', 'aniso-learned-l1', None, SECONDARY),
+    ('learned iso L1 + head', 'iso-learned-l1', None, SECONDARY),
+    ('predicted aniso L1 + head', 'aniso-predicted-l1', None, SECONDARY),
+    ('predicted iso L1 + head', 'iso-predicted-l1', None, SECONDARY),
+)  # fmt: skip
+
+# (id, first, second, role): "first minus second" of the test NME.
+COMPARISONS = (
+    ('P', 'aniso L1 + head (a/b 5/3)', 'L1 + head (per coordinate)',
+     PRIMARY),
+    ('S1', 'aniso L1 + head (a/b 5/3)', 'point L1 + head (a = b)',
+     SECONDARY),
+    ('S2', 'learned aniso L1 + head', 'aniso L1 + head (a/b 5/3)',
+     SECONDARY),
+    ('S3', 'learned aniso L1 + head', 'learned iso L1 + head', SECONDARY),
+    ('S4', 'predicted aniso L1 + head', 'aniso L1 + head (a/b 5/3)',
+     SECONDARY),
+    ('S5', 'predicted aniso L1 + head', 'predicted iso L1 + head',
+     SECONDARY),
+)  # fmt: skip
+# The second family: (comparison id, metric key), Holm among themselves.
+MECHANISM = (
+    ('P', 'NME_along'),
+    ('P', 'NME_across'),
+    ('S1', 'NME_along'),
+    ('S1', 'NME_across'),
+)
+
+
+def rows() -> List[Row]:
+    """The rows of the round, as the study harness runs them."""
+    out = []
+    for label, stem, a, _ in ROWS:
+        row = ev._row(label, stem, NOISE, a)
+        out.append(row)
+    return out
+
+
+def row_seeds(label: str) -> Tuple[int, ...]:
+    """The pre-registered training seeds of the row called ``label``."""
+    for name, _, _, which in ROWS:
+        if name == label:
+            return _SEEDS[which]
+    raise KeyError(f'no row {label!r} in the confirmation plan')
+
+
+def jobs(block: Optional[str] = None) -> List[Tuple[Row, int]]:
+    """Every (row, seed) in the pre-registered order: the primary rows seed
+    by seed, then the secondary rows seed by seed (only ``block``'s when
+    given)."""
+    by_label = {r.label: r for r in rows()}
+    out = []
+    for which in (PRIMARY, SECONDARY):
+        if block is not None and which != block:
+            continue
+        labels = [label for label, _, _, w in ROWS if w == which]
+        for seed in _SEEDS[which]:
+            out += [(by_label[label], seed) for label in labels]
+    return out
+
+
+def prepare_data(workers: int = 2) -> Dict[str, str]:
+    """Table e's data (:func:`evidence.prepare_data`) and the fresh test
+    faces: :data:`TEST_FACES` SynthFace faces at generation seed
+    :data:`TEST_GENERATION_SEED`, with their clean copy."""
+    from mmaniso.synthface import write_synthface
+
+    paths = ev.prepare_data(workers=workers)
+    test = osp.join(TEST_ROOT, ANN.format('test'))
+    if not osp.isfile(test):
+        write_synthface(
+            TEST_ROOT, dict(test=TEST_FACES), seed=TEST_GENERATION_SEED,
+            workers=workers,
+        )  # fmt: skip
+    clean = osp.join(TEST_ROOT, TEST_CLEAN)
+    if not osp.isfile(clean):
+        _write_clean(test, clean)
+    paths['confirmation_test_clean'] = clean
+    return paths
+
+
+# ----------------------------------------------------------- statistics
+def holm(p_values: Sequence[float]) -> List[float]:
+    """Holm's step-down adjusted p-values, in the order given.
+
+    Example:
+        >>> [round(p, 3) for p in holm([0.01, 0.04, 0.03])]
+        [0.03, 0.06, 0.06]
+    """
+    p = np.asarray(p_values, float)
+    m = len(p)
+    order = np.argsort(p, kind='stable')
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted.tolist()
+
+
+def paired_test(a: Sequence[float], b: Sequence[float]):
+    """Mean of ``a - b``, its paired t 95% interval, the two-sided p of a
+    paired t-test, and how many pairs have ``a < b``."""
+    from scipy import stats
+
+    mean, lo, hi, wins = ev.paired_interval(a, b)
+    d = np.asarray(a, float) - np.asarray(b, float)
+    p = float(stats.ttest_1samp(d, 0.0).pvalue) if np.ptp(d) > 0 else (
+        0.0 if d[0] != 0 else 1.0
+    )  # fmt: skip
+    return mean, lo, hi, p, wins
+
+
+def bootstrap_seeds_faces(
+    diffs: np.ndarray,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    level: float = 0.95,
+) -> Tuple[float, float]:
+    """Percentile interval of the mean difference when both the training
+    seeds and the test faces are drawn again.
+
+    Args:
+        diffs: Per-face differences "first - second" of the NME, shape
+            (S, F): S seeds, F test faces, the same faces in every row.
+
+    Each resample draws S seeds and F faces with replacement (the same
+    faces for every seed, as both rows of a pair see the same test set)
+    and takes the mean of the drawn block.
+    """
+    diffs = np.asarray(diffs, float)
+    s, f = diffs.shape
+    rng = np.random.default_rng(seed)
+    seed_counts = rng.multinomial(s, np.full(s, 1.0 / s), size=resamples)
+    stats = np.empty(resamples)
+    # Faces in chunks: the (resamples, F) count matrix of 10,000 x 1,000
+    # is 80 MB at once.
+    for start in range(0, resamples, 1000):
+        stop = min(start + 1000, resamples)
+        face_counts = rng.multinomial(
+            f, np.full(f, 1.0 / f), size=stop - start
+        )  # (R, F)
+        per_seed = diffs @ face_counts.T / f  # (S, R)
+        stats[start:stop] = (
+            np.einsum('rs,sr->r', seed_counts[start:stop], per_seed) / s
+        )
+    tail = (1 - level) / 2
+    return float(np.quantile(stats, tail)), float(np.quantile(stats, 1 - tail))
+
+
+def reading(mean: float, p_holm: float, p: float) -> str:
+    """The pre-registered words for one comparison."""
+    direction = 'first lower' if mean < 0 else 'second lower'
+    if p_holm < ALPHA:
+        return f'resolved: {direction}'
+    if p < ALPHA:
+        return f'nominal only: {direction} (not after Holm)'
+    return 'not resolved'
+
+
+# -------------------------------------------------------------- reading
+def per_face_nme(pred_file: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(annotation ids, per-face NME in %) from a run's ``test.pred.npz``:
+    the mean over points of the error length, over the face's
+    normalising distance."""
+    with np.load(pred_file) as z:
+        ids = np.asarray(z['ids'])
+        residual = np.asarray(z['residual'], np.float32)  # (F, K, 2)
+        norm = np.asarray(z['norm'], np.float32)  # (F,)
+    nme = np.linalg.norm(residual, axis=-1).mean(axis=-1) / norm * 100
+    order = np.argsort(ids)
+    return ids[order], nme[order]
+
+
+class Comparison(NamedTuple):
+    """One declared comparison, computed."""
+
+    id: str
+    first: str
+    second: str
+    key: str
+    n: int
+    mean: float
+    low: float
+    high: float
+    boot_low: Optional[float]
+    boot_high: Optional[float]
+    p: float
+    p_holm: float
+    wins: int
+
+
+def _pred_file(work_dir: str, row: Row, seed: int) -> Optional[str]:
+    folder = run_dir(work_dir, row, seed)
+    for name in ('test.pred.npz',):
+        if osp.isfile(osp.join(folder, name)):
+            return osp.join(folder, name)
+    return None
+
+
+def compare(
+    work_dir: str, family: Sequence[Tuple[str, str]]
+) -> List[Comparison]:
+    """The comparisons of one family, given as (comparison id, metric
+    key), with Holm's correction over the family."""
+    by_label = {r.label: r for r in rows()}
+    declared = {c[0]: c for c in COMPARISONS}
+    found = []
+    for cid, key in family:
+        _, first, second, _ = declared[cid]
+        a_row, b_row = by_label[first], by_label[second]
+        seeds = sorted(set(row_seeds(first)) & set(row_seeds(second)))
+        a = ev.load_runs(work_dir, a_row, seeds)
+        b = ev.load_runs(work_dir, b_row, seeds)
+        common = sorted(set(a) & set(b))
+        if len(common) < 2:
+            found.append((cid, first, second, key, len(common), None))
+            continue
+        va = [a[s][key] for s in common]
+        vb = [b[s][key] for s in common]
+        stats = paired_test(va, vb)
+        boot = (None, None)
+        if key == 'NME':
+            diffs = _face_differences(work_dir, a_row, b_row, common)
+            if diffs is not None:
+                boot = bootstrap_seeds_faces(diffs)
+        found.append((cid, first, second, key, len(common), (stats, boot)))
+    computed = [f for f in found if f[5] is not None]
+    adjusted = holm([f[5][0][3] for f in computed]) if computed else []
+    out, k = [], 0
+    for cid, first, second, key, n, result in found:
+        if result is None:
+            nan = float('nan')
+            out.append(Comparison(cid, first, second, key, n, nan, nan, nan,
+                                  None, None, nan, nan, 0))  # fmt: skip
+            continue
+        (mean, lo, hi, p, wins), (blo, bhi) = result
+        out.append(Comparison(cid, first, second, key, n, mean, lo, hi,
+                              blo, bhi, p, adjusted[k], wins))  # fmt: skip
+        k += 1
+    return out
+
+
+def _face_differences(work_dir, a_row, b_row, seeds):
+    """(S, F) per-face NME differences, or None when a run lacks its
+    per-face predictions. Refuses runs whose test faces differ."""
+    rows_ = []
+    for seed in seeds:
+        fa, fb = (
+            _pred_file(work_dir, a_row, seed),
+            _pred_file(work_dir, b_row, seed),
+        )
+        if fa is None or fb is None:
+            return None
+        ids_a, nme_a = per_face_nme(fa)
+        ids_b, nme_b = per_face_nme(fb)
+        if not np.array_equal(ids_a, ids_b):
+            raise ValueError(
+                f'{fa} and {fb} hold different test faces; both must be '
+                f'tested on {TEST_ROOT} (rerun the study command)'
+            )
+        rows_.append(nme_a - nme_b)
+    return np.stack(rows_)
+
+
+def _fmt_p(p: float) -> str:
+    if np.isnan(p):
+        return '–'
+    return f'{p:.2g}' if p >= 0.001 else f'{p:.1e}'
+
+
+def comparisons_markdown(found: Sequence[Comparison]) -> str:
+    lines = [
+        '| id | first − second | metric | n | paired [t 95%] | '
+        'bootstrap seeds × faces [95%] | p | p (Holm) | first lower | '
+        'reading |',
+        '|---|---|---|---|---|---|---|---|---|---|',
+    ]
+    for c in found:
+        if c.n < 2:
+            lines.append(
+                f'| {c.id} | {c.first} − {c.second} | {c.key} | {c.n} | '
+                'too few seeds | | | | | |'
+            )
+            continue
+        boot = (
+            f'[{c.boot_low:+.3f}, {c.boot_high:+.3f}]'
+            if c.boot_low is not None
+            else '–'
+        )
+        lines.append(
+            f'| {c.id} | {c.first} − {c.second} | {c.key} | {c.n} | '
+            f'{c.mean:+.3f} [{c.low:+.3f}, {c.high:+.3f}] | {boot} | '
+            f'{_fmt_p(c.p)} | {_fmt_p(c.p_holm)} | {c.wins} of {c.n} | '
+            f'{reading(c.mean, c.p_holm, c.p)} |'
+        )
+    return '\n'.join(lines)
+
+
+def primary_verdict(found: Sequence[Comparison]) -> str:
+    """The pre-registered sentence on the primary comparison."""
+    p = next(c for c in found if c.id == 'P')
+    planned = len(PRIMARY_SEEDS)
+    if p.n < 2:
+        return f'Primary comparison: {p.n} of {planned} seeds; not tested.'
+    done = f'{p.n} of {planned} pre-registered seeds'
+    size = f'{p.mean:+.3f} NME [{p.low:+.3f}, {p.high:+.3f}]'
+    if p.p_holm < ALPHA and p.mean < 0:
+        verdict = 'confirmed'
+    elif p.p_holm < ALPHA:
+        verdict = 'refuted (the anisotropic L1 is worse)'
+    else:
+        verdict = 'not confirmed'
+    interim = '' if p.n >= planned else ' (interim: the round is not complete)'
+    return (
+        f'Primary comparison ({done}): {verdict}{interim}; '
+        f'{size}, Holm-adjusted p {_fmt_p(p.p_holm)}.'
+    )
+
+
+def report(work_dir: str) -> str:
+    """Markdown of the round: its rows, the declared NME comparisons (Holm
+    over the six), the mechanism family (Holm over the four) and the
+    primary verdict."""
+    parts = ['### Rows (test NME on the fresh faces)\n']
+    table_rows = rows()
+    seeds = sorted(set(PRIMARY_SEEDS) | set(SECONDARY_SEEDS))
+    parts.append(ev.markdown_table(work_dir, table_rows, seeds))
+    nme = compare(work_dir, [(c[0], 'NME') for c in COMPARISONS])
+    parts.append('\n### Declared NME comparisons (Holm over all six)\n')
+    parts.append(comparisons_markdown(nme))
+    parts.append('\n### Mechanism: along and across the curve (Holm over '
+                 'the four)\n')  # fmt: skip
+    parts.append(comparisons_markdown(compare(work_dir, MECHANISM)))
+    parts.append('\n' + primary_verdict(nme) + '\n')
+    return '\n'.join(parts)

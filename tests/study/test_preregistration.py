@@ -1,0 +1,190 @@
+"""The confirmation round's plan in code says what the committed
+pre-registration says, and its statistics are right."""
+
+import os.path as osp
+import re
+
+import numpy as np
+import pytest
+
+from mmaniso.study import confirmation as cf
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+PREREG = osp.join(REPO, 'docs', 'preregistration.md')
+
+
+def _table(text: str, heading: str):
+    """The body rows of the first markdown table after ``heading``."""
+    part = text.split(heading, 1)[1]
+    rows = []
+    for line in part.splitlines():
+        if line.startswith('|'):
+            cells = [c.strip() for c in line.strip().strip('|').split('|')]
+            if set(cells[0]) <= set('-'):
+                continue
+            rows.append(cells)
+        elif rows:
+            break
+    return rows[1:]
+
+
+def _seeds(cell: str):
+    lo, hi = (int(x) for x in re.findall(r'\d+', cell))
+    return tuple(range(lo, hi + 1))
+
+
+def test_rows_and_seeds_are_the_preregistered_ones():
+    doc = _table(open(PREREG, encoding='utf-8').read(), '## Rows')
+    planned = {label: cf.row_seeds(label) for label, *_ in cf.ROWS}
+    assert {cells[0]: _seeds(cells[2]) for cells in doc} == planned
+    stems = {label: stem for label, stem, *_ in cf.ROWS}
+    for label, config, _ in doc:
+        if config.startswith('the same'):  # an option on the row above
+            assert 'model.head.loss.a=3' in config
+            continue
+        assert f'res18_{stems[label]}_synthface.py' in config, label
+
+
+def test_comparisons_are_the_preregistered_ones():
+    text = open(PREREG, encoding='utf-8').read()
+    doc = _table(text, '## Hypotheses and comparisons')
+    declared = {
+        cells[0]: tuple(cells[1].replace('**', '').split(' − '))
+        for cells in doc
+    }
+    assert declared == {cid: (a, b) for cid, a, b, _ in cf.COMPARISONS}
+    primary = [cells[0] for cells in doc if 'primary' in cells[2]]
+    assert primary == ['P']
+    assert [c[0] for c in cf.COMPARISONS if c[3] == cf.PRIMARY] == ['P']
+    # The mechanism family: along and across for P and S1, as declared.
+    assert 'for P and S1: four' in ' '.join(text.split())
+    assert sorted(cf.MECHANISM) == sorted(
+        (c, k) for c in ('P', 'S1') for k in ('NME_along', 'NME_across')
+    )
+
+
+def test_seeds_and_test_faces_are_fresh():
+    assert not set(cf.PRIMARY_SEEDS) & set(cf.USED_TRAINING_SEEDS)
+    assert set(cf.SECONDARY_SEEDS) <= set(cf.PRIMARY_SEEDS)
+    assert cf.TEST_GENERATION_SEED not in cf.USED_GENERATION_SEEDS
+    # The test faces come from their own root, never table e's.
+    test_opts = [o for o in cf.PROTOCOL if o.startswith('test_')]
+    assert test_opts and all(cf.TEST_ROOT in o or 'ann_file=annotations'
+                             in o for o in test_opts)  # fmt: skip
+    train_opts = [o for o in cf.PROTOCOL if 'data_root' in o
+                  and not o.startswith('test_')]  # fmt: skip
+    assert all(cf.TEST_ROOT not in o for o in train_opts)
+
+
+def test_primary_rows_run_first_seed_by_seed():
+    jobs = cf.jobs()
+    primary = [label for label, *_, w in cf.ROWS if w == cf.PRIMARY]
+    n = len(primary) * len(cf.PRIMARY_SEEDS)
+    assert {row.label for row, _ in jobs[:n]} == set(primary)
+    assert [seed for _, seed in jobs[:n]][:4] == [8, 8, 9, 9]
+    assert len(jobs) == n + 5 * len(cf.SECONDARY_SEEDS)
+    assert cf.jobs('secondary') == jobs[n:]
+    assert len(set(jobs)) == len(jobs)
+
+
+def _holm_reference(p):
+    """Holm by its definition: reject in order while p_(i) <= a/(m-i+1);
+    the adjusted p is the smallest level at which each is rejected."""
+    m = len(p)
+    out = []
+    for i in range(m):
+        best = 1.0
+        for level in np.linspace(0, 1, 20001):
+            order = sorted(range(m), key=lambda j: p[j])
+            rejected = set()
+            for rank, j in enumerate(order):
+                if p[j] <= level / (m - rank):
+                    rejected.add(j)
+                else:
+                    break
+            if i in rejected:
+                best = level
+                break
+        out.append(best)
+    return out
+
+
+def test_holm_matches_its_definition():
+    p = [0.01, 0.04, 0.03, 0.2, 0.0005, 0.04]
+    assert np.allclose(cf.holm(p), _holm_reference(p), atol=1e-4)
+    assert cf.holm([0.5]) == [0.5]
+    assert cf.holm([0.6, 0.7]) == [1.0, 1.0]
+
+
+def test_bootstrap_of_seeds_and_faces():
+    rng = np.random.default_rng(3)
+    # Seeds differ by a shift; faces by noise: the interval must hold the
+    # mean, widen with the face noise, and repeat for the same seed.
+    diffs = -0.05 + rng.normal(0, 0.03, (16, 1))
+    diffs = diffs + rng.normal(0, 1.0, (16, 400))
+    lo, hi = cf.bootstrap_seeds_faces(diffs, resamples=2000)
+    assert lo < diffs.mean() < hi
+    assert (lo, hi) == cf.bootstrap_seeds_faces(diffs, resamples=2000)
+    seeds_only = diffs.mean(axis=1, keepdims=True) * np.ones((1, 400))
+    slo, shi = cf.bootstrap_seeds_faces(seeds_only, resamples=2000)
+    assert hi - lo > shi - slo
+    # A slow reference of one resample's statistic.
+    s_idx = rng.integers(0, 16, 16)
+    f_idx = rng.integers(0, 400, 400)
+    slow = np.mean([[diffs[s, f] for f in f_idx] for s in s_idx])
+    fast = diffs[s_idx][:, f_idx].mean()
+    assert np.isclose(slow, fast)
+
+
+def test_per_face_nme_from_saved_predictions(tmp_path):
+    residual = np.zeros((3, 4, 2), np.float16)
+    residual[0, :, 0] = 3
+    residual[0, :, 1] = 4  # every point 5 px off
+    residual[2, 0] = (6, 8)  # one point 10 px off
+    norm = np.array([50.0, 50.0, 100.0], np.float32)
+    np.savez(tmp_path / 'p.npz', ids=np.array([7, 3, 5]),
+             residual=residual, norm=norm)  # fmt: skip
+    ids, nme = cf.per_face_nme(str(tmp_path / 'p.npz'))
+    assert ids.tolist() == [3, 5, 7]
+    assert np.allclose(nme, [0.0, 10 / 4 / 100 * 100, 5 / 50 * 100])
+
+
+def test_reading_follows_the_preregistered_words():
+    assert cf.reading(-0.1, 0.01, 0.002) == 'resolved: first lower'
+    assert cf.reading(0.1, 0.2, 0.02).startswith('nominal only')
+    assert cf.reading(-0.1, 0.3, 0.2) == 'not resolved'
+
+
+@pytest.mark.parametrize('wins', [True, False])
+def test_report_on_made_up_records(tmp_path, wins):
+    """The report reads records as the harness writes them and gives the
+    primary verdict by the pre-registered rule."""
+    import json
+    import os
+
+    from test_tables import write_scalars
+
+    from mmaniso.study.tables import run_dir
+
+    rng = np.random.default_rng(0)
+    by_label = {r.label: r for r in cf.rows()}
+    for label, *_ in cf.ROWS:
+        shift = -0.3 if (wins and label.startswith('aniso')) else 0.0
+        for seed in cf.row_seeds(label):
+            folder = run_dir(str(tmp_path), by_label[label], seed)
+            os.makedirs(folder)
+            base = 5.0 + 0.01 * seed + shift
+            metrics = dict(NME=base + rng.normal(0, 0.01), NME_along=3.0,
+                           NME_across=3.0 + shift)  # fmt: skip
+            with open(osp.join(folder, 'test_metrics.json'), 'w') as f:
+                json.dump(metrics, f)
+            write_scalars(folder, 2, 10, 5, [base + 1, base])
+    text = cf.report(str(tmp_path))
+    verdict = text.strip().splitlines()[-1]
+    if wins:
+        assert verdict.startswith('Primary comparison (16 of 16')
+        assert ': confirmed;' in verdict
+    else:
+        assert ': not confirmed;' in verdict or ': refuted' in verdict
+    assert text.count('| P |') == 3  # NME, along, across
+    assert 'S5' in text
