@@ -8,13 +8,15 @@ import os.path as osp
 import pytest
 from conftest import FIXTURE_CONFIG, REPO, data_root_options, run_tool
 
+STUDY = osp.join(REPO, 'tools', 'misc', 'study.py')
+
 
 @pytest.mark.slow
 def test_study_of_two_seeds_prints_mean_std_and_writes_csv(
     wflw_fixture, tmp_path
 ):
     args = [
-        osp.join(REPO, 'tools', 'misc', 'study.py'),
+        STUDY,
         FIXTURE_CONFIG,
         '--seeds',
         '0',
@@ -48,14 +50,10 @@ def test_study_of_two_seeds_prints_mean_std_and_writes_csv(
 
 
 def test_study_takes_configs_or_a_table_not_both():
-    proc = run_tool(
-        [osp.join(REPO, 'tools', 'misc', 'study.py'), FIXTURE_CONFIG, '--table', 'a']
-    )
+    proc = run_tool([STUDY, FIXTURE_CONFIG, '--table', 'a'])
     assert proc.returncode == 2
     assert 'either CONFIG files or --table' in proc.stderr
-    proc = run_tool(
-        [osp.join(REPO, 'tools', 'misc', 'study.py'), '--jobs', '0', '--table', 'a']
-    )
+    proc = run_tool([STUDY, '--jobs', '0', '--table', 'a'])
     assert proc.returncode == 2
     assert '--jobs must be at least 1' in proc.stderr
 
@@ -64,9 +62,7 @@ def test_study_takes_configs_or_a_table_not_both():
 def _study():
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(
-        'mmaniso_study_tool', osp.join(REPO, 'tools', 'misc', 'study.py')
-    )
+    spec = importlib.util.spec_from_file_location('mmaniso_study_tool', STUDY)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -177,8 +173,17 @@ def test_report_refuses_a_truncated_record_and_copies_nothing(tmp_path):
     broken = osp.join(run, 'test_metrics.json')
     with open(broken, 'w') as f:
         f.write('{"NME": 4.9, "FR@0.1": 6.')
-    argv = ['--table', 'evidence', '--report', '--work-dir', str(work),
-            '--records', str(records), '--plot-dir', str(tmp_path)]
+    argv = [
+        '--table',
+        'evidence',
+        '--report',
+        '--work-dir',
+        str(work),
+        '--records',
+        str(records),
+        '--plot-dir',
+        str(tmp_path),
+    ]
     with pytest.raises(SystemExit) as refused:
         study.main(argv)
     message = str(refused.value)
@@ -227,9 +232,7 @@ def test_the_committed_records_keep_loading():
     )
     jobs = ev.all_jobs()
     study.check_records(args, jobs, ev.PROTOCOL)
-    found = sum(
-        len(ev.load_runs(evidence, row, [seed])) for row, seed in jobs
-    )
+    found = sum(len(ev.load_runs(evidence, row, [seed])) for row, seed in jobs)
     tables = osp.join(REPO, 'results', 'synthface_study')
     args = study.parse_args(['--table', 'a', '--work-dir', tables])
     rows = st.table_rows('a') + st.table_rows('b')
