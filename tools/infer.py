@@ -3,7 +3,8 @@
     python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...]
         [--boxes FILE] [--out-dir DIR] [--device cpu|cuda] [--batch-size N]
         [--onnx model.onnx] [--min-face 20] [--det-thr 0.6 0.7 0.7]
-        [--score-thr 0.9] [--cfg-options k=v ...] [--overwrite]
+        [--score-thr 0.9] [--max-megapixels 100] [--detect-megapixels 16]
+        [--cfg-options k=v ...] [--overwrite]
 
 INPUT: image files or folders of them (not recursive). Without ``--boxes``
 the faces come from MTCNN, whose weights ship in the ``facenet-pytorch``
@@ -27,12 +28,28 @@ For each image, writes ``<stem>.json``::
 in image pixels, and ``<stem>.png``, the landmarks drawn by point type (curve
 points on their curves, corners as squares). ``--onnx`` runs the landmark
 model exported by ``tools/deployment/export_onnx.py`` on ONNX Runtime (the
-config still gives the pipeline; the checkpoint's weights are not used).
-Existing outputs are refused unless ``--overwrite``.
+config still gives the pipeline; the checkpoint's weights are not used);
+before any image, the graph's crop size, keypoint count, dataset and
+preprocessing are compared with the config's, and a graph of another model
+is refused.
+
+Pixel budget: an image's header is read before its pixels. An image
+declaring more than ``--max-megapixels`` (default 100) is not decoded (a
+decompression bomb: a small file declaring billions of pixels); above
+``--detect-megapixels`` (default 16) the detector runs on a copy reduced to
+that many pixels and its boxes are mapped back, while the landmarks are
+still cropped from the full image (faces smaller than ``--min-face`` times
+the reduction are then not searched for; the tool says so).
+
+An image that cannot be read is reported (file and reason) and skipped;
+the others are processed, and the tool exits non-zero at the end with the
+list. Existing outputs are refused unless ``--overwrite``; an output that
+would replace an input (an image, the config, the checkpoint, the ONNX
+graph, the boxes file, through links too) is always refused. Each output is
+written under a temporary name and renamed, so none is ever half-written.
 """
 
 import argparse
-import json
 import os
 import os.path as osp
 
@@ -45,6 +62,14 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 MIN_FACE = 20.0
 DET_THR = (0.6, 0.7, 0.7)
 SCORE_THR = 0.9
+# Pixel budget, in megapixels: the largest image decoded (a 100 MP image is
+# 300 MB decoded; the largest phone and camera sensors give 50-100 MP), and
+# the largest the detector runs on (MTCNN's pyramid dominates: on one CPU
+# thread, an 8000x6000 photograph took 3.9 GB peak and 114 s detected at
+# full size, 2.0 GB and 52 s through its 16 MP copy, the face box within
+# 25 px of a 900 px face).
+MAX_MEGAPIXELS = 100.0
+DETECT_MEGAPIXELS = 16.0
 
 
 def parse_args(argv=None):
@@ -80,8 +105,24 @@ def parse_args(argv=None):
         '--score-thr',
         type=float,
         default=SCORE_THR,
-        help='final detector score a face needs to be kept (default '
-        f'{SCORE_THR:g}); below the third --det-thr it has no effect',
+        help='final detector score a face needs to be kept, in [0, 1] '
+        f'(default {SCORE_THR:g}); below the third --det-thr it has no '
+        'effect',
+    )
+    parser.add_argument(
+        '--max-megapixels',
+        type=float,
+        default=MAX_MEGAPIXELS,
+        help='images whose header declares more pixels are not decoded '
+        f'(default {MAX_MEGAPIXELS:g})',
+    )
+    parser.add_argument(
+        '--detect-megapixels',
+        type=float,
+        default=DETECT_MEGAPIXELS,
+        help='larger images are searched for faces on a copy reduced to '
+        f'this size (default {DETECT_MEGAPIXELS:g}); the landmarks still '
+        'come from the full image',
     )
     parser.add_argument(
         '--cfg-options',
@@ -92,9 +133,22 @@ def parse_args(argv=None):
     parser.add_argument(
         '--overwrite',
         action='store_true',
-        help='replace existing <stem>.json / <stem>.png in --out-dir',
+        help='replace existing <stem>.json / <stem>.png in --out-dir (never '
+        'an input)',
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error(f'--batch-size must be >= 1, got {args.batch_size}')
+    if not 0 <= args.score_thr <= 1:
+        parser.error(
+            f'--score-thr is a detector score in [0, 1], got '
+            f'{args.score_thr:g}'
+        )
+    for option in ('--max-megapixels', '--detect-megapixels'):
+        value = getattr(args, option[2:].replace('-', '_'))
+        if not value > 0:  # NaN too
+            parser.error(f'{option} must be a positive number, got {value}')
+    return args
 
 
 def list_images(inputs):
@@ -116,17 +170,83 @@ def list_images(inputs):
     return images
 
 
-def read_image(path):
-    import cv2
+def check_outputs(args, images, outputs):
+    """Refuses, before anything is loaded or written, an output that is
+    one of the run's inputs (whatever the flags), then existing outputs
+    unless ``--overwrite``."""
+    from mmaniso.utils.output_paths import refuse_writing_inputs
 
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise SystemExit(
-            f'error: cannot read {path} as an image (not an image, '
-            'truncated, or a format OpenCV cannot decode); convert it to '
-            'JPEG or PNG or leave it out'
+    written = [('the output', path) for pair in outputs for path in pair]
+    read = [('the input image', path) for path in images] + [
+        ('the config', args.config),
+        ('the checkpoint', args.checkpoint),
+        ('the --onnx graph', args.onnx),
+        ('the --boxes file', args.boxes),
+    ]
+    try:
+        refuse_writing_inputs(written, read, fix='choose another --out-dir')
+    except SystemExit as e:
+        raise SystemExit(f'error: {e}') from None
+    if not args.overwrite:
+        existing = [p for pair in outputs for p in pair if osp.exists(p)]
+        if existing:
+            raise SystemExit(
+                f'error: {existing[0]} exists ({len(existing)} output file(s) '
+                'would be replaced); choose another --out-dir or pass '
+                '--overwrite'
+            )
+
+
+def read_image(path, max_megapixels=MAX_MEGAPIXELS):
+    """The image (BGR), within the pixel budget.
+
+    Raises:
+        UnreadableImageError: Naming the file and why.
+    """
+    from mmaniso.deploy.images import read_image as read
+
+    return read(path, max_megapixels * 1e6)
+
+
+def given_boxes(given, boxes_file, path, image):
+    """The ``--boxes`` entry of ``path``, checked against the image."""
+    import numpy as np
+
+    from mmaniso.deploy.inference import check_box
+
+    height, width = image.shape[:2]
+    boxes = given.get(path, given.get(osp.basename(path)))
+    if not boxes:
+        return np.zeros((0, 4)), np.zeros(0)
+    boxes = np.stack(
+        [
+            check_box(
+                b, width, height, f'--boxes {boxes_file}, {path}, box {i}'
+            )
+            for i, b in enumerate(boxes)
+        ]
+    )
+    return boxes, np.ones(len(boxes))
+
+
+def detect_boxes(detector, image, path, args, note):
+    """The detector's boxes and scores in image pixels; above the detection
+    budget it runs on a reduced copy (``note`` is told the reduction)."""
+    from mmaniso.deploy.images import boxes_to_image, detection_copy
+
+    small, (fx, fy) = detection_copy(image, args.detect_megapixels * 1e6)
+    if small is not image:
+        height, width = image.shape[:2]
+        note(
+            f'{path}: {width}x{height} = {width * height / 1e6:.1f} MP is '
+            f'above --detect-megapixels {args.detect_megapixels:g}: faces '
+            f'are searched for on a {small.shape[1]}x{small.shape[0]} copy, '
+            f'so those under {args.min_face * max(fx, fy):.0f} px are '
+            'missed (raise --detect-megapixels to find them, at more '
+            'memory); the landmarks come from the full image'
         )
-    return image
+    boxes, scores = detector(small)
+    return boxes_to_image(boxes, (fx, fy), image.shape), scores
 
 
 def no_face_message(path, args, scores):
@@ -154,45 +274,28 @@ def no_face_message(path, args, scores):
     )
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    from tqdm import tqdm
+def face_records(boxes, scores, keypoints):
+    """The ``faces`` list of one image's JSON."""
+    return [
+        dict(
+            box=[round(float(v), 2) for v in box],
+            score=round(float(score), 4),
+            keypoints=[
+                [round(float(x), 2), round(float(y), 2)] for x, y in kpts
+            ],
+        )
+        for box, score, kpts in zip(boxes, scores, keypoints)
+    ]
 
+
+def load_runtime(args):
+    """The model, the predictor (PyTorch or ONNX Runtime) and the detector
+    (None with ``--boxes``); exits naming the file on any refusal."""
     from mmaniso.deploy.inference import (
         LandmarkPredictor,
-        check_box,
-        draw_faces,
+        check_onnx_fits,
         load_model,
-        output_stems,
-        read_boxes_file,
     )
-
-    if args.batch_size < 1:
-        raise SystemExit(
-            f'error: --batch-size must be >= 1, got {args.batch_size}'
-        )
-    images = list_images(args.inputs)
-    try:
-        stems = output_stems(images)
-        given = read_boxes_file(args.boxes) if args.boxes else None
-    except ValueError as e:
-        raise SystemExit(f'error: {e}') from None
-    os.makedirs(args.out_dir, exist_ok=True)
-    outputs = [
-        (
-            osp.join(args.out_dir, s + '.json'),
-            osp.join(args.out_dir, s + '.png'),
-        )
-        for s in stems
-    ]
-    if not args.overwrite:
-        existing = [p for pair in outputs for p in pair if osp.exists(p)]
-        if existing:
-            raise SystemExit(
-                f'error: {existing[0]} exists ({len(existing)} output file(s) '
-                'would be replaced); choose another --out-dir or pass '
-                '--overwrite'
-            )
 
     try:
         model = load_model(
@@ -201,20 +304,21 @@ def main(argv=None):
             device=args.device,
             cfg_options=args.cfg_options,
         )
-        if not args.onnx:
+        onnx = None
+        if args.onnx:
+            from mmaniso.deploy import OnnxLandmarkModel
+
+            onnx = OnnxLandmarkModel(args.onnx)
+            check_onnx_fits(onnx, model, args.config)
+        else:
             from mmaniso.deploy.onnx import require_mean_shape
 
             require_mean_shape(model, args.checkpoint)
-    except ValueError as e:
+    except (ValueError, FileNotFoundError, ImportError) as e:
         raise SystemExit(f'error: {e}') from None
-    onnx = None
-    if args.onnx:
-        from mmaniso.deploy import OnnxLandmarkModel
-
-        onnx = OnnxLandmarkModel(args.onnx)
     predictor = LandmarkPredictor(model, args.batch_size, onnx=onnx)
     detector = None
-    if given is None:
+    if args.boxes is None:
         from mmaniso.deploy.face_detector import MTCNNFaceDetector
 
         try:
@@ -223,55 +327,86 @@ def main(argv=None):
             )
         except (FileNotFoundError, ValueError) as e:
             raise SystemExit(f'error: {e}') from None
+    return model, predictor, detector
 
-    meta = model.dataset_meta or {}
-    dataset = meta.get('dataset_name')
-    point_types = None
-    if dataset:
-        from mmaniso.datasets.point_types import get_point_types
 
-        try:
-            point_types = get_point_types(dataset)
-        except (KeyError, ValueError):
-            point_types = None
+def layout_point_types(model):
+    """The point types of the model's dataset, for the drawing; None when
+    the dataset has none."""
+    dataset = (model.dataset_meta or {}).get('dataset_name')
+    if not dataset:
+        return None
+    from mmaniso.datasets.point_types import get_point_types
 
-    import cv2
+    try:
+        return get_point_types(dataset)
+    except (KeyError, ValueError):
+        return None
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from tqdm import tqdm
+
+    from mmaniso.deploy.images import write_image, write_json
+    from mmaniso.deploy.inference import (
+        draw_faces,
+        output_stems,
+        read_boxes_file,
+    )
+
+    images = list_images(args.inputs)
+    try:
+        stems = output_stems(images)
+        given = read_boxes_file(args.boxes) if args.boxes else None
+    except ValueError as e:
+        raise SystemExit(f'error: {e}') from None
+    if given is not None:
+        missing = [
+            p
+            for p in images
+            if p not in given and osp.basename(p) not in given
+        ]
+        if missing:
+            raise SystemExit(
+                f'error: --boxes {args.boxes} has no entry for {missing[0]} '
+                f'({len(missing)} image(s) without one; keys are the image '
+                'paths as given, or file names)'
+            )
+    outputs = [
+        (
+            osp.join(args.out_dir, s + '.json'),
+            osp.join(args.out_dir, s + '.png'),
+        )
+        for s in stems
+    ]
+    check_outputs(args, images, outputs)
+    model, predictor, detector = load_runtime(args)
+    os.makedirs(args.out_dir, exist_ok=True)
+    dataset = (model.dataset_meta or {}).get('dataset_name')
+    point_types = layout_point_types(model)
+
     import numpy as np
 
-    num_faces, no_face = 0, []
+    num_faces, no_face, failed = 0, [], []
     for path, (json_out, png_out) in tqdm(
         list(zip(images, outputs)), desc='infer', unit='img'
     ):
-        image = read_image(path)
-        height, width = image.shape[:2]
-        if given is not None:
-            boxes = given.get(path, given.get(osp.basename(path)))
-            if boxes is None:
-                raise SystemExit(
-                    f'error: --boxes {args.boxes} has no entry for {path} '
-                    f'(keys are the image paths as given, or file names)'
+        # Only the image and its boxes are this image's own failures; the
+        # model's errors stop the run.
+        try:
+            image = read_image(path, args.max_megapixels)
+            if given is not None:
+                boxes, scores = given_boxes(given, args.boxes, path, image)
+            else:
+                boxes, scores = detect_boxes(
+                    detector, image, path, args, tqdm.write
                 )
-            try:
-                boxes = (
-                    np.stack(
-                        [
-                            check_box(
-                                b,
-                                width,
-                                height,
-                                f'--boxes {args.boxes}, {path}, box {i}',
-                            )
-                            for i, b in enumerate(boxes)
-                        ]
-                    )
-                    if boxes
-                    else np.zeros((0, 4))
-                )
-            except ValueError as e:
-                raise SystemExit(f'error: {e}') from None
-            scores = np.ones(len(boxes))
-        else:
-            boxes, scores = detector(image)
+        except ValueError as e:
+            tqdm.write(f'skipped {e}')
+            failed.append(str(e))
+            continue
+        if given is None:
             keep = scores >= args.score_thr
             if not keep.any():
                 tqdm.write(no_face_message(path, args, scores))
@@ -284,28 +419,25 @@ def main(argv=None):
                 'is the checkpoint trained (a mean-shape head needs its mean '
                 'shape)?'
             )
-        faces = [
-            dict(
-                box=[round(float(v), 2) for v in box],
-                score=round(float(score), 4),
-                keypoints=[
-                    [round(float(x), 2), round(float(y), 2)] for x, y in kpts
-                ],
-            )
-            for box, score, kpts in zip(boxes, scores, keypoints)
-        ]
+        faces = face_records(boxes, scores, keypoints)
         num_faces += len(faces)
-        with open(json_out, 'w') as f:
-            json.dump(dict(image=path, dataset=dataset, faces=faces), f)
-        cv2.imwrite(png_out, draw_faces(image, faces, point_types))
+        write_json(json_out, dict(image=path, dataset=dataset, faces=faces))
+        write_image(png_out, draw_faces(image, faces, point_types))
+    done = len(images) - len(failed)
     print(
-        f'{len(images)} image(s), {num_faces} face(s): wrote <stem>.json and '
+        f'{done} image(s), {num_faces} face(s): wrote <stem>.json and '
         f'<stem>.png to {args.out_dir}'
     )
     if no_face:
         print(
             f'no face found in {len(no_face)} image(s); see the lines above '
             'for the settings and what to try'
+        )
+    if failed:
+        raise SystemExit(
+            f'error: cannot read {len(failed)} of {len(images)} image(s), '
+            f'so they have no output (the other {done} are in '
+            f'{args.out_dir}): ' + '\n  '.join(failed)
         )
     return outputs
 

@@ -87,12 +87,17 @@ def parse_args(argv=None):
 def check_outputs(args):
     """Refuses existing ``--out``/``--metrics-out`` files up front, before
     the config is even read, unless ``--overwrite``."""
-    from mmaniso.utils.launch import refuse_existing_files
+    from mmaniso.utils.launch import has_url_scheme, refuse_existing_files
+    from mmaniso.utils.output_paths import refuse_writing_inputs
 
-    refuse_existing_files(
-        [('--out', args.out), ('--metrics-out', args.metrics_out)],
-        args.overwrite,
+    outputs = [('--out', args.out), ('--metrics-out', args.metrics_out)]
+    checkpoint = None if has_url_scheme(args.checkpoint) else args.checkpoint
+    refuse_writing_inputs(
+        outputs,
+        [('the config', args.config), ('the checkpoint', checkpoint)],
+        fix='name another --out / --metrics-out file',
     )
+    refuse_existing_files(outputs, args.overwrite)
 
 
 def _face_metric_cfgs(evaluator):
@@ -111,6 +116,22 @@ def _face_metric_cfgs(evaluator):
             yield evaluator
 
 
+def _refuse_writing_test_annotations(cfg, args):
+    """``--out``/``--metrics-out`` may not be the test annotation file."""
+    from mmaniso.utils.output_paths import refuse_writing_inputs
+
+    dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
+    ann_file = dataset.get('ann_file')
+    if not isinstance(ann_file, str) or not ann_file:
+        return
+    root = dataset.get('data_root') or ''
+    refuse_writing_inputs(
+        [('--out', args.out), ('--metrics-out', args.metrics_out)],
+        [('the test annotation file', osp.join(root, ann_file))],
+        fix='name another --out / --metrics-out file',
+    )
+
+
 def merge_args(cfg, args):
     """Applies the command-line switches to the config."""
     from mmaniso.utils.launch import has_url_scheme, refuse_existing_files
@@ -120,6 +141,7 @@ def merge_args(cfg, args):
     if not has_url_scheme(checkpoint) and not osp.isfile(checkpoint):
         raise SystemExit(f'checkpoint not found: {checkpoint}')
     cfg.load_from = checkpoint
+    _refuse_writing_test_annotations(cfg, args)
     overwrite = getattr(args, 'overwrite', False)
     for metric in _face_metric_cfgs(cfg.get('test_evaluator')):
         if overwrite:

@@ -77,6 +77,69 @@ def load_model(
     return model.eval()
 
 
+def crop_size(model) -> Optional[Tuple[int, int]]:
+    """``(W, H)`` of the crops the model takes: its test pipeline's
+    ``TopdownAffine`` input size, else its head's codec's; None if neither
+    says."""
+    pipeline = model.cfg.test_dataloader.dataset.pipeline
+    for step in pipeline:
+        kind = step.get('type') if isinstance(step, dict) else None
+        name = kind if isinstance(kind, str) else getattr(kind, '__name__', '')
+        if name.rsplit('.', 1)[-1] == 'TopdownAffine' and 'input_size' in step:
+            return tuple(int(v) for v in step['input_size'])
+    size = getattr(getattr(model.head, 'decoder', None), 'input_size', None)
+    return None if size is None else tuple(int(v) for v in size)
+
+
+def check_onnx_fits(onnx, model, config: str) -> None:
+    """Refuses an ONNX graph that is not the model of ``config``.
+
+    Run before any image: a graph of another layout, crop size or
+    preprocessing would otherwise label every output with the config's
+    points. Compared: the crop size (the graph's input shape and the
+    config's pipeline), the keypoint count (the graph's output shape or
+    metadata, the model's), the dataset name and left-right pairing, and
+    the preprocessor's mean, std and channel order (the config's data
+    preprocessor makes the graph's input here).
+
+    Args:
+        onnx: An :class:`~mmaniso.deploy.onnx.OnnxLandmarkModel`.
+        model: The config's model (:func:`load_model`).
+        config: The config file, for the message.
+
+    Raises:
+        ValueError: The graph has no mmaniso metadata, or differs; names
+            the file, each difference and the fix.
+    """
+    from mmaniso.deploy.onnx import preprocessing_metadata
+
+    if 'num_keypoints' not in onnx.metadata:
+        raise ValueError(
+            f'--onnx {onnx.path} holds no mmaniso metadata (keypoint count, '
+            'dataset, crop size), so nothing shows that it is the model of '
+            f'{config}; export it with tools/deployment/export_onnx.py'
+        )
+    meta = model.dataset_meta or {}
+    flip = meta.get('flip_indices')
+    expected = dict(
+        input_size=crop_size(model),
+        num_keypoints=meta.get('num_keypoints')
+        or getattr(model.head, 'num_joints', None),
+        dataset_name=meta.get('dataset_name'),
+        flip_indices=None if flip is None else [int(i) for i in flip],
+        **preprocessing_metadata(model),
+    )
+    differences = onnx.mismatches(expected)
+    if differences:
+        raise ValueError(
+            f'--onnx {onnx.path} is not the model of {config}: '
+            f'{"; ".join(differences)}. Its outputs would be labelled with '
+            "the config's points; give the config the graph was exported "
+            'from, or export this config with tools/deployment/'
+            'export_onnx.py'
+        )
+
+
 def check_box(box: Sequence[float], width: int, height: int, where: str):
     """A face box as a (4,) float array, refused unless inside the image.
 

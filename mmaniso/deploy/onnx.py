@@ -13,8 +13,10 @@ as one graph:
   the crop's corners), the mean shape included, shape (N, K, 2).
 
 The file's metadata (``metadata_props``) records the input size, the
-preprocessor's mean, std and channel order, the number of keypoints and the
-dataset name, so that a runner needs no config.
+preprocessor's mean, std and channel order, the number of keypoints, the
+dataset name and its left-right pairing (``flip_indices``), so that a
+runner needs no config and a tool that has one can check that the graph
+fits it (:meth:`OnnxLandmarkModel.mismatches`).
 
 onnx and onnxruntime (the ``deploy`` extra) are imported by the functions
 that need them, with an error that names the extra when they are missing.
@@ -26,7 +28,15 @@ import os
 import os.path as osp
 import statistics
 import time
-from typing import Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import (
+    Callable,
+    Dict,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import numpy as np
 import torch
@@ -141,6 +151,14 @@ def preprocessing_metadata(model: nn.Module) -> Dict[str, object]:
         std=(pre.std.flatten().tolist() if normalise else [1.0] * channels),
         bgr_to_rgb=bool(getattr(pre, '_channel_conversion', False)),
     )
+
+
+def _flip_indices(model: nn.Module) -> Optional[list]:
+    """The layout's left-right pairing (``dataset_meta['flip_indices']``),
+    which the flip test applies to the graph's output; None if unknown."""
+    meta = getattr(model, 'dataset_meta', None) or {}
+    flip = meta.get('flip_indices')
+    return None if flip is None else [int(i) for i in flip]
 
 
 def _torch_has_dynamo_exporter() -> bool:
@@ -269,6 +287,7 @@ def export_onnx(
             dataset_name=(getattr(model, 'dataset_meta', None) or {}).get(
                 'dataset_name'
             ),
+            flip_indices=_flip_indices(model),
             head=type(graph.head).__name__,
             output=OUTPUT_FRAME,
             exporter='torch.export (dynamo)' if dynamo else 'TorchScript',
@@ -301,8 +320,17 @@ class OnnxLandmarkModel:
     Attributes:
         input_shape (tuple): ``(N, 3, H, W)``, N ``None`` for a free batch.
         input_size (tuple): ``(W, H)``, the crop size.
+        output_shape (tuple): The output's shape, ``None`` for a free
+            dimension; ``(N, K, 2)`` for a regression head.
         metadata (dict): What :func:`export_onnx` recorded (input size,
-            mean, std, bgr_to_rgb, num_keypoints, dataset_name, ...).
+            mean, std, bgr_to_rgb, num_keypoints, dataset_name,
+            flip_indices, ...).
+
+    Raises:
+        FileNotFoundError: No file at ``path``.
+        ValueError: A file ONNX Runtime cannot load (not ONNX, truncated),
+            or a graph whose input is not a batch of crops; the message
+            names the file and the fix.
     """
 
     def __init__(self, path: str, num_threads: Optional[int] = None) -> None:
@@ -314,21 +342,82 @@ class OnnxLandmarkModel:
             options.intra_op_num_threads = int(num_threads)
             options.inter_op_num_threads = 1
         self.path = path
-        self.session = ort.InferenceSession(
-            path, sess_options=options, providers=['CPUExecutionProvider']
-        )
+        try:
+            self.session = ort.InferenceSession(
+                path, sess_options=options, providers=['CPUExecutionProvider']
+            )
+        except Exception as err:  # onnxruntime's errors derive Exception
+            raise ValueError(
+                f'{path}: ONNX Runtime cannot load it as an ONNX model '
+                f'({str(err).strip()}); it is not an ONNX file, or it is '
+                'truncated or corrupt. Export it again with '
+                'tools/deployment/export_onnx.py'
+            ) from None
         graph_input = self.session.get_inputs()[0]
         self.input_name = graph_input.name
         self.input_shape = tuple(
             d if isinstance(d, int) else None for d in graph_input.shape
         )
+        self.output_shape = tuple(
+            d if isinstance(d, int) else None
+            for d in self.session.get_outputs()[0].shape
+        )
+        if len(self.input_shape) != 4:
+            raise ValueError(
+                f'{path}: its input {self.input_name!r} has shape '
+                f'{graph_input.shape}, not a batch of crops (N, 3, H, W); '
+                'export the model with tools/deployment/export_onnx.py'
+            )
         props = self.session.get_modelmeta().custom_metadata_map
-        self.metadata = {
-            key[len(META_PREFIX) :]: json.loads(value)
-            for key, value in props.items()
-            if key.startswith(META_PREFIX)
-        }
+        try:
+            self.metadata = {
+                key[len(META_PREFIX) :]: json.loads(value)
+                for key, value in props.items()
+                if key.startswith(META_PREFIX)
+            }
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f'{path}: its {META_PREFIX}* metadata is not JSON ({err}); '
+                'export it again with tools/deployment/export_onnx.py'
+            ) from None
         self.input_size = (self.input_shape[3], self.input_shape[2])
+
+    def mismatches(self, expected: Dict[str, object]) -> List[str]:
+        """What differs between the graph and the model it should stand in
+        for.
+
+        Args:
+            expected: Any of ``input_size`` ``(W, H)``, ``num_keypoints``,
+                ``dataset_name``, ``flip_indices``, ``mean``, ``std`` and
+                ``bgr_to_rgb``, as the config gives them.
+
+        Returns:
+            One ``'name: graph X, config Y'`` line per difference, read
+            from the graph's shapes first and its metadata second; empty
+            when all agree.
+        """
+        graph = dict(self.metadata)
+        graph['input_size'] = list(self.input_size)
+        if len(self.output_shape) == 3 and self.output_shape[1] is not None:
+            graph['num_keypoints'] = self.output_shape[1]
+        out = []
+        for key, want in expected.items():
+            have = graph.get(key)
+            if want is None or have is None:
+                continue  # unknown on one side: nothing to compare
+            if isinstance(want, tuple):
+                want = list(want)
+            if key in ('mean', 'std'):
+                same = len(have) == len(want) and np.allclose(
+                    have, want, rtol=1e-5, atol=1e-6
+                )
+            elif isinstance(want, (list, tuple)):
+                same = list(have) == list(want)
+            else:
+                same = have == want
+            if not same:
+                out.append(f'{key}: graph {have!r}, config {want!r}')
+        return out
 
     def preprocess(self, images: Union[np.ndarray, Sequence]) -> np.ndarray:
         """Does what the model's data preprocessor does, from the metadata.

@@ -173,6 +173,9 @@ def test_metadata_preprocesses_as_the_data_preprocessor(
     assert runtime.metadata['num_keypoints'] == 98
     assert runtime.metadata['dataset_name'] == 'wflw'
     assert runtime.metadata['bgr_to_rgb'] is True
+    assert runtime.metadata['flip_indices'] == list(
+        model.dataset_meta['flip_indices']
+    )
     np.testing.assert_allclose(runtime.preprocess(images), expected, atol=1e-5)
 
 
@@ -255,3 +258,81 @@ def test_parity_beyond_the_limit_fails(tool):
     assert tool.check_parity(rows[:1], 'model.onnx', INPUT_SIZE).endswith(
         ': ok'
     )
+
+
+def test_tool_refuses_an_input_size_other_than_the_codecs(
+    tool, checkpoint, tmp_path
+):
+    out = tmp_path / 'model.onnx'
+    with pytest.raises(SystemExit) as err:
+        tool.main(
+            [CONFIG, checkpoint['path'], '--out', str(out)]
+            + ['--input-size', '32', '32', '--runs', '1', '--warmup', '0']
+        )
+    message = str(err.value)
+    assert '--input-size 32 32 differs from the input size' in message
+    assert f'codec, {INPUT_SIZE[0]} {INPUT_SIZE[1]}' in message
+    assert not out.exists()  # and no "parity ok" for it
+    model = torch_model(tool, checkpoint)
+    assert tool.model_input_size(model, [64, 64]) == INPUT_SIZE
+    assert tool.model_input_size(model) == INPUT_SIZE
+
+
+def test_tool_never_exports_onto_its_checkpoint(tool, checkpoint, tmp_path):
+    import hashlib
+    import shutil
+
+    weights = tmp_path / 'weights.onnx'  # a checkpoint, oddly named
+    shutil.copy(checkpoint['path'], weights)
+    before = hashlib.sha256(weights.read_bytes()).hexdigest()
+    with pytest.raises(SystemExit) as err:
+        tool.main([CONFIG, str(weights), '--out', str(weights), '--overwrite'])
+    message = str(err.value)
+    assert f'--out {weights} is the checkpoint {weights}' in message
+    assert '--overwrite' not in message
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == before
+
+
+@pytest.mark.parametrize('content', [b'', b'not a graph', 'half'])
+def test_runner_names_a_corrupt_file_and_the_fix(exported, tmp_path, content):
+    path = tmp_path / 'bad.onnx'
+    if content == 'half':
+        data = open(exported['path'], 'rb').read()
+        content = data[: len(data) // 2]
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as err:
+        OnnxLandmarkModel(str(path))
+    message = str(err.value)
+    assert message.startswith(f'{path}: ONNX Runtime cannot load it')
+    assert 'tools/deployment/export_onnx.py' in message
+
+
+def test_mismatches_read_the_graph_then_its_metadata(exported):
+    runtime = OnnxLandmarkModel(exported['path'])
+    meta = runtime.metadata
+    same = dict(
+        input_size=INPUT_SIZE,
+        num_keypoints=98,
+        dataset_name='wflw',
+        flip_indices=meta['flip_indices'],
+        mean=meta['mean'],
+        std=meta['std'],
+        bgr_to_rgb=True,
+    )
+    assert runtime.mismatches(same) == []
+    assert runtime.mismatches(dict(same, dataset_name=None)) == []  # unknown
+    wrong = dict(
+        input_size=(256, 256),
+        num_keypoints=68,
+        dataset_name='300w',
+        mean=[0.0, 0.0, 0.0],
+        bgr_to_rgb=False,
+    )
+    found = runtime.mismatches(wrong)
+    assert found == [
+        'input_size: graph [64, 64], config [256, 256]',
+        'num_keypoints: graph 98, config 68',
+        "dataset_name: graph 'wflw', config '300w'",
+        f'mean: graph {meta["mean"]!r}, config [0.0, 0.0, 0.0]',
+        'bgr_to_rgb: graph True, config False',
+    ]

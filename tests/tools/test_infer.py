@@ -7,10 +7,15 @@ ResNet18 with random weights and a set mean shape (no download).
 """
 
 import contextlib
+import hashlib
 import importlib.util
 import io
 import json
+import os
 import os.path as osp
+import shutil
+import struct
+import zlib
 
 import cv2
 import matplotlib
@@ -352,3 +357,346 @@ def test_real_photographs_of_scikit_image(tool, detector):
         boxes, scores = detector(image)
         found, missed, _ = module.match(boxes[scores >= tool.SCORE_THR], truth)
         assert (found, missed) == (len(truth), 0), name
+
+
+# ------------------------------------------------ outputs never onto inputs
+def _digest(path):
+    return hashlib.sha256(open(path, 'rb').read()).hexdigest()
+
+
+def _photo_png(folder, name='face.png'):
+    """The photograph as a PNG of the test's own (the originals are never
+    put at risk)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    cv2.imwrite(str(path), cv2.imread(PHOTO))
+    return path
+
+
+@pytest.mark.parametrize('overwrite', [[], ['--overwrite']])
+def test_out_dir_on_the_input_folder_never_replaces_the_photograph(
+    tool, checkpoint, tmp_path, overwrite
+):
+    photo = _photo_png(tmp_path / 'photos')
+    before = _digest(photo)
+    with pytest.raises(SystemExit) as err:
+        run(
+            tool, CONFIG, checkpoint['path'], photo.parent, '--out-dir',
+            photo.parent, *overwrite,
+        )  # fmt: skip
+    message = str(err.value)
+    assert f'the output {photo} is the input image {photo}' in message
+    assert 'choose another --out-dir' in message
+    assert '--overwrite' not in message  # no flag may replace an input
+    assert _digest(photo) == before
+    assert os.listdir(photo.parent) == ['face.png']  # nothing written
+
+
+@pytest.mark.parametrize('link', [os.symlink, os.link])
+def test_an_output_linked_to_an_input_is_refused_even_with_overwrite(
+    tool, checkpoint, tmp_path, link
+):
+    photo = _photo_png(tmp_path / 'photos')
+    before = _digest(photo)
+    out = tmp_path / 'out'
+    out.mkdir()
+    link(photo, out / 'face.png')  # the drawing's name is the photograph
+    with pytest.raises(SystemExit) as err:
+        run(
+            tool, CONFIG, checkpoint['path'], photo, '--out-dir', out,
+            '--overwrite',
+        )  # fmt: skip
+    message = str(err.value)
+    assert f'is the input image {photo} (the same file through a link' in (
+        message
+    )
+    assert '--overwrite' not in message
+    assert _digest(photo) == before
+    assert not (out / 'face.json').exists()
+
+
+def test_boxes_file_and_checkpoint_are_never_outputs(
+    tool, checkpoint, tmp_path
+):
+    out = tmp_path / 'out'
+    out.mkdir()
+    boxes = out / 'grace_hopper.json'  # what the run would write
+    boxes.write_text(json.dumps({PHOTO: [[150, 100, 370, 350]]}))
+    before = boxes.read_text()
+    with pytest.raises(SystemExit) as err:
+        run(
+            tool, CONFIG, checkpoint['path'], PHOTO, '--boxes', boxes,
+            '--out-dir', out, '--overwrite',
+        )  # fmt: skip
+    assert f'is the --boxes file {boxes}' in str(err.value)
+    assert boxes.read_text() == before
+    # A hard link of the checkpoint where the drawing would go.
+    weights = tmp_path / 'weights.pth'
+    shutil.copy(checkpoint['path'], weights)
+    before = _digest(weights)
+    other = tmp_path / 'other'
+    other.mkdir()
+    os.link(weights, other / 'grace_hopper.png')
+    with pytest.raises(SystemExit) as err:
+        run(tool, CONFIG, weights, PHOTO, '--out-dir', other, '--overwrite')
+    assert f'is the checkpoint {weights}' in str(err.value)
+    assert _digest(weights) == before
+
+
+# ------------------------------------------------------------ pixel budget
+def _png_declaring(path, width, height, rows=4):
+    """A small PNG whose header declares ``width`` x ``height`` pixels,
+    with only ``rows`` rows of data (a decompression bomb's header)."""
+
+    def chunk(kind, data):
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return (
+            struct.pack('>I', len(data)) + kind + data + struct.pack('>I', crc)
+        )
+
+    header = struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)
+    data = zlib.compress(b'\0' * (3 * width + 1) * rows)
+    path.write_bytes(
+        b'\x89PNG\r\n\x1a\n'
+        + chunk(b'IHDR', header)
+        + chunk(b'IDAT', data)
+        + chunk(b'IEND', b'')
+    )
+    return path
+
+
+def test_a_decompression_bomb_is_refused_from_its_header(
+    tool, checkpoint, tmp_path
+):
+    folder = tmp_path / 'photos'
+    folder.mkdir()
+    bomb = _png_declaring(folder / 'bomb.png', 20000, 20000)
+    assert bomb.stat().st_size < 100_000  # 400 megapixels declared
+    _photo_png(folder)
+    out = tmp_path / 'out'
+    printed = io.StringIO()
+    with pytest.raises(SystemExit) as err:
+        with contextlib.redirect_stdout(printed):
+            tool.main(
+                [CONFIG, checkpoint['path'], str(folder), '--out-dir',
+                 str(out), '--boxes', str(_boxes(tmp_path))]
+            )  # fmt: skip
+    message = str(err.value)
+    assert f'{bomb}: its header declares 20000x20000 = 400.0 megapixels' in (
+        message
+    )
+    assert 'above the limit of 100' in message
+    assert '--max-megapixels' in message
+    # The other image of the folder was processed all the same.
+    assert '1 image(s), 1 face(s)' in printed.getvalue()
+    assert (out / 'face.json').exists() and (out / 'face.png').exists()
+    assert not (out / 'bomb.json').exists()
+    from mmaniso.deploy.images import header_size
+
+    assert header_size(str(bomb)) == (20000, 20000)
+
+
+def _boxes(tmp_path):
+    path = tmp_path / 'boxes.json'
+    path.write_text(
+        json.dumps(
+            {
+                'face.png': [[150, 100, 370, 350]],
+                'grace_hopper.jpg': [[150, 100, 370, 350]],
+                'bomb.png': [],
+            }
+        )
+    )
+    return path
+
+
+def test_max_megapixels_is_the_limit(tool, checkpoint, tmp_path):
+    photo = _photo_png(tmp_path / 'photos')  # 512x600 = 0.31 MP
+    argv = [CONFIG, checkpoint['path'], photo, '--boxes', _boxes(tmp_path)]
+    with pytest.raises(SystemExit, match='0.3 megapixels, above the limit'):
+        run(tool, *argv, '--out-dir', tmp_path / 'a', '--max-megapixels', 0.3)
+    printed = run(
+        tool, *argv, '--out-dir', tmp_path / 'b', '--max-megapixels', 0.31
+    )
+    assert '1 image(s), 1 face(s)' in printed
+
+
+def test_unreadable_files_are_reported_and_the_others_processed(
+    tool, checkpoint, tmp_path
+):
+    folder = tmp_path / 'photos'
+    folder.mkdir()
+    (folder / 'a_empty.jpg').write_bytes(b'')
+    _photo_png(folder, 'b_face.png')
+    (folder / 'c_text.png').write_text('not an image')
+    png = cv2.imencode('.png', cv2.imread(PHOTO))[1].tobytes()
+    (folder / 'd_cut.png').write_bytes(png[: len(png) // 2])  # truncated
+    out = tmp_path / 'out'
+    printed = io.StringIO()
+    with pytest.raises(SystemExit) as err:
+        with contextlib.redirect_stdout(printed):
+            tool.main([CONFIG, checkpoint['path'], str(folder), '--out-dir',
+                       str(out)])  # fmt: skip
+    message = str(err.value)
+    assert message.startswith('error: cannot read 3 of 4 image(s)')
+    assert f'{folder / "a_empty.jpg"}: the file is empty (0 bytes)' in message
+    assert f'{folder / "c_text.png"}: not an image header' in message
+    assert f'{folder / "d_cut.png"}: OpenCV cannot decode' in message
+    assert '1 image(s), 1 face(s)' in printed.getvalue()
+    assert sorted(os.listdir(out)) == ['b_face.json', 'b_face.png']
+
+
+def test_detection_copy_and_boxes_back_by_hand():
+    from mmaniso.deploy.images import boxes_to_image, detection_copy
+
+    image = np.zeros((400, 600, 3), np.uint8)
+    image[100:200, 300:400] = 255
+    small, factors = detection_copy(image, 6e4)
+    assert small.shape == (200, 300, 3) and factors == (2.0, 2.0)
+    assert small[50:100, 150:200].min() == 255  # the same place, halved
+    same, one = detection_copy(image, 2.4e5)
+    assert same is image and one == (1.0, 1.0)
+    _, factors = detection_copy(np.zeros((300, 700, 3), np.uint8), 1e4)
+    assert factors == (700 / 152, 300 / 65)  # int(700 s), int(300 s)
+    boxes = boxes_to_image(
+        np.array([[10.0, 20, 30, 40], [290, 190, 310, 210]]),
+        (2.0, 2.0),
+        image.shape,
+    )
+    np.testing.assert_array_equal(
+        boxes,
+        [[20, 40, 60, 80], [580, 380, 600, 400]],  # clipped
+    )
+
+
+def test_large_images_are_searched_on_a_reduced_copy(
+    tool, checkpoint, detector, tmp_path, monkeypatch
+):
+    from mmaniso.deploy import face_detector
+
+    seen = []
+
+    class Recording(face_detector.MTCNNFaceDetector):
+        def __call__(self, image):
+            seen.append(image.shape)
+            return super().__call__(image)
+
+    monkeypatch.setattr(face_detector, 'MTCNNFaceDetector', Recording)
+    out = tmp_path / 'out'
+    printed = run(
+        tool, CONFIG, checkpoint['path'], PHOTO, '--out-dir', out,
+        '--detect-megapixels', 0.1,
+    )  # fmt: skip
+    scale = (1e5 / (512 * 600)) ** 0.5  # the photograph is 512x600
+    copy = (int(600 * scale), int(512 * scale), 3)
+    assert seen == [copy] and copy[0] * copy[1] <= 1e5
+    assert f'searched for on a {copy[1]}x{copy[0]} copy' in printed
+    assert 'above --detect-megapixels 0.1' in printed
+    with open(out / 'grace_hopper.json') as f:
+        (face,) = json.load(f)['faces']
+    # The box is in the full image's pixels: where the detector finds the
+    # face on the full photograph, to a few of the copy's pixels.
+    full, _ = detector(cv2.imread(PHOTO))
+    np.testing.assert_allclose(face['box'], full[0], atol=12)
+    # The landmarks are cropped from the full image with that box: what
+    # MMPose's own inference gives on the full photograph.
+    from mmpose.apis import inference_topdown
+
+    (sample,) = inference_topdown(
+        checkpoint['model'],
+        cv2.imread(PHOTO),
+        np.array([face['box']], dtype=np.float32),
+    )
+    np.testing.assert_allclose(
+        face['keypoints'], sample.pred_instances.keypoints[0], atol=0.02
+    )
+
+
+@pytest.mark.parametrize(
+    'option, value',
+    [('--score-thr', '2'), ('--score-thr', '-0.1'), ('--score-thr', 'nan'),
+     ('--max-megapixels', '0'), ('--detect-megapixels', '-1')],
+)  # fmt: skip
+def test_out_of_range_settings_are_refused(tool, capsys, option, value):
+    with pytest.raises(SystemExit):
+        tool.parse_args([CONFIG, 'x.pth', PHOTO, option, value])
+    said = capsys.readouterr().err
+    assert option in said and value in said.lower()
+
+
+# -------------------------------------------------------------- --onnx
+@pytest.fixture(scope='module')
+def graphs(checkpoint):
+    """ONNX graphs that are not the config's model: another crop size,
+    another dataset, another left-right pairing, and no metadata."""
+    pytest.importorskip('onnxruntime')
+    import onnx
+
+    from mmaniso.deploy import export_onnx
+
+    model, folder = checkpoint['model'], checkpoint['folder']
+    out = dict(
+        size=export_onnx(model, (1, 3, 32, 32), str(folder / 'size.onnx'))
+    )
+    path = export_onnx(model, (1, 3, 64, 64), str(folder / 'g.onnx'))
+    proto = onnx.load(path)
+    props = {p.key: p.value for p in proto.metadata_props}
+    flip = list(model.dataset_meta['flip_indices'])
+    for name, key, value in [
+        ('dataset', 'dataset_name', '300w'),
+        ('flip', 'flip_indices', flip[1:] + flip[:1]),
+    ]:
+        changed = dict(props, **{f'mmaniso.{key}': json.dumps(value)})
+        onnx.helper.set_model_props(proto, changed)
+        out[name] = str(folder / f'{name}.onnx')
+        onnx.save(proto, out[name])
+    del proto.metadata_props[:]
+    out['bare'] = str(folder / 'bare.onnx')
+    onnx.save(proto, out['bare'])
+    with open(path, 'rb') as f:
+        data = f.read()
+    out['cut'] = str(folder / 'cut.onnx')
+    with open(out['cut'], 'wb') as f:
+        f.write(data[: len(data) // 2])
+    out['text'] = str(folder / 'text.onnx')
+    with open(out['text'], 'w') as f:
+        f.write('not a graph')
+    return out
+
+
+@pytest.mark.parametrize('name, said', [
+    ('size', 'input_size: graph [32, 32], config [64, 64]'),
+    ('dataset', "dataset_name: graph '300w', config 'wflw'"),
+    ('flip', 'flip_indices: graph'),
+    ('bare', 'holds no mmaniso metadata'),
+])  # fmt: skip
+def test_onnx_of_another_model_is_refused_before_any_output(
+    tool, checkpoint, graphs, tmp_path, name, said
+):
+    out = tmp_path / 'out'
+    with pytest.raises(SystemExit) as err:
+        run(
+            tool, CONFIG, checkpoint['path'], PHOTO, '--boxes',
+            _boxes(tmp_path), '--out-dir', out, '--onnx', graphs[name],
+        )  # fmt: skip
+    message = str(err.value)
+    assert message.startswith(f'error: --onnx {graphs[name]}')
+    assert said in message and CONFIG in message
+    assert 'export_onnx.py' in message
+    assert not out.exists() or os.listdir(out) == []
+
+
+@pytest.mark.parametrize('name', ['cut', 'text'])
+def test_a_corrupt_onnx_file_is_named_with_the_fix(
+    tool, checkpoint, graphs, tmp_path, name
+):
+    with pytest.raises(SystemExit) as err:
+        run(
+            tool, CONFIG, checkpoint['path'], PHOTO, '--boxes',
+            _boxes(tmp_path), '--out-dir', tmp_path / 'o', '--onnx',
+            graphs[name],
+        )  # fmt: skip
+    message = str(err.value)
+    assert f'{graphs[name]}: ONNX Runtime cannot load it' in message
+    assert 'truncated or corrupt' in message
+    assert 'tools/deployment/export_onnx.py' in message

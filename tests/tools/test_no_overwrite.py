@@ -261,3 +261,145 @@ def test_train_main_refuses_before_the_runner(
     assert sorted(os.listdir(work)) == before
     args = train_tool.parse_args(argv + ['--overwrite'])
     assert args.overwrite is True
+
+
+# ------------------------------------------- no tool writes onto its inputs
+def test_same_file_through_spellings_and_links(tmp_path):
+    from mmaniso.utils.output_paths import inputs_written_by, is_same_file
+
+    original = tmp_path / 'photo.png'
+    original.write_bytes(b'pixels')
+    twin = tmp_path / 'twin.png'
+    twin.write_bytes(b'pixels')  # same bytes, another file
+    os.symlink(original, tmp_path / 'soft.png')
+    os.link(original, tmp_path / 'hard.png')
+    (tmp_path / 'sub').mkdir()
+    spelled = str(tmp_path / 'sub' / '..' / 'photo.png')
+    for alias in (spelled, tmp_path / 'soft.png', tmp_path / 'hard.png'):
+        assert is_same_file(str(alias), str(original)), alias
+    assert not is_same_file(str(twin), str(original))
+    assert not is_same_file(str(tmp_path / 'new.png'), str(original))
+    # A dangling link to where an input is: resolved by path.
+    os.symlink(tmp_path / 'later.json', tmp_path / 'dangling.json')
+    assert is_same_file(
+        str(tmp_path / 'dangling.json'), str(tmp_path / 'later.json')
+    )
+    clashes = inputs_written_by(
+        [('--out', str(tmp_path / 'hard.png')), ('--x', None),
+         ('--y', str(twin))],
+        [('the image', str(original)), ('the boxes', None)],
+    )  # fmt: skip
+    assert clashes == [
+        (('--out', str(tmp_path / 'hard.png')), ('the image', str(original)))
+    ]
+
+
+@pytest.mark.parametrize('option', ['--out', '--metrics-out'])
+def test_test_never_writes_onto_its_checkpoint_or_config(
+    test_tool, tmp_path, option
+):
+    checkpoint = _existing(tmp_path / 'epoch_1.pth', 'weights')
+    name = 'x.pkl' if option == '--out' else 'x.json'
+    link = tmp_path / name
+    os.link(checkpoint, link)  # another name of the checkpoint
+    args = test_tool.parse_args(
+        [FIXTURE_CONFIG, checkpoint, option, str(link), '--overwrite']
+    )
+    with pytest.raises(SystemExit) as err:
+        test_tool.check_outputs(args)
+    message = str(err.value)
+    assert f'{option} {link} is the checkpoint {checkpoint}' in message
+    assert '--overwrite' not in message
+    args = test_tool.parse_args(
+        [FIXTURE_CONFIG, checkpoint, '--metrics-out', FIXTURE_CONFIG,
+         '--overwrite']
+    )  # fmt: skip
+    with pytest.raises(SystemExit, match=r'is the config .*No option'):
+        test_tool.check_outputs(args)
+    assert open(checkpoint).read() == 'weights'
+
+
+def test_test_never_writes_onto_its_annotation_file(test_tool, tmp_path):
+    checkpoint = _existing(tmp_path / 'epoch_1.pth')
+    ann = _existing(tmp_path / 'data' / 'annotations' / 'test.json', '[]')
+    cfg = _test_cfg(dict(type='NME'))
+    cfg.test_dataloader = dict(
+        dataset=dict(
+            data_root=str(tmp_path / 'data'), ann_file='annotations/test.json'
+        )
+    )
+    args = test_tool.parse_args(
+        [FIXTURE_CONFIG, checkpoint, '--metrics-out', ann, '--overwrite']
+    )
+    with pytest.raises(SystemExit) as err:
+        test_tool.merge_args(cfg, args)
+    assert f'is the test annotation file {ann}' in str(err.value)
+    assert open(ann).read() == '[]'
+
+
+def _analysis(name):
+    folder = (
+        'analysis_tools'
+        if name in ('plot_ced', 'show_point_types')
+        else 'misc'
+    )
+    spec = importlib.util.spec_from_file_location(
+        f'mmaniso_{name}_tool',
+        osp.join(REPO, 'tools', folder, f'{name}.py'),
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_plot_tools_never_write_onto_their_inputs(tmp_path):
+    import json
+
+    import cv2
+    import numpy as np
+
+    # plot_ced: --out is one of the NME files it plots.
+    nme = _existing(tmp_path / 'a.nme.json', json.dumps([0.05, 0.07]))
+    with pytest.raises(SystemExit, match=f'--out {nme} is the NME file'):
+        _analysis('plot_ced').main([nme, '--out', nme])
+    assert json.loads(open(nme).read()) == [0.05, 0.07]
+    # convergence: --out is a training log of the study.
+    log = tmp_path / 'study' / 'cfg' / 'seed0' / 'run' / 'vis_data'
+    scalars = _existing(log / 'scalars.json', '{"step": 1, "NME": 0.1}\n')
+    with pytest.raises(SystemExit, match='is the training log'):
+        _analysis('convergence').main(
+            [str(tmp_path / 'study'), '--threshold', '0.2', '--out', scalars]
+        )
+    assert open(scalars).read() == '{"step": 1, "NME": 0.1}\n'
+    # detection_rate: --out is the --truth file.
+    image = str(tmp_path / 'flat.png')
+    cv2.imwrite(image, np.full((40, 60, 3), 128, np.uint8))
+    truth = _existing(tmp_path / 'truth.json', '{"flat.png": []}')
+    with pytest.raises(SystemExit, match='is the --truth file'):
+        _analysis('detection_rate').main(
+            [image, '--truth', truth, '--out', truth]
+        )
+    assert open(truth).read() == '{"flat.png": []}'
+    # show_point_types: --out is the photograph it draws on.
+    ann = _existing(
+        tmp_path / 'ann.json',
+        json.dumps(
+            dict(
+                images=[dict(id=1, file_name='flat.png')],
+                annotations=[dict(image_id=1, keypoints=[0] * 98 * 3)],
+            )
+        ),
+    )
+    before = open(image, 'rb').read()
+    with pytest.raises(SystemExit, match='is the drawn image'):
+        _analysis('show_point_types').main(
+            ['wflw', '--ann', ann, '--img-dir', str(tmp_path), '--out', image]
+        )
+    assert open(image, 'rb').read() == before
+    # mechanism_check: --out-json is the config.
+    config = _existing(tmp_path / 'cfg.py', 'x = 1\n')
+    with pytest.raises(SystemExit, match='--out-json .* is the config'):
+        _analysis('mechanism_check').main(
+            [config, 'ckpt.pth', '--out-json', config]
+        )
+    assert open(config).read() == 'x = 1\n'

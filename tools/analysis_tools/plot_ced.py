@@ -72,6 +72,13 @@ def main(argv=None):
             'label per file'
         )
     from mmaniso.evaluation.ced_plot import plot_ced
+    from mmaniso.utils.output_paths import refuse_writing_inputs
+
+    refuse_writing_inputs(
+        [('--out', args.out)],
+        [('the NME file', path) for path in args.files],
+        fix='name another --out file',
+    )
 
     try:
         curves = {}

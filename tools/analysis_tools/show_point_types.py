@@ -82,6 +82,17 @@ def load_face(
     """Image (RGB) and keypoints (K, 3) of annotation ``index``."""
     import cv2
 
+    path, kpts = face_record(ann_file, img_dir, index)
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise SystemExit(f'cannot read image {path}; check --img-dir')
+    return img[..., ::-1], kpts
+
+
+def face_record(
+    ann_file: str, img_dir: str, index: int
+) -> Tuple[str, np.ndarray]:
+    """Image path and keypoints (K, 3) of annotation ``index``."""
     with open(ann_file) as f:
         coco = json.load(f)
     anns = coco.get('annotations', [])
@@ -98,11 +109,8 @@ def load_face(
             f'{ann.get("image_id")!r}, which is not in "images"'
         )
     path = osp.join(img_dir, images[ann['image_id']]['file_name'])
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise SystemExit(f'cannot read image {path}; check --img-dir')
     kpts = np.asarray(ann['keypoints'], dtype=np.float64).reshape(-1, 3)
-    return img[..., ::-1], kpts
+    return path, kpts
 
 
 def draw(
@@ -283,6 +291,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     elif not args.ann:
         print(describe(pt))
     if args.ann:
+        from mmaniso.utils.output_paths import refuse_writing_inputs
+
+        image_path, _ = face_record(args.ann, args.img_dir, args.index)
+        refuse_writing_inputs(
+            [('--out', args.out)],
+            [('--ann', args.ann), ('the drawn image', image_path)],
+            fix='name another --out file',
+        )
         img, kpts = load_face(args.ann, args.img_dir, args.index)
         draw(pt, img, kpts, args.out, args.a, args.b, args.scale)
         if not args.json:

@@ -19,7 +19,10 @@ at each ``--latency-batches`` size (only the fixed batch without
 ``--dynamic-batch``): the largest difference in crop pixels and as a
 fraction of the crop size (it must stay under 1e-4, or the tool exits with
 an error), and the median latency of both on this CPU with the same number
-of threads. An existing ``--out`` is refused unless ``--overwrite``.
+of threads. The crop size is the codec's (``--input-size`` may only repeat
+it: the trained head's frame is the codec's). An existing ``--out`` is
+refused unless ``--overwrite``; an ``--out`` that is the config or the
+checkpoint (through a link too) is always refused.
 
 Needs the deploy extra: ``pip install -e '.[deploy]'``.
 """
@@ -61,7 +64,9 @@ def parse_args(argv=None):
         type=int,
         nargs=2,
         metavar=('W', 'H'),
-        help="crop size; by default the head's codec input_size",
+        help="crop size: the head's codec input_size, which is the "
+        'default (any other is refused); needed only for a head without a '
+        'codec',
     )
     parser.add_argument(
         '--latency-batches',
@@ -113,9 +118,21 @@ def check_outputs(args) -> None:
     """Refuses an existing ``--out`` before anything is built, unless
     ``--overwrite``; refuses a missing config or local checkpoint."""
     from mmaniso.utils.launch import has_url_scheme, refuse_existing_files
+    from mmaniso.utils.output_paths import refuse_writing_inputs
 
     if not args.out.endswith('.onnx'):
         raise SystemExit(f'--out must name a .onnx file, got {args.out}')
+    refuse_writing_inputs(
+        [('--out', args.out)],
+        [
+            ('the config', args.config),
+            (
+                'the checkpoint',
+                None if has_url_scheme(args.checkpoint) else args.checkpoint,
+            ),
+        ],
+        fix='name another --out file',
+    )
     refuse_existing_files([('--out', args.out)], args.overwrite)
     if not osp.isfile(args.config):
         raise SystemExit(f'config file not found: {args.config}')
@@ -136,17 +153,35 @@ def load_model(config: str, checkpoint: str, cfg_options=None):
 
 
 def model_input_size(model, given=None):
-    """``(W, H)``: ``--input-size``, else the head's codec input size."""
-    if given:
-        return tuple(given)
+    """``(W, H)``: the head's codec input size; ``--input-size`` only for a
+    head without one, or equal to it.
+
+    The codec divides the keypoints by its input size, and the head (a
+    mean-shape head's mean shape, its loss) was trained in that frame: a
+    graph traced at another crop size gives keypoints in no frame at all,
+    even though ONNX Runtime reproduces PyTorch on it (the parity check
+    compares the two at the traced size, not with the trained model).
+    """
     decoder = getattr(model.head, 'decoder', None)
     size = getattr(decoder, 'input_size', None)
     if size is None:
+        if given:
+            return tuple(int(v) for v in given)
         raise SystemExit(
             'the head has no codec input_size; give the crop size with '
             '--input-size W H'
         )
-    return tuple(int(v) for v in size)
+    size = tuple(int(v) for v in size)
+    if given and tuple(int(v) for v in given) != size:
+        raise SystemExit(
+            f'--input-size {given[0]} {given[1]} differs from the input size '
+            f"of the model's codec, {size[0]} {size[1]} (the crop size it "
+            'was trained on); a graph of another size would give keypoints '
+            f'in the wrong frame. Leave --input-size out (or give {size[0]} '
+            f'{size[1]}); for another crop size, train a config whose codec '
+            'and TopdownAffine have it'
+        )
+    return size
 
 
 def make_crops(model, batch: int, input_size, seed: int):

@@ -126,6 +126,17 @@ def plot(runs, threshold: float, out: str) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.out:
+        from mmaniso.utils.output_paths import refuse_writing_inputs
+
+        logs = glob.glob(
+            osp.join(args.study_dir, '**', 'scalars.json'), recursive=True
+        )
+        refuse_writing_inputs(
+            [('--out', args.out)],
+            [('the training log', path) for path in logs],
+            fix='name another --out file',
+        )
     runs = collect(args.study_dir, args.key)
     print('\n'.join(summarise(runs, args.threshold)))
     if args.out:

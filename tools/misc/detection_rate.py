@@ -298,6 +298,14 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from mmaniso.deploy.face_detector import MTCNNFaceDetector
+    from mmaniso.utils.output_paths import refuse_writing_inputs
+
+    refuse_writing_inputs(
+        [('--out', args.out)],
+        [('the image', path) for path in args.images]
+        + [('the --truth file', args.truth)],
+        fix='name another --out file',
+    )
 
     detector = MTCNNFaceDetector(
         args.device, min_face=args.min_face, thresholds=args.det_thr

@@ -393,6 +393,13 @@ def _scale(aligned: dict, warps: np.ndarray, clean_crop, norm_indices):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    from mmaniso.utils.output_paths import refuse_writing_inputs
+
+    refuse_writing_inputs(
+        [('--out-json', args.out_json)],
+        [('the config', args.config), ('the checkpoint', args.checkpoint)],
+        fix='name another --out-json file',
+    )
     start = time.time()
     from mmaniso.datasets.point_types import get_point_types
     from mmaniso.evaluation.functional import norm_indices_for
