@@ -232,9 +232,6 @@ def _geometry_codes(pts, vis, centre, half, size):
         _OFF_IMAGE,
     )
     mark(((centre < lo) | (centre > hi)).any(1), _CENTRE)
-    out = ((pts < lo[:, None]) | (pts > hi[:, None])).any(2)  # (N, K)
-    new = mark(out.any(1), _COORD)
-    point[new] = out[new].argmax(1)
     labelled = vis > 0
     tol = KEYPOINT_OUTSIDE_TOLERANCE * side  # (N,)
     dist = np.abs(pts - centre[:, None]) - half[:, None]
@@ -247,6 +244,9 @@ def _geometry_codes(pts, vis, centre, half, size):
     new = mark(dist.max(1) > tol, _IMAGE)
     point[new] = dist[new].argmax(1)
     beyond[new] = dist[new].max(1)
+    out = ((pts < lo[:, None]) | (pts > hi[:, None])).any(2)  # (N, K)
+    new = mark(out.any(1), _COORD)
+    point[new] = out[new].argmax(1)
     return code, point, beyond
 
 
@@ -306,12 +306,14 @@ def face_geometry_problem(
     """What is wrong with one face's box and keypoints, or None.
 
     The box is ``center`` +- ``half`` (half its width and height); its
-    side is the longer of the two. Refused: a side below ``MIN_BOX_SIDE``
-    or above ``MAX_BOX_SIDE_IN_IMAGES`` image sizes, a box entirely outside
-    its image, a centre or keypoint beyond ``COORDINATE_EXTENT_IN_IMAGES``
-    image sizes from the image (``MAX_COORDINATE`` from 0 without the
-    size), and a labelled point (``visible`` > 0) more than
-    ``KEYPOINT_OUTSIDE_TOLERANCE`` box sides outside the box or the image.
+    side is the longer of the two. Refused, in this order: a side below
+    ``MIN_BOX_SIDE`` or above ``MAX_BOX_SIDE_IN_IMAGES`` image sizes, a box
+    entirely outside its image, a centre beyond
+    ``COORDINATE_EXTENT_IN_IMAGES`` image sizes from the image
+    (``MAX_COORDINATE`` from 0 without the size), a labelled point
+    (``visible`` > 0) more than ``KEYPOINT_OUTSIDE_TOLERANCE`` box sides
+    outside the box or the image, and any point beyond the centre's
+    bound.
 
     Args:
         points: Keypoints in pixels, shape (K, 2).
