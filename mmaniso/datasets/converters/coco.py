@@ -134,8 +134,19 @@ def _check_geometry(face: Face, size: Tuple[int, int]) -> None:
             'the image folder (nothing was written)'
         )
     pts = np.asarray(face.keypoints, dtype=np.float64)
-    half = float(face.scale) * PIXEL_STD / 2
+    # The points against their image first: a stray point also stretches
+    # a box made from the landmarks' extent (WFLW, 300W), and the message
+    # should name the point rather than the box.
+    height, width = size
     found = face_geometry_problem(
+        pts,
+        np.zeros(len(pts)),
+        (width / 2, height / 2),
+        (width / 2, height / 2),
+        size,
+    )
+    half = float(face.scale) * PIXEL_STD / 2
+    found = found or face_geometry_problem(
         pts, np.ones(len(pts)), face.center, (half, half), size, 'scale'
     )
     if found is None:
