@@ -715,6 +715,9 @@ def test_converter_failure_after_the_first_file_writes_nothing(
         tool.main(args)
     assert 'No space left on device' in str(e.value)
     assert 'nothing was written' in str(e.value)
+    if not first_run:
+        assert not out.exists()  # not even the folder
+        return
     after = {p.name: p.read_bytes() for p in out.iterdir()}
     # No partial file, no temporary left behind, no mix of new and old.
     assert after == before

@@ -257,7 +257,6 @@ def _write_temporary(path: str, text: str) -> str:
     """Writes ``text`` to a new hidden file beside ``path``; returns its
     name. A failed write removes it."""
     folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     tmp = osp.join(folder, f'.{osp.basename(path)}.{secrets.token_hex(4)}.tmp')
     try:
         with open(tmp, 'x', encoding='utf-8') as f:
@@ -269,6 +268,22 @@ def _write_temporary(path: str, text: str) -> str:
             os.remove(tmp)
         raise
     return tmp
+
+
+def _make_folders(paths: Iterable[str]) -> List[str]:
+    """Creates the missing folders of ``paths``; returns them, outermost
+    first."""
+    made: List[str] = []
+    for path in paths:
+        missing = []
+        folder = osp.dirname(osp.abspath(path))
+        while not osp.isdir(folder):
+            missing.append(folder)
+            folder = osp.dirname(folder)
+        for folder in reversed(missing):
+            os.mkdir(folder)
+            made.append(folder)
+    return made
 
 
 def write_coco_files(
@@ -301,13 +316,21 @@ def write_coco_files(
         name: json.dumps(build_coco(faces, sizes), allow_nan=False)
         for name, (faces, _) in outputs.items()
     }
+    made = _make_folders(paths.values())
     temporary: Dict[str, str] = {}
+
+    def undo():
+        for tmp in temporary.values():
+            os.remove(tmp)
+        for folder in reversed(made):
+            if not os.listdir(folder):
+                os.rmdir(folder)
+
     try:
         for name, text in texts.items():
             temporary[name] = _write_temporary(paths[name], text)
     except OSError as e:
-        for tmp in temporary.values():
-            os.remove(tmp)
+        undo()
         raise OSError(
             e.errno,
             f'could not write {paths[name]} ({e.strerror or e}); nothing '
@@ -316,8 +339,7 @@ def write_coco_files(
             f'the space (or fix the folder) and run the converter again',
         ) from e
     except BaseException:
-        for tmp in temporary.values():
-            os.remove(tmp)
+        undo()
         raise
     for name, tmp in temporary.items():
         os.replace(tmp, paths[name])
