@@ -536,9 +536,9 @@ def _check_keypoints(
         raise DataCheckError(
             f'{where}: field "{field}" gives point {pos} the visibility '
             f'{flags[pos]!r} (position {3 * pos + 2}); MMPose and COCO use '
-            f'0 (unlabelled), 1 (labelled, hidden) and 2 (visible), and '
-            f'MMPose would weight {flags[pos]!r} as '
-            f'{"hidden" if flags[pos] <= 0.5 else "visible"}. Set it to 0, '
+            f'0 (unlabelled), 1 (labelled, hidden) and 2 (visible); MMPose '
+            f'would read min(1, v) = {min(1, flags[pos]):g} as its '
+            f'visibility and weight. Set it to 0, '
             f'1 or 2, or {_RECREATE}'
         )
 
@@ -922,8 +922,10 @@ def check_data_files(cfg, splits=('train', 'val', 'test')) -> None:
     Raises:
         DataCheckError: naming the expected files and how to prepare them,
             or the file, annotation and field that would load wrongly
-            (:func:`check_annotation_file`). Train files must give every
-            face a visible point when the config balances poses.
+            (:func:`check_annotation_file`, which also reads the header
+            of every listed image in the dataset's image folder). Train
+            files must give every face a visible point when the config
+            balances poses.
     """
     problems: List[str] = []
     hints = set()
