@@ -528,3 +528,196 @@ def test_converters_refuse_to_overwrite_without_flag(
     assert train.read_text() == 'edited by hand'
     assert main([str(root), '--overwrite'] + args) == paths
     assert json.load(open(train))['annotations']
+
+
+# ------------------------------- bounds, images and encodings of inputs
+def _wflw_list(root, split='train'):
+    return (
+        root
+        / 'WFLW_annotations'
+        / 'list_98pt_rect_attr_train_test'
+        / f'list_98pt_rect_attr_{split}.txt'
+    )
+
+
+def _edit_wflw_line(root, lineno, field, value, split='train'):
+    path = _wflw_list(root, split)
+    lines = path.read_text().splitlines()
+    fields = lines[lineno - 1].split()
+    fields[field] = value
+    lines[lineno - 1] = ' '.join(fields)
+    path.write_text('\n'.join(lines) + '\n')
+    return path
+
+
+@pytest.mark.parametrize(
+    'field, value, expected',
+    [
+        # The issue's attack: a point at -99999 passed the converter.
+        (0, '-99999', 'field "keypoints" puts point 0 at (-1e+05'),
+        (3, '1e300', 'field "keypoints" puts point 1 at ('),
+        (197, '-1e300', 'field "bbox"'),
+    ],
+)
+def test_wflw_out_of_bounds_values_are_refused(
+    wflw_raw, field, value, expected
+):
+    root, _, _ = wflw_raw
+    _edit_wflw_line(root, 2, field, value)
+    with pytest.raises(SystemExit) as e:
+        load_tool('convert_wflw').main([str(root)])
+    message = str(e.value)
+    assert (
+        "list_98pt_rect_attr_train.txt:2: the face of '0--Parade/a.jpg'"
+        in (message)
+    )
+    assert expected in message
+    assert 'nothing was written' in message
+    assert not (root / 'annotations').exists()
+
+
+def test_300w_point_far_outside_the_image_is_refused(w300_raw):
+    root, points = w300_raw
+    path = root / 'images' / 'afw' / 'img_0.pts'
+    pts = points['afw/img_0.jpg'].copy()
+    pts[8] = [35.0, 5000.0]  # the chin 5,000 px below a 50 px high image
+    write_pts(path, pts)
+    with pytest.raises(SystemExit) as e:
+        load_tool('convert_300w').main([str(root)])
+    message = str(e.value)
+    assert f"{path}: the face of 'afw/img_0.jpg'" in message
+    assert 'field "' in message and 'the 70x50 image' in message
+    assert not (root / 'annotations').exists()
+
+
+def test_aflw_point_outside_the_released_box_is_refused(aflw_raw):
+    root, raw = aflw_raw
+    # Point 4 of record 3 goes 200 px right of its 40 x 30 box.
+    x2 = raw['boxes'][2, 1]
+    _aflw_with(root, 'data', 2, 4, x2 + 200.0)
+    with pytest.raises(SystemExit) as e:
+        load_tool('convert_aflw').main([str(root), '--num-train', '5'])
+    message = str(e.value)
+    assert f'record 3 ({raw["names"][2]!r})' in message
+    assert 'field "keypoints" puts point 4' in message
+    assert not (root / 'annotations').exists()
+
+
+@pytest.mark.parametrize('value', [-1.0, 0.5, 7.0])
+def test_aflw_visibility_other_than_0_or_1_is_refused(aflw_raw, value):
+    root, raw = aflw_raw
+    _aflw_with(root, 'mask_new', 5, 2, value)
+    with pytest.raises(SystemExit) as e:
+        load_tool('convert_aflw').main([str(root), '--num-train', '5'])
+    assert (
+        f"record 6 ({raw['names'][5]!r}), field 'mask_new' column 3: "
+        f'{value:g} is not a visibility flag'
+    ) in str(e.value)
+
+
+def test_wflw_truncated_image_is_refused(wflw_raw):
+    root, _, _ = wflw_raw
+    image = root / 'images' / '0--Parade' / 'b.jpg'
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    assert cv2.imwrite(str(image), pixels)
+    data = image.read_bytes()
+    image.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(SystemExit) as e:
+        load_tool('convert_wflw').main([str(root)])
+    assert f'{image}' in str(e.value)
+    assert 'truncated or corrupt' in str(e.value)
+    assert not (root / 'annotations').exists()
+
+
+@pytest.mark.parametrize('outside', ['absolute', '../outside.jpg'])
+def test_wflw_image_path_outside_the_image_folder_is_refused(
+    wflw_raw, outside
+):
+    root, _, _ = wflw_raw
+    write_image(root / 'outside.jpg', 60, 80)
+    name = str(root / 'outside.jpg') if outside == 'absolute' else outside
+    _edit_wflw_line(root, 1, -1, name)
+    with pytest.raises(SystemExit) as e:
+        load_tool('convert_wflw').main([str(root)])
+    assert f'list_98pt_rect_attr_train.txt:1: the face of {name!r}' in str(
+        e.value
+    )
+    assert 'leaves the image folder' in str(e.value)
+    assert not (root / 'annotations').exists()
+
+
+def test_wflw_list_not_utf8_names_file_and_fix(wflw_raw):
+    root, _, _ = wflw_raw
+    path = _wflw_list(root, 'test')
+    path.write_bytes(path.read_bytes().replace(b'c.jpg', b'\xe7.jpg'))
+    with pytest.raises(SystemExit) as e:
+        load_tool('convert_wflw').main([str(root)])
+    message = str(e.value)
+    assert f'{path}: the WFLW landmark list is not UTF-8 text' in message
+    assert 're-save it as UTF-8' in message
+
+
+def test_pts_not_utf8_names_file(w300_raw):
+    root, _ = w300_raw
+    path = root / 'images' / 'ibug' / 'img_1.pts'
+    path.write_bytes(b'version: 1 \xff\n' + path.read_bytes())
+    with pytest.raises(SystemExit, match=r'img_1.pts: the iBUG .pts file is'):
+        load_tool('convert_300w').main([str(root)])
+
+
+class _DiskFull:
+    """``open`` whose ``fail_at``-th file opened for writing takes 8,192
+    characters and then fails as a full disk does."""
+
+    def __init__(self, fail_at):
+        self.fail_at = fail_at
+        self.count = 0
+
+    def __call__(self, path, mode='r', *args, **kwargs):
+        import builtins
+
+        f = builtins.open(path, mode, *args, **kwargs)
+        if not any(m in mode for m in 'wxa'):
+            return f
+        self.count += 1
+        if self.count != self.fail_at:
+            return f
+        real_write = f.write
+
+        def write(text):
+            real_write(text[:8192])
+            f.flush()
+            raise OSError(28, 'No space left on device')
+
+        f.write = write
+        return f
+
+
+@pytest.mark.parametrize('first_run', [False, True])
+def test_converter_failure_after_the_first_file_writes_nothing(
+    wflw_raw, monkeypatch, first_run
+):
+    from mmaniso.datasets.converters import coco
+
+    root, _, _ = wflw_raw
+    tool = load_tool('convert_wflw')
+    out = root / 'annotations'
+    before = {}
+    if first_run:
+        tool.main([str(root)])
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        # An edit of the list, then a re-run that fails on the 2nd file.
+        _edit_wflw_line(root, 1, 0, '41.5')
+    monkeypatch.setattr(coco, 'open', _DiskFull(fail_at=2), raising=False)
+    args = [str(root)] + (['--overwrite'] if first_run else [])
+    with pytest.raises(SystemExit) as e:
+        tool.main(args)
+    assert 'No space left on device' in str(e.value)
+    assert 'nothing was written' in str(e.value)
+    if not first_run:
+        assert not out.exists()  # not even the folder
+        return
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    # No partial file, no temporary left behind, no mix of new and old.
+    assert after == before

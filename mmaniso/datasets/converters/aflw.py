@@ -32,7 +32,7 @@ from .coco import (
     refuse_existing,
     require_dir,
     require_file,
-    write_coco,
+    write_coco_files,
 )
 
 _LAYOUT = LAYOUTS['aflw']
@@ -114,6 +114,15 @@ def load_aflw_mat(path: str) -> Dict[str, np.ndarray]:
                 f'column {col + 1}: {arrays[key][row, col]} is not a finite '
                 f'number; fix that record of the release'
             )
+    mask = arrays['mask_new']
+    if not np.isin(mask, (0, 1)).all():
+        row, col = np.argwhere(~np.isin(mask, (0, 1)))[0]
+        raise ValueError(
+            f"{path}: record {row + 1} ({names[row]!r}), field 'mask_new' "
+            f'column {col + 1}: {mask[row, col]:g} is not a visibility flag; '
+            f'the release marks each point 1 (visible) or 0 (hidden). Fix '
+            f'that record of the release'
+        )
     data = arrays['data']
     order = np.asarray(mat['ra']).ravel()
     if sorted(order.astype(np.int64).tolist()) != list(range(1, n + 1)):
@@ -237,7 +246,8 @@ def convert_aflw(
     sizes = read_image_sizes(
         img_dir, (f.file_name for f in faces), 'AFLW images'
     )
-    return {
-        name: write_coco(split, sizes, out[name], overwrite=overwrite)
-        for name, split in splits.items()
-    }
+    return write_coco_files(
+        {name: (split, out[name]) for name, split in splits.items()},
+        sizes,
+        overwrite=overwrite,
+    )

@@ -13,13 +13,20 @@ side / 200), ``iscrowd``, ``area`` and, where known, ``attributes`` and
 import json
 import os
 import os.path as osp
+import secrets
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-# MMPose's face datasets store the box side divided by this (``scale``).
-PIXEL_STD = 200.0
+from mmaniso.datasets.checks import (
+    PIXEL_STD,
+    ImageFileError,
+    face_geometry_problem,
+    file_name_problem,
+    image_file_size,
+)
+
 CATEGORIES = [dict(id=1, name='face', supercategory='face')]
 
 
@@ -71,17 +78,20 @@ def landmark_box(points: np.ndarray) -> Tuple[List[float], List[float], float]:
 
 
 def image_size(path: str) -> Tuple[int, int]:
-    """(height, width) of an image, read from its header only."""
-    from PIL import Image
+    """(height, width) of an image as MMPose decodes it, from its header.
 
+    Raises:
+        FileNotFoundError: If there is no file at ``path``.
+        ValueError: If it is empty, unreadable or truncated.
+    """
     if not osp.isfile(path):
         raise FileNotFoundError(f'image not found: {path}')
     try:
-        with Image.open(path) as img:
-            width, height = img.size
-    except OSError as e:
-        raise ValueError(f'{path}: not a readable image ({e})') from e
-    return height, width
+        return image_file_size(path)
+    except ImageFileError as e:
+        raise ValueError(
+            f'{e}; restore it from the download (nothing was written)'
+        ) from None
 
 
 def _check_finite(face: Face) -> None:
@@ -107,6 +117,52 @@ def _check_finite(face: Face) -> None:
             f'{face.source or face.file_name}: field "{name}" of the face of '
             f'{face.file_name!r} holds {bad}; fix the source annotation '
             'before converting (nothing was written)'
+        )
+
+
+def _check_geometry(face: Face, size: Tuple[int, int]) -> None:
+    """Raises ValueError naming the face's source and field if its file
+    name leaves the image folder, or its box or keypoints are out of
+    bounds for its (height, width) image
+    (:func:`mmaniso.datasets.checks.face_geometry_problem`, the pre-check's
+    rules: every point is labelled in the converters' output)."""
+    where = f'{face.source or face.file_name}: the face of {face.file_name!r}'
+    problem = file_name_problem(face.file_name)
+    if problem:
+        raise ValueError(
+            f'{where}: its image path {problem}; give the path relative to '
+            'the image folder (nothing was written)'
+        )
+    pts = np.asarray(face.keypoints, dtype=np.float64)
+    # The points against their image first: a stray point also stretches
+    # a box made from the landmarks' extent (WFLW, 300W), and the message
+    # should name the point rather than the box.
+    height, width = size
+    found = face_geometry_problem(
+        pts,
+        np.zeros(len(pts)),
+        (width / 2, height / 2),
+        (width / 2, height / 2),
+        size,
+    )
+    half = float(face.scale) * PIXEL_STD / 2
+    found = found or face_geometry_problem(
+        pts, np.ones(len(pts)), face.center, (half, half), size, 'scale'
+    )
+    if found is None:
+        x, y, w, h = (float(v) for v in face.bbox)
+        corners = [[x, y], [x + w, y + h]]
+        found = face_geometry_problem(
+            corners, [0, 0], face.center, (half, half), size, 'scale'
+        )
+        if found is not None:
+            found = 'bbox', found[1].replace('point 1 ', 'its corner ')
+            found = found[0], found[1].replace('point 0 ', 'its corner ')
+    if found is not None:
+        field_name, problem = found
+        raise ValueError(
+            f'{where}: field "{field_name}" {problem}; fix the source '
+            'annotation before converting (nothing was written)'
         )
 
 
@@ -148,7 +204,8 @@ def build_coco(
 
     Raises:
         ValueError: naming the face's ``source`` and the field if a
-            keypoint, box, centre, scale or extra value is NaN or infinite.
+            keypoint, box, centre, scale or extra value is NaN or infinite,
+            or the box or keypoints are out of bounds for the image.
     """
     images: List[dict] = []
     image_ids: Dict[str, int] = {}
@@ -156,6 +213,7 @@ def build_coco(
     faces = list(faces)
     for face in faces:
         _check_finite(face)
+        _check_geometry(face, sizes[face.file_name])
     next_id = max([f.ann_id or 0 for f in faces] + [0]) + 1
     for face in faces:
         if face.file_name not in image_ids:
@@ -195,6 +253,99 @@ def refuse_existing(paths: Iterable[str], overwrite: bool = False) -> None:
         )
 
 
+def _write_temporary(path: str, text: str) -> str:
+    """Writes ``text`` to a new hidden file beside ``path``; returns its
+    name. A failed write removes it."""
+    folder = osp.dirname(osp.abspath(path))
+    tmp = osp.join(folder, f'.{osp.basename(path)}.{secrets.token_hex(4)}.tmp')
+    try:
+        with open(tmp, 'x', encoding='utf-8') as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+    return tmp
+
+
+def _make_folders(paths: Iterable[str]) -> List[str]:
+    """Creates the missing folders of ``paths``; returns them, outermost
+    first."""
+    made: List[str] = []
+    for path in paths:
+        missing = []
+        folder = osp.dirname(osp.abspath(path))
+        while not osp.isdir(folder):
+            missing.append(folder)
+            folder = osp.dirname(folder)
+        for folder in reversed(missing):
+            os.mkdir(folder)
+            made.append(folder)
+    return made
+
+
+def write_coco_files(
+    outputs: Dict[str, Tuple[Iterable[Face], str]],
+    sizes: Dict[str, Tuple[int, int]],
+    overwrite: bool = False,
+) -> Dict[str, str]:
+    """Writes the files of one conversion together; returns their paths.
+
+    Every file is built and checked first, then written under a temporary
+    name in its folder; only when all are written are they renamed to
+    their names. A bad face or a failed write (a full disk) leaves no new
+    file and every existing one as it was.
+
+    Args:
+        outputs: ``name: (faces, path)`` of each file.
+        sizes: (height, width) of each ``file_name``.
+        overwrite: Replace existing files.
+
+    Raises:
+        FileExistsError: If a path exists and ``overwrite`` is False.
+        ValueError: If a face is refused (:func:`build_coco`).
+        OSError: If a file cannot be written; nothing was written then.
+    """
+    paths = {name: path for name, (_, path) in outputs.items()}
+    refuse_existing(paths.values(), overwrite)
+    # Serialised strictly (no NaN/Infinity, which Python's json would
+    # write) before anything is opened.
+    texts = {
+        name: json.dumps(build_coco(faces, sizes), allow_nan=False)
+        for name, (faces, _) in outputs.items()
+    }
+    made = _make_folders(paths.values())
+    temporary: Dict[str, str] = {}
+
+    def undo():
+        for tmp in temporary.values():
+            os.remove(tmp)
+        for folder in reversed(made):
+            if not os.listdir(folder):
+                os.rmdir(folder)
+
+    try:
+        for name, text in texts.items():
+            temporary[name] = _write_temporary(paths[name], text)
+    except OSError as e:
+        undo()
+        raise OSError(
+            e.errno,
+            f'could not write {paths[name]} ({e.strerror or e}); nothing '
+            f'was written: the files of a conversion are written under '
+            f'temporary names and renamed only when all are complete. Free '
+            f'the space (or fix the folder) and run the converter again',
+        ) from e
+    except BaseException:
+        undo()
+        raise
+    for name, tmp in temporary.items():
+        os.replace(tmp, paths[name])
+    return paths
+
+
 def write_coco(
     faces: Iterable[Face],
     sizes: Dict[str, Tuple[int, int]],
@@ -211,17 +362,11 @@ def write_coco(
 
     Raises:
         FileExistsError: If ``path`` exists and ``overwrite`` is False.
-        ValueError: If a face holds a NaN or infinite value; nothing is
-            written then.
+        ValueError: If a face holds a NaN or infinite value or is out of
+            bounds; nothing is written then.
+        OSError: If the file cannot be written; ``path`` is left as it was.
     """
-    refuse_existing([path], overwrite)
-    # Serialised before the file is opened, and strictly (no NaN/Infinity,
-    # which Python's json would write): a bad face leaves no partial file.
-    text = json.dumps(build_coco(faces, sizes), allow_nan=False)
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path, 'w') as f:
-        f.write(text)
-    return path
+    return write_coco_files({path: (faces, path)}, sizes, overwrite)[path]
 
 
 def read_image_sizes(
@@ -235,6 +380,22 @@ def read_image_sizes(
         name: image_size(osp.join(img_dir, name))
         for name in tqdm(names, desc=desc, unit='img')
     }
+
+
+def read_text(path: str, what: str) -> str:
+    """The UTF-8 (or ASCII) text of ``path``; names the file, the byte and
+    the fix when it is not UTF-8."""
+    with open(path, 'rb') as f:
+        raw = f.read()
+    try:
+        return raw.decode('utf-8')
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f'{path}: the {what} is not UTF-8 text (byte {e.start}: '
+            f'{raw[e.start : e.start + 4]!r}); re-save it as UTF-8 (e.g. '
+            f'iconv -f latin1 -t utf-8) or restore it from the download '
+            f'(nothing was written)'
+        ) from None
 
 
 def require_dir(path: str, what: str, hint: str = '') -> str:
@@ -264,7 +425,7 @@ def summary_lines(
     differ from the standard split sizes (an incomplete download)."""
     lines = []
     for name, path in paths.items():
-        with open(path) as f:
+        with open(path, encoding='utf-8') as f:
             count = len(json.load(f)['annotations'])
         line = f'{name}: {path} ({count} faces)'
         if name in standard and count != standard[name]:
@@ -303,7 +464,7 @@ def run_converter(convert, standard_sizes: Dict[str, int], *args, **kwargs):
     on bad input, then one summary line per written file."""
     try:
         paths = convert(*args, **kwargs)
-    except (FileExistsError, FileNotFoundError, ValueError) as e:
+    except (OSError, ValueError) as e:
         raise SystemExit(f'error: {e}') from None
     for line in summary_lines(paths, standard_sizes):
         print(line)

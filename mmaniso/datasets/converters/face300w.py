@@ -27,9 +27,10 @@ from .coco import (
     Face,
     landmark_box,
     read_image_sizes,
+    read_text,
     refuse_existing,
     require_dir,
-    write_coco,
+    write_coco_files,
 )
 
 _LAYOUT = LAYOUTS['300w']
@@ -53,8 +54,7 @@ def read_pts(path: str, num_points: int = NUM_KEYPOINTS) -> np.ndarray:
         ValueError: naming ``path:line`` of a malformed line or a NaN or
             infinite coordinate, or a point count other than ``num_points``.
     """
-    with open(path) as f:
-        lines = f.read().splitlines()
+    lines = read_text(path, 'iBUG .pts file').splitlines()
     declared = None
     points: List[Tuple[float, float]] = []
     state = 'header'
@@ -258,7 +258,8 @@ def convert_300w(
     sizes = read_image_sizes(
         img_root, (f.file_name for f in everything), '300W images'
     )
-    return {
-        name: write_coco(faces, sizes, out[name], overwrite=overwrite)
-        for name, faces in splits.items()
-    }
+    return write_coco_files(
+        {name: (faces, out[name]) for name, faces in splits.items()},
+        sizes,
+        overwrite=overwrite,
+    )

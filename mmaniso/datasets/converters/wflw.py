@@ -17,10 +17,11 @@ from .coco import (
     Face,
     landmark_box,
     read_image_sizes,
+    read_text,
     refuse_existing,
     require_dir,
     require_file,
-    write_coco,
+    write_coco_files,
 )
 
 _LAYOUT = LAYOUTS['wflw']
@@ -128,8 +129,7 @@ def read_wflw_list(path: str) -> List[Face]:
     require_file(path, 'WFLW landmark list')
     name = osp.basename(path)
     faces = []
-    with open(path) as f:
-        lines = f.readlines()
+    lines = read_text(path, 'WFLW landmark list').splitlines()
     for lineno, line in enumerate(tqdm(lines, desc=name, unit='face'), 1):
         if not line.strip():
             continue
@@ -201,7 +201,8 @@ def convert_wflw(
         splits[f'test_{attr}'] = [
             f for f in faces['test'] if f.attributes[attr]
         ]
-    return {
-        name: write_coco(split, sizes, out[name], overwrite=overwrite)
-        for name, split in splits.items()
-    }
+    return write_coco_files(
+        {name: (split, out[name]) for name, split in splits.items()},
+        sizes,
+        overwrite=overwrite,
+    )
