@@ -183,9 +183,10 @@ def test_checkpoint_records_the_samplers_settings():
 def test_resume_with_a_changed_sampler_stops_and_says_what(change, named):
     dataset = fake_pose_dataset()
     checkpoint = _saved(
-        PoseBalancedSampler(dataset, num_bins=3, seed=17), dataset
+        PoseBalancedSampler(dataset, num_bins=3, seed=17, draws_per_epoch=1),
+        dataset,
     )
-    settings = dict(num_bins=3, seed=99)
+    settings = dict(num_bins=3, seed=99, draws_per_epoch=1)
     settings.update(change)
     resumed_data = fake_pose_dataset(seed=settings.pop('dataset_seed', 0))
     fresh = PoseBalancedSampler(resumed_data, **settings)
