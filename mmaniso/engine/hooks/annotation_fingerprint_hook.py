@@ -113,12 +113,12 @@ class AnnotationFingerprintHook(Hook):
             if old and new and old.get('sha256') == new['sha256']:
                 continue
             old_text = (
-                f"{old.get('file')} (sha256 {old.get('sha256')})"
+                f'{old.get("file")} (sha256 {old.get("sha256")})'
                 if old
                 else 'nothing'
             )
             new_text = (
-                f"{new['file']} (sha256 {new['sha256']})" if new else 'nothing'
+                f'{new["file"]} (sha256 {new["sha256"]})' if new else 'nothing'
             )
             lines.append(
                 f'  training annotation file {i + 1}: {old_text} in the '

@@ -179,4 +179,3 @@ class NonFiniteLossHook(Hook):
             f'infinite values ({shown}). Training diverged; resume from the '
             'last saved checkpoint with sound data or a lower learning rate.'
         )
-
