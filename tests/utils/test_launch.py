@@ -99,3 +99,20 @@ def test_train_main_refuses_a_resume_with_nothing_to_resume(
     with pytest.raises(SystemExit, match='no run to continue'):
         train_tool.main(argv)
     assert not osp.exists(work / 'epoch_1.pth')
+
+
+def test_a_plain_mmpose_recipe_gets_the_guards(tmp_path):
+    config = tmp_path / 'plain.py'
+    config.write_text(
+        "_base_ = ['mmpose::face_2d_keypoint/topdown_regression/wflw/"
+        "td-reg_res50_8xb64-210e_wflw-256x256.py']\n"
+    )
+    cfg = Config.fromfile(str(config))
+    interval = cfg.default_hooks.checkpoint.interval
+    add_training_guards(cfg)
+    assert [h['type'] for h in cfg.custom_hooks][-2:] == [
+        'NonFiniteLossHook',
+        'AnnotationFingerprintHook',
+    ]
+    assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook'
+    assert cfg.default_hooks.checkpoint.interval == interval

@@ -102,7 +102,8 @@ class NonFiniteLossHook(Hook):
     ``tools/train.py`` adds it to every config.
 
     In a distributed run the rank that sees the loss stops and the launcher
-    ends the others.
+    ends the others. Under AMP, the gradient scaler still skips steps whose
+    gradients overflow; only a non-finite loss itself stops the run.
 
     Args:
         check_checkpoints: Refuse to save checkpoints with non-finite
