@@ -10,7 +10,15 @@ Mirrors MMPose's ``tools/train.py`` flags::
 A fresh run (no ``--resume``) in a work dir that already holds checkpoints
 stops before anything is built, since the new checkpoints would mix with
 the old ones; ``--overwrite`` (mmaniso) moves the old ones into
-``<work_dir>/previous_<timestamp>/`` first.
+``<work_dir>/previous_<timestamp>/`` first. ``--resume`` with nothing to
+resume (no or an empty ``last_checkpoint``, a missing file) stops too.
+
+Every config, MMPose's own included, trains with mmaniso's guards
+(``mmaniso.utils.launch.add_training_guards``): the run stops at the first
+NaN or infinite loss naming the iteration and samples, never saves a
+checkpoint with non-finite tensors, writes checkpoints under a temporary
+name and renames them when complete, and refuses to resume on changed
+training annotations.
 
 ``--device-augment`` (mmaniso) moves a top-down regression config's
 augmentation onto the model's device: the CPU only reads fixed-size crops
@@ -134,6 +142,8 @@ def main(argv=None):
     args = parse_args(argv)
     from mmaniso.datasets.checks import DataCheckError
     from mmaniso.utils.launch import (
+        add_training_guards,
+        check_resume,
         guard_work_dir,
         lock_work_dir,
         set_local_rank,
@@ -152,13 +162,22 @@ def main(argv=None):
     # One run at a time in a work dir, before anything is moved there.
     lock_work_dir(cfg.work_dir, cfg.get('launcher', args.launcher))
     guard_work_dir(cfg, args.overwrite, args.launcher)
+    check_resume(cfg)
+    add_training_guards(cfg)
 
     from mmengine.runner import Runner
 
     import mmaniso  # noqa: F401  (registers modules and checkpoint types)
+    from mmaniso.engine.hooks import (
+        ChangedAnnotationsError,
+        NonFiniteLossError,
+    )
 
     runner = Runner.from_cfg(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except (NonFiniteLossError, ChangedAnnotationsError) as e:
+        raise SystemExit(f'{args.config}: {e}') from None
 
 
 if __name__ == '__main__':

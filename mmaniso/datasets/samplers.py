@@ -199,10 +199,10 @@ class PoseBalancedSampler(Sampler):
 
     - ``undersample`` (Rayhan et al.): each non-empty bin contributes as
       many samples as the smallest non-empty bin, drawn afresh without
-      replacement. An epoch is ``num_nonempty_bins * min_count`` samples,
-      often far fewer than the dataset: scale ``max_epochs`` (and epoch
-      milestones) by ``len(dataset) / epoch_size`` to keep the number of
-      iterations.
+      replacement. One draw is ``num_nonempty_bins * min_count`` samples,
+      often far fewer than the dataset; by default (``draws_per_epoch=
+      'auto'``) an epoch chains fresh draws up to about the dataset's
+      length, so the schedule keeps its number of iterations.
     - ``oversample`` (Wing loss): minority bins are repeated up to the
       largest bin. A draw of ``num_nonempty_bins * max_count`` can be
       several times the dataset; with ``draws_per_epoch='auto'`` each draw
@@ -236,11 +236,14 @@ class PoseBalancedSampler(Sampler):
             span the bins (outlier-robust edges, e.g. ``(0.01, 0.99)``);
             the full range when not given.
         draws_per_epoch: Balanced draws concatenated into one epoch, each
-            drawn afresh (one paper epoch each). ``'auto'`` takes as many
-            as make an epoch about as long as the dataset, so that a
-            schedule written in dataset epochs (MMPose's 210e) keeps its
-            number of iterations. Also a matter of speed: MMEngine pays a
-            fixed cost per epoch (worker start-up; a 2 s pause per epoch in
+            drawn afresh (one paper epoch each). ``'auto'`` (the default)
+            takes as many as make an epoch about as long as the dataset, so
+            that a schedule written in dataset epochs (MMPose's 210e) keeps
+            its number of iterations when the sampler is pasted into it; an
+            int chooses the number (``1``: the paper's short epochs, whose
+            schedule must then be scaled by ``len(dataset) / draw_size``).
+            Also a matter of speed: MMEngine pays a fixed cost per epoch
+            (worker start-up; a 2 s pause per epoch in
             ``IterBasedTrainLoop``), which short undersampled epochs would
             pay every few iterations.
 
@@ -269,7 +272,7 @@ class PoseBalancedSampler(Sampler):
         shuffle: bool = True,
         seed: Optional[int] = None,
         round_up: bool = True,
-        draws_per_epoch: Union[int, str] = 1,
+        draws_per_epoch: Union[int, str] = 'auto',
         temperature: Optional[float] = None,
         clip_quantiles: Optional[Sequence[float]] = None,
     ) -> None:

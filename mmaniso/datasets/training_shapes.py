@@ -17,13 +17,23 @@ with ``c`` the box centre and ``s'`` the padded box size widened to the
 input's aspect ratio.
 """
 
+import warnings
 from typing import NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from mmaniso.ops.pose import PoseBins, mean_of_bin_means, pose_bins
+from mmaniso.ops.pose import (
+    PoseBins,
+    ShapeOutliers,
+    mean_of_bin_means,
+    pose_bins,
+    shape_outliers,
+)
+
+# Outlying samples named in full in the warning; the rest are counted.
+MAX_NAMED_OUTLIERS = 20
 
 # GetBBoxCenterScale's default padding.
 DEFAULT_BBOX_PADDING = 1.25
@@ -244,10 +254,20 @@ class DatasetPoseBins(NamedTuple):
         annotations (PoseAnnotations): What was read from the dataset.
         bins (PoseBins): Bins of the box-normalised shapes; ``ids`` are
             rank 0's on every rank.
+        outliers (ShapeOutliers, optional): Samples whose keypoints lie
+            far from the bulk relative to their box (``mask`` is rank 0's
+            on every rank); left out of the bins' fit and of the mean
+            shape.
     """
 
     annotations: PoseAnnotations
     bins: PoseBins
+    outliers: Optional[ShapeOutliers] = None
+
+    @property
+    def exclude(self) -> Optional[Tensor]:
+        """The outliers' mask (N,), or None."""
+        return None if self.outliers is None else self.outliers.mask
 
 
 def dataset_pose_bins(
@@ -265,6 +285,14 @@ def dataset_pose_bins(
     computes the bins and rank 0's ids are broadcast, so that the ranks
     agree even if rounding differs between hosts.
 
+    Samples whose box-normalised keypoints lie far beyond the bulk
+    (:func:`mmaniso.ops.pose.shape_outliers`: keypoints away from or out
+    of scale with their box, or garbled) are left out of the Procrustes
+    mean, the principal axis, the bin edges and the head's mean shape, so
+    that a few wrong annotations cannot distort them; they are still
+    binned and drawn. A warning names how many, which dataset indices and
+    why; real faces do not trigger it.
+
     Args:
         dataset: A top-down pose dataset.
         num_bins: Number of equal-width pose bins.
@@ -280,9 +308,47 @@ def dataset_pose_bins(
     shapes = crop_normalised_keypoints(
         annotations, dtype=np.float32
     )  # (N, K, 2)
-    bins = pose_bins(shapes, annotations.visible, num_bins, clip_quantiles)
+    outliers = shape_outliers(shapes, annotations.visible)
+    flags = outliers.mask.to(torch.uint8)
+    broadcast(flags, src=0)  # rank 0's decision on every rank
+    outliers = outliers._replace(mask=flags.bool())
+    if bool(outliers.mask.any()):
+        _warn_outliers(outliers, type(dataset).__name__)
+    bins = pose_bins(
+        shapes,
+        annotations.visible,
+        num_bins,
+        clip_quantiles,
+        exclude=outliers.mask if bool(outliers.mask.any()) else None,
+    )
     broadcast(bins.ids, src=0)  # a no-op outside distributed runs
-    return DatasetPoseBins(annotations, bins)
+    return DatasetPoseBins(annotations, bins, outliers)
+
+
+def _warn_outliers(outliers: ShapeOutliers, name: str) -> None:
+    """Warns (and logs) which samples were left out of the statistics."""
+    from mmengine.logging import print_log
+
+    indices = torch.nonzero(outliers.mask).flatten().tolist()
+    named = [f'  sample {i}: {outliers.reasons(i)}' for i in indices]
+    more = len(named) - MAX_NAMED_OUTLIERS
+    shown = '\n'.join(named[:MAX_NAMED_OUTLIERS])
+    if more > 0:
+        shown += f'\n  and {more} more'
+    message = (
+        f'{len(indices)} of {len(outliers.mask)} training samples of {name} '
+        'have keypoints far beyond all the others relative to their box, '
+        "and are left out of the pose bins' fit and of the mean shape "
+        '(they still train): dataset indices '
+        f'{indices[:MAX_NAMED_OUTLIERS]}. Scores in radii of the median '
+        'face (offset of the keypoints from where the box puts them, '
+        "|log| of their size over the box's, Procrustes residual), with "
+        f'the thresholds:\n{shown}\n'
+        'Check these annotations (keypoints against the box; python '
+        'tools/train.py checks every annotation file before training).'
+    )
+    warnings.warn(message, stacklevel=3)
+    print_log(message, logger='current', level=30)  # logging.WARNING
 
 
 def pipeline_setting(dataset, transform: str, key: str):
@@ -312,6 +378,7 @@ def head_mean_shape(
     input_size: Tuple[int, int],
     padding: float = DEFAULT_BBOX_PADDING,
     num_bins: Optional[int] = None,
+    exclude: Optional[Tensor] = None,
 ) -> Tensor:
     """The mean over pose bins of the bins' mean shapes, in the head's frame.
 
@@ -321,13 +388,17 @@ def head_mean_shape(
         input_size: Model input (w, h).
         padding: GetBBoxCenterScale's padding.
         num_bins: Number of bins.
+        exclude (Tensor, optional): Samples left out of the mean, shape
+            (N,), bool (:attr:`DatasetPoseBins.exclude`).
 
     Returns:
         Tensor: Mean shape in [0, 1] crop coordinates, shape (K, 2),
         float32.
     """
     shapes = crop_normalised_keypoints(annotations, input_size, padding)
-    mean = mean_of_bin_means(
-        shapes, bin_ids, annotations.visible, num_bins=num_bins
-    )
+    weights = np.asarray(annotations.visible, dtype=np.float64)
+    if exclude is not None:
+        keep = ~np.asarray(torch.as_tensor(exclude).cpu(), dtype=bool)
+        weights = weights * keep[:, None]
+    mean = mean_of_bin_means(shapes, bin_ids, weights, num_bins=num_bins)
     return torch.as_tensor(mean, dtype=torch.float32)

@@ -1,5 +1,17 @@
 """Runner hooks."""
 
-from .hooks import ChannelsLastHook, PoseBalancingHook
+from .hooks import (
+    AnnotationFingerprintHook,
+    AtomicCheckpointHook,
+    ChannelsLastHook,
+    NonFiniteLossHook,
+    PoseBalancingHook,
+)
 
-__all__ = ['ChannelsLastHook', 'PoseBalancingHook']
+__all__ = [
+    'AnnotationFingerprintHook',
+    'AtomicCheckpointHook',
+    'ChannelsLastHook',
+    'NonFiniteLossHook',
+    'PoseBalancingHook',
+]

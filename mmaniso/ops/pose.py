@@ -8,6 +8,7 @@ component of the aligned shapes (:func:`weighted_pca`; it follows yaw for
 faces) and cut into equal-width bins.
 """
 
+import math
 import warnings
 from typing import NamedTuple, Optional, Tuple
 
@@ -20,8 +21,20 @@ from .procrustes import (
     _as_float,
     _missing_landmarks,
     _point_weights,
+    _similarity,
+    apply_similarity,
     generalized_procrustes,
 )
+
+# Robust z (median + k * MAD) beyond which a shape is an outlier, and the
+# floors below which it never is (fractions of the reference shape's RMS
+# radius; natural log for the size). On the 1,289 real 300W test faces
+# (public and private) the largest z are 3.2 (offset), 5.3 (size) and 3.3
+# (shape): none is excluded.
+OUTLIER_Z = 8.0
+OUTLIER_FLOORS = (1.0, math.log(2.0), 0.6)
+OUTLIER_TESTS = ('offset', 'size', 'shape')
+REFERENCE_SAMPLES = 10_000  # shapes the median reference is taken over
 
 
 class PCA(NamedTuple):
@@ -74,6 +87,137 @@ class PoseBins(NamedTuple):
     edges: Tensor
     counts: Tensor
     scores: Tensor
+
+
+class ShapeOutliers(NamedTuple):
+    """Result of :func:`shape_outliers`.
+
+    Attributes:
+        mask (Tensor): Outlying shapes, shape (N,), bool.
+        scores (Tensor): Each shape's ``offset``, ``size`` and ``shape``
+            score (see :func:`shape_outliers`), shape (N, 3).
+        thresholds (Tensor): The threshold of each score, shape (3,).
+        reference (Tensor): The per-coordinate median shape, (K, D).
+    """
+
+    mask: Tensor
+    scores: Tensor
+    thresholds: Tensor
+    reference: Tensor
+
+    def reasons(self, index: int) -> str:
+        """Which tests shape ``index`` fails, with its scores."""
+        return ', '.join(
+            f'{name} {float(self.scores[index, j]):.2f} > '
+            f'{float(self.thresholds[j]):.2f}'
+            for j, name in enumerate(OUTLIER_TESTS)
+            if bool(self.scores[index, j] > self.thresholds[j])
+        )
+
+
+def _robust_threshold(values: Tensor, z: float, floor: float) -> Tensor:
+    """``max(median + z * 1.4826 * MAD, floor)`` of a 1-D tensor."""
+    med = values.median()
+    mad = 1.4826 * (values - med).abs().median()
+    return torch.clamp(med + z * mad, min=floor)
+
+
+def shape_outliers(
+    shapes: ArrayLike,
+    weights: Optional[ArrayLike] = None,
+    z: float = OUTLIER_Z,
+    floors: Tuple[float, float, float] = OUTLIER_FLOORS,
+) -> ShapeOutliers:
+    """Shapes far beyond the bulk, in a frame all shapes share.
+
+    The reference is the per-coordinate median of the visible landmarks
+    (robust to up to half the shapes being wrong; over an even spread of
+    at most 10,000 shapes in large sets). Each shape gets three
+    scores, all in units of the reference's RMS radius ``r`` over the
+    shape's visible landmarks:
+
+    - ``offset``: distance of its centroid from the reference's;
+    - ``size``: ``|log|`` of its RMS radius over the reference's;
+    - ``shape``: RMS residual after the best similarity fit onto the
+      reference (the Procrustes distance).
+
+    A shape is an outlier when a score exceeds ``median + z * 1.4826 *
+    MAD`` of that score over all shapes and the score's floor. In a frame
+    tied to each face's box (as the head's), ``offset`` and ``size`` catch
+    keypoints that do not belong to their box, ``shape`` catches garbled
+    keypoints anywhere. Shapes with fewer than two visible landmarks score
+    0 (they cannot be aligned; see :func:`generalized_procrustes`).
+
+    .. math::
+        \\text{outlier}_i = \\exists j: s_{ij} > \\max(\\operatorname{med}_n
+        s_{nj} + z \\cdot 1.4826 \\operatorname{MAD}_n s_{nj}, f_j)
+
+    Args:
+        shapes (Tensor | ndarray): Shapes in a common frame, (N, K, D).
+        weights (Tensor | ndarray, optional): Landmark weights (0 for
+            invisible), shape (N, K).
+        z: Robust z-score beyond which a score is an outlier.
+        floors: Smallest ``offset``, ``size`` and ``shape`` thresholds.
+
+    Returns:
+        ShapeOutliers: ``mask`` (N,), ``scores`` (N, 3), ``thresholds``
+        (3,) and ``reference`` (K, D).
+
+    Example:
+        >>> base = torch.tensor([[0., 0.], [2., 0.], [1., 1.], [1., 3.]])
+        >>> shapes = base + 0.01 * torch.randn(20, 4, 2)
+        >>> shapes[7] += 50.  # keypoints far from where the others are
+        >>> torch.nonzero(shape_outliers(shapes).mask).flatten().tolist()
+        [7]
+    """
+    x = _as_float(shapes)
+    if x.dim() != 3 or x.shape[0] == 0 or x.shape[-1] < 2:
+        raise ValueError(
+            'shapes must have shape (N, K, D) with N >= 1 and D >= 2, got '
+            f'{tuple(x.shape)}'
+        )
+    w = _point_weights(weights, x.shape[:2], x)
+    seen = w > 0  # (N, K)
+    # The median of an even spread of at most REFERENCE_SAMPLES shapes:
+    # as robust, and a tenth of the sorting on 100k shapes.
+    step = max(1, len(x) // REFERENCE_SAMPLES)
+    reference = torch.where(
+        seen[::step, :, None], x[::step], float('nan')
+    ).nanmedian(0)
+    reference = torch.nan_to_num(reference.values)  # (K, D)
+    ref = reference.expand_as(x)
+    fit, degenerate = _similarity(x, ref, w, True, False)
+    usable = (~degenerate) & (seen.sum(1) >= 2)  # (N,)
+    wn = w / w.sum(1, keepdim=True).clamp_min(1e-300)  # (N, K)
+    mu_x = torch.einsum('nk,nkd->nd', wn, x)
+    mu_r = torch.einsum('nk,kd->nd', wn, reference)
+    rad_x = (wn * (x - mu_x[:, None]).pow(2).sum(-1)).sum(1).sqrt()
+    rad_r = (wn * (reference - mu_r[:, None]).pow(2).sum(-1)).sum(1).sqrt()
+    tiny = torch.finfo(x.dtype).eps
+    rad_r = rad_r.clamp_min(tiny)
+    aligned = apply_similarity(x, fit)
+    residual = (wn * (aligned - reference).pow(2).sum(-1)).sum(1).sqrt()
+    scores = torch.stack(
+        [
+            (mu_x - mu_r).norm(dim=-1) / rad_r,
+            torch.log(rad_x.clamp_min(tiny) / rad_r).abs(),
+            residual / rad_r,
+        ],
+        1,
+    )  # (N, 3)
+    scores = torch.where(usable[:, None], scores, torch.zeros_like(scores))
+    scores = torch.nan_to_num(scores, nan=0.0)
+    if bool(usable.any()):
+        thresholds = torch.stack(
+            [
+                _robust_threshold(scores[usable, j], z, floors[j])
+                for j in range(3)
+            ]
+        )
+    else:
+        thresholds = torch.tensor(floors, dtype=x.dtype)
+    mask = (scores > thresholds).any(1) & usable
+    return ShapeOutliers(mask, scores, thresholds, reference)
 
 
 def _principal_axes(
@@ -153,6 +297,7 @@ def pose_bins(
     weights: Optional[ArrayLike] = None,
     num_bins: int = 9,
     clip_quantiles: Optional[Tuple[float, float]] = None,
+    exclude: Optional[ArrayLike] = None,
 ) -> PoseBins:
     """Equal-width pose bins along the first principal component.
 
@@ -185,6 +330,11 @@ def pose_bins(
             outlier-robust edges for heavy-tailed pose data, where a few
             extreme faces would otherwise get bins of their own. Shapes
             beyond them go to the first or last bin.
+        exclude (Tensor | ndarray, optional): Shapes left out of the fit,
+            shape (N,), bool (e.g. :func:`shape_outliers`' mask): they
+            steer neither the Procrustes mean, nor the principal axis, nor
+            the bin edges, but are aligned to the mean, scored and put in
+            the nearest bin like the others.
 
     Returns:
         PoseBins: ``ids`` (N,), ``edges`` (num_bins + 1,), ``counts``
@@ -222,17 +372,43 @@ def pose_bins(
             stacklevel=2,
         )
     w = _point_weights(weights, x.shape[:2], x)
-    gpa = generalized_procrustes(x, w)
+    keep = torch.ones(num, dtype=torch.bool, device=x.device)
+    if exclude is not None:
+        keep = ~torch.as_tensor(exclude, device=x.device).bool()
+        if keep.shape != (num,):
+            raise ValueError(
+                f'exclude must have shape ({num},), got {tuple(keep.shape)}'
+            )
+        if not bool(keep.any()):
+            raise ValueError('exclude leaves no shape to fit the bins to')
+    if bool(keep.all()):
+        gpa = generalized_procrustes(x, w)
+        aligned, valid = gpa.aligned, gpa.valid
+    else:
+        # The mean of the kept shapes; the others are aligned to it.
+        gpa = generalized_procrustes(x[keep], w[keep])
+        out = ~keep
+        fit, degenerate = _similarity(
+            x[out], gpa.mean.expand_as(x[out]), w[out], True, False
+        )
+        aligned = torch.empty_like(x)
+        aligned[keep] = gpa.aligned
+        aligned[out] = apply_similarity(x[out], fit)
+        valid = torch.empty(num, dtype=torch.bool, device=x.device)
+        valid[keep] = gpa.valid
+        valid[out] = ~degenerate & ((w[out] > 0).sum(1) >= 2)
     # Unaligned shapes get weight 0 everywhere, so they project to 0.
-    v = w * gpa.valid[:, None]  # (N, K)
-    flat = gpa.aligned.reshape(num, -1)  # (N, K * D)
-    flat_weights = v[..., None].expand_as(gpa.aligned).reshape(num, -1)
-    pca = weighted_pca(flat, flat_weights, num_components=1)
+    v = w * valid[:, None]  # (N, K)
+    flat = aligned.reshape(num, -1)  # (N, K * D)
+    flat_weights = v[..., None].expand_as(aligned).reshape(num, -1)
+    fit_weights = flat_weights * keep[:, None]
+    pca = weighted_pca(flat, fit_weights, num_components=1)
     scores = pca.project(flat, flat_weights)[:, 0]  # (N,)
-    low, high = scores.min(), scores.max()
+    kept = scores[keep]
+    low, high = kept.min(), kept.max()
     if clip_quantiles is not None:
         qs = torch.tensor([q_low, q_high], dtype=torch.float64)
-        low, high = torch.quantile(scores.double(), qs).to(scores.dtype)
+        low, high = torch.quantile(kept.double(), qs).to(scores.dtype)
     # The aligned shapes have about unit RMS radius: a spread this small
     # is rounding noise, not pose.
     if float(high - low) <= 1e-5:

@@ -304,3 +304,116 @@ def _lock_holder(fd: int) -> Optional[int]:
         if same:
             return int(fields[4])
     return None
+
+
+# Hooks tools/train.py adds to every config (mmaniso/engine/hooks).
+GUARD_HOOKS = ('NonFiniteLossHook', 'AnnotationFingerprintHook')
+
+
+def _hook_type(hook) -> str:
+    kind = hook.get('type') if hasattr(hook, 'get') else None
+    return kind if isinstance(kind, str) else getattr(kind, '__name__', '')
+
+
+def add_training_guards(cfg) -> List[str]:
+    """Turns on mmaniso's training guards in any config, MMPose's included.
+
+    - ``NonFiniteLossHook``: stops at the first NaN or infinite loss, naming
+      the iteration and the samples, and refuses to save a checkpoint with
+      non-finite tensors.
+    - ``AnnotationFingerprintHook``: records the training annotation files
+      in every checkpoint and refuses to resume on changed ones.
+    - ``AtomicCheckpointHook`` in place of MMEngine's ``CheckpointHook``:
+      checkpoints and ``last_checkpoint`` are written under a temporary
+      name and renamed when complete.
+
+    A hook the config already lists is kept with its settings.
+
+    Args:
+        cfg (mmengine.Config): The run's config; changed in place.
+
+    Returns:
+        The names of the hooks added or replaced.
+    """
+    done = []
+    hooks = list(cfg.get('custom_hooks') or [])
+    present = {_hook_type(h) for h in hooks}
+    for name in GUARD_HOOKS:
+        if name not in present:
+            hooks.append(dict(type=name))
+            done.append(name)
+    cfg.custom_hooks = hooks
+    default_hooks = cfg.get('default_hooks') or {}
+    checkpoint = default_hooks.get('checkpoint')
+    if checkpoint is not None and _hook_type(checkpoint) == 'CheckpointHook':
+        checkpoint['type'] = 'AtomicCheckpointHook'
+        done.append('AtomicCheckpointHook')
+    return done
+
+
+def check_resume(cfg) -> Optional[str]:
+    """Stops a ``--resume`` that has nothing to resume, before anything is
+    built, instead of training from scratch.
+
+    MMEngine's automatic resume (``resume=True`` without ``load_from``)
+    reads ``<work_dir>/last_checkpoint``; when it is missing MMEngine trains
+    from scratch ("Auto resumed from ... None"), and when it is empty it
+    fails with "can not be found." naming no file. Both are refused here,
+    naming the work dir or the file and the fix, as is a named checkpoint
+    (or a pointer to one) that does not exist.
+
+    Args:
+        cfg (mmengine.Config): The run's config, after the command line.
+
+    Returns:
+        The checkpoint the run will resume from, or None when not resuming.
+
+    Raises:
+        SystemExit: When there is nothing to resume from.
+    """
+    if not cfg.get('resume'):
+        return None
+    work_dir = cfg.work_dir
+    named = cfg.get('load_from')
+    if named:
+        if not has_url_scheme(named) and not osp.isfile(named):
+            raise SystemExit(
+                f'--resume {named}: no such checkpoint file. Point --resume '
+                'at an existing checkpoint, or give --resume alone to '
+                f'continue the latest checkpoint of {work_dir}'
+            )
+        return named
+    found = [n for n in find_checkpoints(work_dir) if n != LAST_CHECKPOINT]
+    listed = (
+        f'it holds {", ".join(found[:6])}' if found else 'it holds no *.pth'
+    )
+    pointer = osp.join(work_dir, LAST_CHECKPOINT)
+    if not osp.isfile(pointer):
+        raise SystemExit(
+            f'--resume: there is no run to continue in work dir {work_dir}: '
+            f'{pointer} does not exist ({listed}). Drop --resume to train '
+            'from scratch, or point --resume at a checkpoint '
+            '(--resume path/to/epoch_N.pth)'
+        )
+    try:
+        with open(pointer, encoding='utf-8') as f:
+            latest = f.read().strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise SystemExit(
+            f'--resume: cannot read {pointer} ({e}); point --resume at a '
+            f'checkpoint of {work_dir} ({listed}), or delete {pointer}'
+        ) from None
+    if not latest:
+        raise SystemExit(
+            f'--resume: {pointer} is empty (a run was stopped while writing '
+            'it), so it names no checkpoint to continue. Point --resume at '
+            f'one of {work_dir} ({listed}), or delete {pointer} and drop '
+            '--resume to train from scratch'
+        )
+    if not has_url_scheme(latest) and not osp.isfile(latest):
+        raise SystemExit(
+            f'--resume: {pointer} names {latest}, which does not exist. '
+            f'Point --resume at a checkpoint of {work_dir} ({listed}), or '
+            'drop --resume to train from scratch'
+        )
+    return latest

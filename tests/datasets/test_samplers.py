@@ -61,6 +61,7 @@ def make_sampler(dataset, rank=0, world_size=1, monkeypatch=None, **kw):
             samplers, 'get_dist_info', lambda: (rank, world_size)
         )
     kw.setdefault('seed', 0)
+    kw.setdefault('draws_per_epoch', 1)  # the one-draw epochs tested here
     return PoseBalancedSampler(dataset, **kw)
 
 
@@ -77,7 +78,7 @@ def test_bins_follow_the_pose_groups(dataset):
 
 
 def test_undersampled_epoch_is_balanced_without_repeats(dataset):
-    sampler = PoseBalancedSampler(dataset, num_bins=5, seed=0)
+    sampler = make_sampler(dataset, num_bins=5)
     indices = list(sampler)
     assert sampler.epoch_size == 5 * min(GROUP_SIZES)
     assert len(indices) == len(sampler) == sampler.epoch_size
@@ -87,9 +88,7 @@ def test_undersampled_epoch_is_balanced_without_repeats(dataset):
 
 
 def test_oversampled_epoch_repeats_minority_bins(dataset):
-    sampler = PoseBalancedSampler(
-        dataset, num_bins=5, mode='oversample', seed=0
-    )
+    sampler = make_sampler(dataset, num_bins=5, mode='oversample')
     indices = list(sampler)
     largest = max(GROUP_SIZES)
     assert len(indices) == sampler.epoch_size == 5 * largest
@@ -155,7 +154,7 @@ def test_every_rank_draws_the_same_epoch(dataset, monkeypatch):
 
 
 def test_set_epoch_draws_anew(dataset):
-    sampler = PoseBalancedSampler(dataset, num_bins=5, seed=0)
+    sampler = make_sampler(dataset, num_bins=5)
     first = list(sampler)
     sampler.set_epoch(1)
     second = list(sampler)
@@ -233,7 +232,7 @@ def test_one_nonempty_bin_gives_a_plain_shuffle():
 
 
 def test_shuffle_false_keeps_dataset_order(dataset):
-    sampler = PoseBalancedSampler(dataset, num_bins=5, seed=0, shuffle=False)
+    sampler = make_sampler(dataset, num_bins=5, shuffle=False)
     indices = list(sampler)
     assert indices == sorted(indices)
     sampler.set_epoch(1)
@@ -391,7 +390,7 @@ def test_two_process_gloo_training_shards_the_same_bins(tmp_path):
 
 
 def test_draws_per_epoch_concatenates_fresh_balanced_draws(dataset):
-    one = PoseBalancedSampler(dataset, num_bins=5, seed=4)
+    one = PoseBalancedSampler(dataset, num_bins=5, seed=4, draws_per_epoch=1)
     three = PoseBalancedSampler(dataset, num_bins=5, seed=4, draws_per_epoch=3)
     draw = 5 * min(GROUP_SIZES)
     assert three.epoch_size == 3 * one.epoch_size == 3 * draw
@@ -413,3 +412,17 @@ def test_auto_draws_make_an_epoch_about_the_dataset_size(dataset):
     assert len(sampler) == 45
     with pytest.raises(ValueError, match='draws_per_epoch'):
         PoseBalancedSampler(dataset, num_bins=5, draws_per_epoch=0)
+
+
+def test_a_pasted_sampler_keeps_the_recipes_iterations(dataset):
+    # The drop-in snippet names only num_bins: its epochs must stay about
+    # as long as the dataset, or a recipe's 210 epochs train a fraction of
+    # their iterations. One balanced draw here is 5 * 3 = 15 of 46 faces.
+    pasted = PoseBalancedSampler(dataset, num_bins=5, seed=0)
+    draw = 5 * min(GROUP_SIZES)
+    assert pasted.draw_size == draw < len(dataset) / 2
+    assert pasted.draws_per_epoch == round(len(dataset) / draw)
+    assert abs(pasted.epoch_size - len(dataset)) <= draw / 2
+    # One draw per epoch stays available when chosen.
+    chosen = make_sampler(dataset, num_bins=5, draws_per_epoch=1)
+    assert chosen.epoch_size == draw

@@ -9,6 +9,7 @@ import torch
 from mmaniso.datasets.training_shapes import (
     PoseAnnotations,
     crop_normalised_keypoints,
+    dataset_pose_bins,
     head_mean_shape,
     pipeline_setting,
     read_pose_annotations,
@@ -193,3 +194,99 @@ def test_non_finite_annotation_names_sample_and_field(bad, field):
         'sample 2 of InMemoryPoseDataset has a NaN or infinite value in '
         f'"{field}"' in (str(err.value))
     )
+
+
+def faces_in_boxes(num=60, seed=0):
+    """Faces turned by yaw (up to about 60 degrees), rolled a little, in
+    boxes around their keypoints, at random places and sizes in pixels."""
+    from mmaniso.synthface.face_template import mean_face
+
+    rng = np.random.default_rng(seed)
+    face = mean_face(98)
+    depth = 0.7 * np.sqrt(np.clip(1 - face[:, 0] ** 2, 0, None))
+    yaw = np.deg2rad(np.clip(rng.normal(0, 25, num), -60, 60))
+    x = np.cos(yaw)[:, None] * face[:, 0] + np.sin(yaw)[:, None] * depth
+    shapes = np.stack([x, np.broadcast_to(face[:, 1], x.shape)], -1)
+    shapes = shapes + rng.normal(0, 0.01, shapes.shape)
+    roll = rng.normal(0, 0.15, num)
+    rot = np.stack(
+        [
+            np.stack([np.cos(roll), -np.sin(roll)], -1),
+            np.stack([np.sin(roll), np.cos(roll)], -1),
+        ],
+        -2,
+    )
+    size = rng.uniform(40, 120, num)[:, None, None]
+    place = rng.uniform(100, 400, (num, 1, 2))
+    kpts = size * shapes @ rot.transpose(0, 2, 1) + place
+    jitter = rng.normal(0, 2, (num, 4))
+    boxes = np.concatenate([kpts.min(1), kpts.max(1)], 1) + jitter
+    return kpts.astype(np.float32), boxes.astype(np.float32)
+
+
+def test_a_face_far_outside_its_box_leaves_the_mean_shape_alone():
+    # One training face whose keypoints lie 200 px outside its box: a plain
+    # mean of bin means moves with it; the robust statistics leave it out,
+    # say so, and keep the mean of the clean data.
+    kpts, boxes = faces_in_boxes()
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # clean data: no warning at all
+        clean = dataset_pose_bins(
+            InMemoryPoseDataset.from_arrays(kpts, bboxes=boxes), 9
+        )
+    assert not clean.exclude.any()
+    # A face of the thinnest pose bin, whose mean counts as much as a full
+    # bin's.
+    thin = int(torch.argmin(clean.bins.counts[clean.bins.ids]))
+    attacked = kpts.copy()
+    attacked[thin] += 200.0
+    named = f'dataset indices \\[{thin}\\]'
+    with pytest.warns(UserWarning, match=named) as rec:
+        bad = dataset_pose_bins(
+            InMemoryPoseDataset.from_arrays(attacked, bboxes=boxes), 9
+        )
+    message = str(rec[0].message)
+    assert '1 of 60 training samples' in message
+    assert f'sample {thin}: offset' in message
+    assert 'Check these annotations' in message
+    assert torch.nonzero(bad.exclude).flatten().tolist() == [thin]
+
+    def mean(binned, exclude):
+        return head_mean_shape(
+            binned.annotations, binned.bins.ids, (64, 64), num_bins=9,
+            exclude=exclude,
+        )  # fmt: skip
+
+    # A plain mean moves by a sizeable part of the crop...
+    plain = (mean(bad, None) - mean(clean, None)).abs().max()
+    assert plain > 0.05
+    # ...the robust one is that of the other 59 faces, as if the wrong one
+    # were not there.
+    others = np.delete(np.arange(60), thin)
+    without = dataset_pose_bins(
+        InMemoryPoseDataset.from_arrays(kpts[others], bboxes=boxes[others]),
+        9,
+    )
+    torch.testing.assert_close(
+        mean(bad, bad.exclude), mean(without, None), atol=1e-5, rtol=0
+    )
+
+
+def test_a_garbled_face_keeps_no_pose_bin_of_its_own():
+    # Keypoints in the wrong order: with them in the fit, undersampling's
+    # smallest bin could be that one face.
+    kpts, boxes = faces_in_boxes()
+    garbled = kpts.copy()
+    garbled[3] = garbled[3, ::-1]
+    clean = dataset_pose_bins(
+        InMemoryPoseDataset.from_arrays(kpts, bboxes=boxes), 5
+    )
+    with pytest.warns(UserWarning, match='sample 3: .*shape'):
+        bad = dataset_pose_bins(
+            InMemoryPoseDataset.from_arrays(garbled, bboxes=boxes), 5
+        )
+    keep = torch.ones(60, dtype=torch.bool)
+    keep[3] = False
+    assert bad.bins.ids[keep].tolist() == clean.bins.ids[keep].tolist()
+    torch.testing.assert_close(bad.bins.edges, clean.bins.edges, atol=0.05,
+                               rtol=0)  # fmt: skip

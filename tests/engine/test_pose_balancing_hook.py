@@ -183,9 +183,10 @@ def test_checkpoint_records_the_samplers_settings():
 def test_resume_with_a_changed_sampler_stops_and_says_what(change, named):
     dataset = fake_pose_dataset()
     checkpoint = _saved(
-        PoseBalancedSampler(dataset, num_bins=3, seed=17), dataset
+        PoseBalancedSampler(dataset, num_bins=3, seed=17, draws_per_epoch=1),
+        dataset,
     )
-    settings = dict(num_bins=3, seed=99)
+    settings = dict(num_bins=3, seed=99, draws_per_epoch=1)
     settings.update(change)
     resumed_data = fake_pose_dataset(seed=settings.pop('dataset_seed', 0))
     fresh = PoseBalancedSampler(resumed_data, **settings)
@@ -438,3 +439,33 @@ def test_test_only_run_needs_no_training_data(
     assert match, log[-2000:]
     assert float(match.group(1)) > 0
     assert 'PoseBalancedSampler: ' not in log  # the sampler was not built
+
+
+@pytest.mark.parametrize('with_sampler', [True, False])
+def test_a_face_outside_its_box_is_left_out_of_the_heads_mean(with_sampler):
+    # Sample 4's keypoints lie 200 px outside its box (the box stays where
+    # the face was): the filled mean is that of the other samples.
+    dataset = fake_pose_dataset()
+    info = [dataset.get_data_info(i) for i in range(len(dataset))]
+    keypoints = np.stack([d['keypoints'][0] for d in info])
+    bboxes = np.stack([d['bbox'][0] for d in info])
+    moved = keypoints.copy()
+    moved[4] += 200.0
+    padding = [GetBBoxCenterScale(padding=1.5)]
+    attacked = InMemoryPoseDataset.from_arrays(moved, None, bboxes, padding)
+    others = np.delete(np.arange(len(dataset)), 4)
+    clean = InMemoryPoseDataset.from_arrays(
+        keypoints[others], None, bboxes[others], padding
+    )
+
+    def filled(data):
+        sampler = None
+        if with_sampler:
+            sampler = PoseBalancedSampler(data, num_bins=3, seed=0)
+        runner = fake_runner(data, sampler)
+        PoseBalancingHook(num_bins=3).before_train(runner)
+        return runner.model.head.mean_shape
+
+    with pytest.warns(UserWarning, match=r'dataset indices \[4\]'):
+        robust = filled(attacked)
+    torch.testing.assert_close(robust, filled(clean), atol=1e-5, rtol=0)

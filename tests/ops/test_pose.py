@@ -6,10 +6,15 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from posed_shapes import posed, turned_faces
+from posed_shapes import posed, rotation_2d, turned_faces
 
 from mmaniso.ops import pose
-from mmaniso.ops.pose import mean_of_bin_means, pose_bins, weighted_pca
+from mmaniso.ops.pose import (
+    mean_of_bin_means,
+    pose_bins,
+    shape_outliers,
+    weighted_pca,
+)
 
 
 def test_weighted_pca_matches_svd_and_ignores_missing():
@@ -144,3 +149,68 @@ def test_examples_in_docstrings_run():
         result = doctest.testmod(pose, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 3
     assert result.failed == 0
+
+
+def _faces(num=40, seed=0):
+    """Noisy copies of one face, mildly rolled and scaled, in one frame."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(12, 2))
+    shapes = base + rng.normal(0, 0.05, (num, 12, 2))
+    angle = torch.as_tensor(rng.normal(0, 0.1, num))
+    rot = rotation_2d(angle).numpy()
+    scale = rng.uniform(0.9, 1.1, num)[:, None, None]
+    return torch.as_tensor(scale * shapes @ rot.transpose(0, 2, 1))
+
+
+@pytest.mark.parametrize(
+    'attack, test',
+    [
+        (lambda s: s + 6.0, 'offset'),  # keypoints away from the others
+        (lambda s: 3.0 * s, 'size'),  # out of scale with the frame
+        (lambda s: s.flip(0), 'shape'),  # landmarks in another order
+    ],
+)
+def test_shape_outliers_finds_one_wrong_shape_and_says_why(attack, test):
+    shapes = _faces()
+    clean = shape_outliers(shapes)
+    assert not clean.mask.any()  # the bulk: nothing left out
+    shapes[11] = attack(shapes[11])
+    found = shape_outliers(shapes)
+    assert torch.nonzero(found.mask).flatten().tolist() == [11]
+    assert found.reasons(11).startswith(test)
+    assert found.scores.shape == (40, 3) and found.reference.shape == (12, 2)
+
+
+def test_shape_outliers_ignore_invisible_and_unalignable_shapes():
+    shapes = _faces()
+    weights = torch.ones(40, 12, dtype=shapes.dtype)
+    shapes[3, :4] = 1e6  # wrong, but invisible: not counted
+    weights[3, :4] = 0
+    shapes[5, 1:] = 1e6  # one visible point: cannot be aligned
+    weights[5, 1:] = 0
+    found = shape_outliers(shapes, weights)
+    assert not found.mask.any()
+    assert torch.isfinite(found.scores).all()
+    with pytest.raises(ValueError, match='shapes must have shape'):
+        shape_outliers(torch.zeros(3, 4))
+
+
+def test_pose_bins_excluded_shapes_steer_nothing():
+    rng = np.random.default_rng(1)
+    shapes = torch.as_tensor(turned_faces(np.linspace(-50, 50, 30), rng))
+    garbled = shapes.clone()
+    garbled[4] = garbled[4].flip(0)  # landmarks in reverse order
+    exclude = torch.zeros(30, dtype=torch.bool)
+    exclude[4] = True
+    robust = pose_bins(garbled, num_bins=5, exclude=exclude)
+    without = pose_bins(shapes[~exclude], num_bins=5)
+    # The fit is that of the other shapes alone, which keep their bins...
+    torch.testing.assert_close(robust.edges, without.edges)
+    assert robust.ids[~exclude].tolist() == without.ids.tolist()
+    # ...and the excluded shape is still binned, within the edges' bins.
+    assert 0 <= int(robust.ids[4]) < 5 and robust.counts.sum() == 30
+    # Included, the garbled shape takes the principal axis for itself.
+    plain = pose_bins(garbled, num_bins=5)
+    assert plain.ids[~exclude].tolist() != without.ids.tolist()
+    with pytest.raises(ValueError, match='exclude must have shape'):
+        pose_bins(shapes, num_bins=5, exclude=exclude[:3])

@@ -206,7 +206,12 @@ class PoseBalancingHook(Hook):
         for head in unset:
             input_size = self._input_size(head, dataset)
             mean = head_mean_shape(
-                annotations, bin_ids, input_size, padding, num_bins
+                annotations,
+                bin_ids,
+                input_size,
+                padding,
+                num_bins,
+                exclude=binned.exclude,
             )
             if mean.shape[0] != head.num_joints:
                 raise ValueError(
@@ -216,9 +221,15 @@ class PoseBalancingHook(Hook):
             broadcast(mean, src=0)
             head.set_mean_shape(mean)
             counts = [int(c) for c in bin_ids.bincount(minlength=num_bins)]
+            left_out = (
+                0 if binned.exclude is None else int(binned.exclude.sum())
+            )
+            used = len(bin_ids) - left_out
             print_log(
-                f'PoseBalancingHook: mean shape of {len(bin_ids)} training '
-                f'shapes over the non-empty of {num_bins} pose bins '
+                f'PoseBalancingHook: mean shape of {used} training '
+                'shapes'
+                + (f' ({left_out} outliers left out)' if left_out else '')
+                + f' over the non-empty of {num_bins} pose bins '
                 f'(counts {counts}), input size {tuple(input_size)}, box '
                 f'padding {padding}; range x [{float(mean[:, 0].min()):.3f}, '
                 f'{float(mean[:, 0].max()):.3f}], y '

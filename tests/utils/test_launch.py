@@ -1,0 +1,118 @@
+"""Tests of the training guards tools/train.py sets up before the Runner:
+resume checks and the hooks added to every config."""
+
+import importlib.util
+import os.path as osp
+
+import pytest
+from conftest import FIXTURE_CONFIG, REPO, data_root_options
+from mmengine.config import Config
+
+from mmaniso.utils.launch import add_training_guards, check_resume
+
+
+def _cfg(work, **extra):
+    return Config(dict(work_dir=str(work), launcher='none', **extra))
+
+
+def test_resume_without_any_checkpoint_is_refused(tmp_path):
+    # MMEngine would log "Auto resumed from ... None" and train from
+    # scratch.
+    work = tmp_path / 'work'
+    with pytest.raises(SystemExit) as err:
+        check_resume(_cfg(work, resume=True))
+    message = str(err.value)
+    assert f'work dir {work}' in message
+    assert 'Drop --resume' in message and '--resume path/to' in message
+
+
+def test_resume_with_an_empty_pointer_names_the_file(tmp_path):
+    work = tmp_path / 'work'
+    work.mkdir()
+    (work / 'epoch_1.pth').write_bytes(b'x')
+    (work / 'last_checkpoint').write_text('  \n')
+    with pytest.raises(SystemExit) as err:
+        check_resume(_cfg(work, resume=True))
+    message = str(err.value)
+    assert f'{work / "last_checkpoint"} is empty' in message
+    assert 'epoch_1.pth' in message  # what it could resume from instead
+
+
+def test_resume_with_a_dangling_pointer_or_missing_file(tmp_path):
+    work = tmp_path / 'work'
+    work.mkdir()
+    (work / 'last_checkpoint').write_text(str(work / 'epoch_9.pth'))
+    with pytest.raises(SystemExit, match='epoch_9.pth, which does not'):
+        check_resume(_cfg(work, resume=True))
+    named = str(tmp_path / 'nowhere.pth')
+    with pytest.raises(SystemExit, match='nowhere.pth: no such checkpoint'):
+        check_resume(_cfg(work, resume=True, load_from=named))
+
+
+def test_resume_with_a_checkpoint_passes(tmp_path):
+    work = tmp_path / 'work'
+    work.mkdir()
+    ckpt = work / 'epoch_2.pth'
+    ckpt.write_bytes(b'x')
+    (work / 'last_checkpoint').write_text(str(ckpt))
+    assert check_resume(_cfg(work, resume=True)) == str(ckpt)
+    assert check_resume(_cfg(work, resume=True, load_from=str(ckpt))) == (
+        str(ckpt)
+    )
+    url = 'https://example.org/epoch_2.pth'
+    assert check_resume(_cfg(work, resume=True, load_from=url)) == url
+    assert check_resume(_cfg(tmp_path / 'fresh')) is None  # no --resume
+
+
+def test_every_config_gets_the_guards():
+    cfg = Config.fromfile(FIXTURE_CONFIG)  # MMPose's recipe underneath
+    added = add_training_guards(cfg)
+    kinds = [h['type'] for h in cfg.custom_hooks]
+    assert 'NonFiniteLossHook' in kinds
+    assert 'AnnotationFingerprintHook' in kinds
+    assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook'
+    assert cfg.default_hooks.checkpoint.interval == 1  # settings kept
+    assert set(added) == {
+        'NonFiniteLossHook',
+        'AnnotationFingerprintHook',
+        'AtomicCheckpointHook',
+    }
+    # Idempotent, and a hook the config already sets keeps its settings.
+    cfg.custom_hooks[-1] = dict(
+        type='AnnotationFingerprintHook', accept_changed_annotations=True
+    )
+    assert add_training_guards(cfg) == []
+    assert cfg.custom_hooks[-1]['accept_changed_annotations'] is True
+
+
+def test_train_main_refuses_a_resume_with_nothing_to_resume(
+    wflw_fixture, tmp_path
+):
+    spec = importlib.util.spec_from_file_location(
+        'mmaniso_train_tool', osp.join(REPO, 'tools', 'train.py')
+    )
+    train_tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_tool)
+    work = tmp_path / 'work'
+    argv = [FIXTURE_CONFIG, '--work-dir', str(work), '--resume',
+            '--cfg-options', *data_root_options(wflw_fixture)]  # fmt: skip
+    with pytest.raises(SystemExit, match='no run to continue'):
+        train_tool.main(argv)
+    assert not osp.exists(work / 'epoch_1.pth')
+
+
+def test_a_plain_mmpose_recipe_gets_the_guards(tmp_path):
+    config = tmp_path / 'plain.py'
+    config.write_text(
+        "_base_ = ['mmpose::face_2d_keypoint/topdown_regression/wflw/"
+        "td-reg_res50_8xb64-210e_wflw-256x256.py']\n"
+    )
+    cfg = Config.fromfile(str(config))
+    interval = cfg.default_hooks.checkpoint.interval
+    add_training_guards(cfg)
+    assert [h['type'] for h in cfg.custom_hooks][-2:] == [
+        'NonFiniteLossHook',
+        'AnnotationFingerprintHook',
+    ]
+    assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook'
+    assert cfg.default_hooks.checkpoint.interval == interval
