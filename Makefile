@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 PIPQ := $(PIP) install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: install test test-fast lint docs demo clean install-mmpose13 test-mmpose13
+.PHONY: install test test-fast lint docs demo demo-full clean install-mmpose13 test-mmpose13
 
 install: $(STAMP)
 
@@ -67,8 +67,12 @@ lint: $(STAMP)
 docs: $(STAMP)
 	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
+# The short demo (a few minutes on two cores) and the study's budget.
 demo: $(STAMP)
 	$(PY) tools/demo.py
+
+demo-full: $(STAMP)
+	$(PY) tools/demo.py --full
 
 clean:
 	rm -rf $(VENV) $(VENV13) work_dirs

@@ -1,24 +1,28 @@
-"""The README's main job: the paper's set-up, the study's best variant, its
-exact isotropic twin and the true SoftWing baseline on SynthFace.
+"""The README's main job: the study's finding in one run on SynthFace.
 
-    python tools/demo.py [--work-dir work_dirs/demo] [--data-root DIR]
-        [--num-train 2000] [--num-test 500] [--epochs N] [--jobs N]
+    python tools/demo.py [--full] [--work-dir DIR] [--data-root DIR]
+        [--num-train N] [--num-test N] [--epochs N] [--jobs N]
 
-1. generates SynthFace (2,000 + 500 rendered faces) if it is missing;
-2. trains, side by side on CPU (``--jobs``) with one backbone and schedule:
-   the paper's set-up (configs/synthface/res18_aniso_synthface.py:
-   anisotropic loss, pose balancing, mean-shape head), the study's best
-   variant (the normalised anisotropic L1 on the mean-shape head, chosen
-   on the validation split, docs/study.md), the same loss with a = b (its
-   exact isotropic twin: only the along-curve discount differs) and the
-   true SoftWing baseline (MMPose's SoftWingLoss with its published pixel
-   parameters converted to MMPose's normalised frame);
-3. evaluates all four against the *clean* landmarks of the test faces
-   (training used the noisy "annotated" ones);
-4. prints NME, FR@0.1, AUC@0.1, the NME of curve points vs corners and the
-   curve points' error along and across the curve (the metric's
-   ``NME_along``/``NME_across``), and saves the CED plot and a picture of
-   predictions in the work dir.
+The short demo (``make demo``, a few minutes on two cores) trains three
+models side by side: MMPose's L1 on its stock regression head, the same
+L1 of each point's error on the mean-shape head (``twin``: the
+anisotropic loss with a = b), and the anisotropic L1 (a/b = 5/3) on that
+head (``aniso``), on 1,200 SynthFace faces for 8 epochs. ``--full``
+(``make demo-full``) trains the four models of the study's budget on
+2,000 faces for 15 epochs: the paper's set-up
+(configs/synthface/res18_aniso_synthface.py), the study's best variant,
+its exact a = b twin and the true SoftWing baseline.
+
+1. generates SynthFace if it is missing;
+2. trains the models side by side on CPU (``--jobs``), one progress line
+   at least every 30 seconds;
+3. tests them against the *clean* landmarks of the test faces (training
+   used the noisy "annotated" ones);
+4. prints NME, FR@0.1, AUC@0.1, the NME of curve points and corners and
+   the curve points' error along and across the curve (the metric's
+   ``NME_along``/``NME_across``), saying which way is better; saves the
+   CED plot and a picture of each model's points on a few test faces; and
+   ends with the ``tools/infer.py`` command for the best model.
 """
 
 import argparse
@@ -27,6 +31,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Sequence
@@ -57,14 +62,47 @@ BEST_VARIANT = (
 # The configs and tools are named relative to the repository.
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
+TWIN = 'configs/synthface/res18_point-l1-meanhead_synthface.py'
+# The full demo: the study's budget, four models.
 RUNS = [
     ('paper', 'configs/synthface/res18_aniso_synthface.py'),
     ('best', BEST_VARIANT),
     # The best variant with a = b: the same loss without the along-curve
     # discount, its exact isotropic twin.
-    ('twin', 'configs/synthface/res18_point-l1-meanhead_synthface.py'),
+    ('twin', TWIN),
     ('softwing', 'configs/synthface/res18_softwing-true_synthface.py'),
 ]
+# The short demo: the two halves of the finding, the head's gain (L1 ->
+# twin) and the anisotropy's trade (twin -> aniso), on a smaller budget.
+SHORT_RUNS = [
+    ('L1', 'configs/synthface/res18_l1_synthface.py'),
+    ('twin', TWIN),
+    ('aniso', BEST_VARIANT),
+]
+SHORT = dict(num_train=1200, num_test=300, epochs=8)
+FULL = dict(num_train=2000, num_test=500, epochs=None)
+# What each row is, in words, for the table's legend.
+DESCRIBE = {
+    'paper': "the paper's set-up: anisotropic squared cost, pose "
+    'balancing, mean-shape head',
+    'best': "the study's best variant: anisotropic L1 (a/b = 5/3) on the "
+    'mean-shape head',
+    'aniso': 'anisotropic L1 (a/b = 5/3) on the mean-shape head',
+    'twin': "the same L1 of each point's error with a = b (no along-curve "
+    'discount) on the mean-shape head',
+    'softwing': "MMPose's SoftWing with its published pixel parameters",
+    'L1': "MMPose's L1 on its stock regression head",
+}
+COLOURS = {
+    'paper': 'tab:red',
+    'best': 'tab:orange',
+    'aniso': 'tab:orange',
+    'twin': 'tab:purple',
+    'softwing': 'tab:blue',
+    'L1': 'tab:blue',
+}
+# Seconds without a line before the demo says where each training is.
+HEARTBEAT_S = 30.0
 TRAIN_ANN = 'annotations/face_landmarks_wflw_train.json'
 TEST_ANN = 'annotations/face_landmarks_wflw_test.json'
 CLEAN_ANN = 'annotations/face_landmarks_wflw_test_clean.json'
@@ -72,23 +110,35 @@ CLEAN_ANN = 'annotations/face_landmarks_wflw_test_clean.json'
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='mmaniso demo')
-    parser.add_argument('--work-dir', default='work_dirs/demo')
-    parser.add_argument('--data-root', default='data/synthface')
-    parser.add_argument('--num-train', type=int, default=2000)
-    parser.add_argument('--num-test', type=int, default=500)
+    parser.add_argument(
+        '--full',
+        action='store_true',
+        help="the study's budget: four models, 2,000 faces, 15 epochs "
+        '(make demo-full); default: the short demo, three models, 1,200 '
+        'faces, 8 epochs (make demo)',
+    )
+    parser.add_argument(
+        '--work-dir', help='default work_dirs/demo (--full: demo_full)'
+    )
+    parser.add_argument(
+        '--data-root',
+        help='default data/synthface_short (--full: data/synthface)',
+    )
+    parser.add_argument('--num-train', type=int)
+    parser.add_argument('--num-test', type=int)
     parser.add_argument(
         '--epochs',
         type=int,
         default=None,
-        help="training epochs of each model (default: the configs')",
+        help='training epochs of each model (default: 8; --full: the '
+        "configs' 15); the learning-rate steps scale with it",
     )
     parser.add_argument(
         '--jobs',
         type=int,
-        default=len(RUNS),
+        default=None,
         help='trainings at once, the cores split between them (default: '
-        f'all {len(RUNS)}; on two cores this is ~2x faster than one after '
-        'another, '
+        'all; on two cores this is ~2x faster than one after another, '
         'whose thread pools fight the data workers)',
     )
     parser.add_argument(
@@ -97,11 +147,106 @@ def parse_args(argv=None):
         default=1,
         help='dataloader workers of each training (default 1)',
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    length = FULL if args.full else SHORT
+    args.runs = RUNS if args.full else SHORT_RUNS
+    args.work_dir = args.work_dir or (
+        'work_dirs/demo_full' if args.full else 'work_dirs/demo'
+    )
+    args.data_root = args.data_root or (
+        'data/synthface' if args.full else 'data/synthface_short'
+    )
+    for key in ('num_train', 'num_test', 'epochs'):
+        if getattr(args, key) is None:
+            setattr(args, key, length[key])
+    if args.jobs is None:
+        args.jobs = len(args.runs)
+    return args
+
+
+_print_lock = threading.Lock()
 
 
 def log(message: str) -> None:
-    print(f'[demo] {message}', flush=True)
+    # One lock for every line the demo's threads print: two trainings
+    # finishing at once must not merge their lines.
+    with _print_lock:
+        print(f'[demo] {message}', flush=True)
+
+
+def schedule_options(epochs: int) -> list:
+    """``--cfg-options`` that train ``epochs`` epochs with the SynthFace
+    configs' learning-rate steps (after 11 and 14 of 15) at the same
+    fractions of the run."""
+    return [
+        f'train_cfg.max_epochs={epochs}',
+        f'train_cfg.val_interval={epochs}',
+        f'default_hooks.checkpoint.interval={epochs}',
+        f'param_scheduler.1.end={epochs}',
+        'param_scheduler.1.milestones='
+        f'[{_step(epochs, 11)},{_step(epochs, 14)}]',
+    ]
+
+
+def _step(epochs: int, of_15: int) -> int:
+    return max(1, round(epochs * of_15 / 15))
+
+
+class Heartbeat:
+    """Prints where every training is when nothing was printed for
+    :data:`HEARTBEAT_S` seconds, so a slow machine never looks hung."""
+
+    def __init__(self, shows: dict, period: float = HEARTBEAT_S):
+        self.shows = shows
+        self.period = period
+        self.start = time.time()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.period):
+            parts = []
+            for name, show in self.shows.items():
+                last = show.last
+                state = getattr(show, 'state', None)
+                if state:
+                    parts.append(f'{name} {state}')
+                elif last is None:
+                    parts.append(f'{name} starting')
+                else:
+                    parts.append(
+                        f'{name} epoch {last.epoch} iter {last.iteration}/'
+                        f'{last.iterations} eta {last.eta}'
+                    )
+            log(f'{time.time() - self.start:.0f} s: ' + ', '.join(parts))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+class _LockedProgress:
+    """A :class:`ProgressLine` whose lines go through the demo's print
+    lock."""
+
+    def __init__(self, show):
+        self.show = show
+        self.state = ''
+
+    @property
+    def last(self):
+        return self.show.last
+
+    def __call__(self, p) -> None:
+        with _print_lock:
+            self.show(p)
+
+    def close(self) -> None:
+        self.show.close()
 
 
 def ensure_data(root: str, num_train: int, num_test: int) -> None:
@@ -242,8 +387,11 @@ def curve_and_corner_points():
 
 
 def draw_predictions(
-    out_png: str, root: str, clean_ann: str, results: dict, num: int = 6
+    out_png: str, root: str, clean_ann: str, results: dict, num: int = 3
 ) -> None:
+    """One row per test face, one column per model: the face enlarged with
+    the clean landmarks and that model's points, the lines between them
+    showing each point's error; one legend for the figure."""
     import cv2
     import matplotlib
 
@@ -254,38 +402,48 @@ def draw_predictions(
         data = json.load(f)
     images = {img['id']: img for img in data['images']}
     anns = data['annotations'][:num]
-    fig, axes = plt.subplots(1, len(anns), figsize=(3 * len(anns), 3.4))
-    colours = {
-        'paper': 'tab:red',
-        'best': 'tab:orange',
-        'twin': 'tab:purple',
-        'softwing': 'tab:blue',
-    }
-    for ax, ann in zip(np.atleast_1d(axes), anns):
+    names = list(results)
+    fig, axes = plt.subplots(
+        len(anns), len(names), figsize=(3.2 * len(names), 3.2 * len(anns)),
+        squeeze=False,
+    )  # fmt: skip
+    for r, ann in enumerate(anns):
         img = cv2.imread(
             osp.join(root, 'images', images[ann['image_id']]['file_name'])
         )
-        ax.imshow(img[..., ::-1])
-        gt = np.asarray(ann['keypoints'], dtype=float).reshape(-1, 3)
-        ax.scatter(gt[:, 0], gt[:, 1], s=6, c='lime', label='clean truth')
-        for name, res in results.items():
-            pred = res['preds'][ann['id']]
+        gt = np.asarray(ann['keypoints'], dtype=float).reshape(-1, 3)[:, :2]
+        for c, name in enumerate(names):
+            ax = axes[r, c]
+            ax.imshow(img[..., ::-1], interpolation='bicubic')
+            pred = results[name]['preds'][ann['id']]
+            colour = COLOURS.get(name, f'C{c}')
+            ax.plot(
+                np.stack([gt[:, 0], pred[:, 0]]),
+                np.stack([gt[:, 1], pred[:, 1]]),
+                color=colour, lw=0.8,
+            )  # fmt: skip
+            ax.scatter(gt[:, 0], gt[:, 1], s=7, c='lime', zorder=3,
+                       label='clean landmarks')  # fmt: skip
             ax.scatter(
-                pred[:, 0],
-                pred[:, 1],
-                s=6,
-                c=colours.get(name),
-                marker='x',
-                linewidths=0.8,
-                label=name,
-            )
-        ax.set_axis_off()
-    np.atleast_1d(axes)[0].legend(loc='upper left', fontsize=7, framealpha=0.8)
-    fig.suptitle('SynthFace test faces: clean landmarks and predictions')
-    fig.tight_layout()
+                pred[:, 0], pred[:, 1], s=9, c=colour, marker='x',
+                linewidths=0.9, zorder=4, label='prediction',
+            )  # fmt: skip
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(name, color=colour, fontsize=11)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, ['clean landmarks', "the model's prediction"],
+               loc='lower center', ncol=2, fontsize=9)  # fmt: skip
+    fig.suptitle(
+        'SynthFace test faces (64 x 64, enlarged): each line joins a clean '
+        "landmark to the model's point",
+        fontsize=10,
+    )
+    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
     try:
         with replacing(out_png) as tmp:
-            fig.savefig(tmp, format='png', dpi=90)
+            fig.savefig(tmp, format='png', dpi=80)
     finally:
         plt.close(fig)
 
@@ -310,21 +468,24 @@ def _demo(args) -> None:
     ensure_data(args.data_root, args.num_train, args.num_test)
     options = loader_options(args.data_root, args.workers)
     if args.epochs:
-        options += [
-            f'train_cfg.max_epochs={args.epochs}',
-            f'train_cfg.val_interval={args.epochs}',
-            f'default_hooks.checkpoint.interval={args.epochs}',
-        ]
+        options += schedule_options(args.epochs)
     groups = dict(zip(('curve', 'corners'), curve_and_corner_points()))
     if args.jobs < 1:
         raise SystemExit(f'--jobs must be at least 1, got {args.jobs}')
-    jobs = min(args.jobs, len(RUNS))
+    runs = args.runs
+    jobs = min(args.jobs, len(runs))
     env = thread_env(jobs)
     log(
-        f'{len(RUNS)} trainings, {jobs} at a time, '
+        f'{len(runs)} trainings, {jobs} at a time, '
         f'{env["OMP_NUM_THREADS"]} thread(s) and {args.workers} data '
         'worker(s) each'
     )
+    shows = {
+        name: _LockedProgress(
+            ProgressLine(f'[demo] {name}', tty=False if jobs > 1 else None)
+        )
+        for name, _ in runs
+    }
 
     def one(name: str, config: str) -> dict:
         work_dir = osp.join(args.work_dir, name)
@@ -338,7 +499,8 @@ def _demo(args) -> None:
         # <work_dir>/previous_<timestamp>/, not mixed in) and its results
         # replace the earlier ones. Runs side by side print their progress
         # as lines, since they share the terminal.
-        show = ProgressLine(f'[demo] {name}', tty=False if jobs > 1 else None)
+        show = shows[name]
+        show.state = ''
         run_result = train_then_test(
             config,
             work_dir,
@@ -351,6 +513,7 @@ def _demo(args) -> None:
             progress=show,
         )
         show.close()
+        show.state = 'done'
         log(f'{name} finished in {run_result.seconds:.0f} s')
         preds = load_predictions(preds_file)
         return dict(
@@ -361,14 +524,16 @@ def _demo(args) -> None:
             preds=preds,
             nme_file=_latest(work_dir, 'wflw.nme.json'),
             seconds=run_result.seconds,
+            config=config,
+            checkpoint=run_result.checkpoint,
         )
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
+    with Heartbeat(shows), ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {
-            name: pool.submit(one, name, config) for name, config in RUNS
+            name: pool.submit(one, name, config) for name, config in runs
         }
-        # In the order of RUNS whichever finishes first; a failed training
-        # raises here with the end of its log.
+        # In the order of the runs whichever finishes first; a failed
+        # training raises here with the end of its log.
         results = {name: future.result() for name, future in futures.items()}
     report(args, results)
     log(f'total {time.time() - start:.0f} s')
@@ -389,14 +554,38 @@ def _cell(value) -> str:
     return '-' if value is None else f'{value:.2f}'
 
 
+def best_model(results: dict) -> str:
+    """The run with the lowest test NME."""
+    return min(results, key=lambda name: results[name]['metrics']['NME'])
+
+
+def infer_command(result: dict) -> str:
+    """The ``tools/infer.py`` command that runs a trained model on your own
+    photographs."""
+    config = osp.relpath(result['config'], REPO) if osp.isabs(
+        result['config']
+    ) else result['config']  # fmt: skip
+    checkpoint = result.get('checkpoint') or '<checkpoint>'
+    cwd = os.getcwd()
+    if osp.isabs(checkpoint) and checkpoint.startswith(cwd + os.sep):
+        checkpoint = osp.relpath(checkpoint, cwd)
+    return (
+        f'python tools/infer.py {config} {checkpoint} YOUR_PHOTOS/ '
+        '--out-dir work_dirs/infer'
+    )
+
+
 def report(args, results: dict) -> None:
     from mmaniso.evaluation.ced_plot import plot_ced
 
     on_curve, corners = curve_and_corner_points()
     lines = [
         'SynthFace test set, errors against the clean landmarks '
-        '(inter-ocular NME, %; along, across: the error of the curve '
-        'points along and across the curve)',
+        '(inter-ocular NME, %). Lower is better in every column but AUC '
+        '(higher is better).',
+        'along / across: the error of the curve points along the curve and '
+        'across it; a loss that discounts along-curve error trades one for '
+        'the other.',
         f'{"model":<10} {"NME":>6} {"FR@0.1":>7} {"AUC@0.1":>8} '
         f'{"curve pts":>10} {"along":>6} {"across":>6} {"corners":>8} '
         f'{"train+test":>11}',
@@ -411,7 +600,11 @@ def report(args, results: dict) -> None:
             f'{100 * group_nme["corners"]:>8.2f} '
             f'{res["seconds"]:>10.0f}s'
         )
-    lines += [f'{name}: {config}' for name, config in RUNS]
+    lines.append('')
+    lines += [
+        f'{name:<10} {DESCRIBE.get(name, "")} ({res.get("config", "")})'
+        for name, res in results.items()
+    ]
     table = '\n'.join(lines)
     print('\n' + table)
     atomic_write_text(osp.join(args.work_dir, 'results.txt'), table + '\n')
@@ -434,6 +627,13 @@ def report(args, results: dict) -> None:
         f'wrote {osp.join(args.work_dir, "results.txt")}, {ced_png}, '
         f'{pred_png}'
     )
+    best = best_model(results)
+    if 'preds' in results[best] and 'config' in results[best]:
+        log(
+            f'lowest NME: {best}. Run it on your own photographs '
+            '(faces found by the offline detector; JSON and PNG per image):'
+        )
+        print('  ' + infer_command(results[best]), flush=True)
 
 
 if __name__ == '__main__':

@@ -69,16 +69,18 @@ class FakeTraining:
 def test_demo_trains_its_runs_side_by_side_with_the_cores_split(
     demo, monkeypatch, tmp_path
 ):
-    fake = FakeTraining()
-    monkeypatch.setattr(demo, 'train_then_test', fake)
-    demo.main(['--work-dir', str(tmp_path)])
-    assert fake.most_at_once == len(demo.RUNS)
-    threads = str(max(1, (os.cpu_count() or 1) // len(demo.RUNS)))
-    assert {e['OMP_NUM_THREADS'] for e in fake.envs.values()} == {threads}
-    # Reported in the order of RUNS, each with its own run's metrics.
-    assert list(demo.reported) == [name for name, _ in demo.RUNS]
-    for name, config in demo.RUNS:
-        assert demo.reported[name]['metrics'] == {'config': config}
+    for flags, runs in (([], demo.SHORT_RUNS), (['--full'], demo.RUNS)):
+        fake = FakeTraining()
+        monkeypatch.setattr(demo, 'train_then_test', fake)
+        demo.reported.clear()
+        demo.main(['--work-dir', str(tmp_path)] + flags)
+        assert fake.most_at_once == len(runs)
+        threads = str(max(1, (os.cpu_count() or 1) // len(runs)))
+        assert {e['OMP_NUM_THREADS'] for e in fake.envs.values()} == {threads}
+        # Reported in the order of the runs, each with its own metrics.
+        assert list(demo.reported) == [name for name, _ in runs]
+        for name, config in runs:
+            assert demo.reported[name]['metrics'] == {'config': config}
 
 
 def test_demo_with_one_job_trains_one_after_another_on_all_cores(
@@ -166,6 +168,9 @@ def test_demo_report_shows_along_and_across_where_the_metrics_have_them(
     args = argparse.Namespace(work_dir=str(tmp_path), data_root='')
     module.report(args, results)
     lines = (tmp_path / 'results.txt').read_text().splitlines()
+    assert 'Lower is better' in lines[0]
+    head = next(i for i, line in enumerate(lines) if line.startswith('model'))
+    lines = lines[head - 1 :]
     assert lines[1].split()[4:8] == ['curve', 'pts', 'along', 'across']
     assert lines[2].split()[:8] == [
         'paper',
@@ -209,3 +214,72 @@ def test_predictions_are_read_without_running_code(tmp_path):
     with pytest.raises(CheckpointRefusedError, match='evil.pkl'):
         module.load_predictions(str(evil))
     assert not marker.exists()
+
+
+def test_short_schedule_keeps_the_learning_rate_steps(demo):
+    # 15 epochs step after 11 and 14; 8 epochs at the same fractions.
+    options = demo.schedule_options(8)
+    assert 'param_scheduler.1.milestones=[6,7]' in options
+    assert 'param_scheduler.1.end=8' in options
+    assert 'param_scheduler.1.milestones=[11,14]' in demo.schedule_options(15)
+    args = demo.parse_args([])
+    assert (args.num_train, args.epochs, args.runs) == (
+        1200,
+        8,
+        demo.SHORT_RUNS,
+    )
+    full = demo.parse_args(['--full'])
+    assert (full.num_train, full.epochs, full.runs) == (2000, None, demo.RUNS)
+    assert full.work_dir != args.work_dir and full.data_root != args.data_root
+
+
+def test_a_quiet_training_still_prints_a_line(demo, capsys):
+    class Show:
+        last = None
+        state = ''
+
+    with demo.Heartbeat({'twin': Show(), 'aniso': Show()}, period=0.05):
+        time.sleep(0.3)
+    out = capsys.readouterr().out
+    assert out.count('[demo]') >= 2
+    assert 'twin starting, aniso starting' in out
+
+
+def test_report_names_the_best_model_and_its_infer_command(demo):
+    results = {
+        'L1': dict(metrics={'NME': 5.5}, config='configs/a.py',
+                   checkpoint='work_dirs/demo/L1/epoch_8.pth'),
+        'aniso': dict(metrics={'NME': 4.9}, config='configs/b.py',
+                      checkpoint='work_dirs/demo/aniso/epoch_8.pth'),
+    }  # fmt: skip
+    assert demo.best_model(results) == 'aniso'
+    command = demo.infer_command(results['aniso'])
+    assert command.startswith(
+        'python tools/infer.py configs/b.py work_dirs/demo/aniso/epoch_8.pth'
+    )
+
+
+def test_predictions_picture_has_a_panel_per_model_and_face(demo, tmp_path):
+    import json
+
+    import cv2
+    import numpy as np
+
+    (tmp_path / 'images').mkdir()
+    anns, images = [], []
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / 'images' / f'{i}.jpg'),
+                    np.full((64, 64, 3), 100, np.uint8))  # fmt: skip
+        images.append(dict(id=i, file_name=f'{i}.jpg'))
+        points = [20.0, 30.0, 2, 40.0, 30.0, 2]
+        anns.append(dict(id=10 + i, image_id=i, keypoints=points))
+    ann = tmp_path / 'clean.json'
+    ann.write_text(json.dumps(dict(images=images, annotations=anns)))
+    preds = {10: np.array([[21.0, 31], [41, 29]]),
+             11: np.array([[19.0, 30], [40, 32]])}  # fmt: skip
+    results = {'twin': dict(preds=preds), 'aniso': dict(preds=preds)}
+    out = tmp_path / 'pred.png'
+    demo.draw_predictions(str(out), str(tmp_path), str(ann), results, num=2)
+    picture = cv2.imread(str(out))
+    # Two faces down, two models across, each panel 3.2 in at 80 dpi.
+    assert picture.shape[0] >= 2 * 200 and picture.shape[1] >= 2 * 200
