@@ -7,7 +7,21 @@ import sys
 import pytest
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # `make test` runs two pytest workers on two cores: one thread each
+    # (torch's own pools and the tools these tests start), else every
+    # worker's pool takes all the cores and they fight.
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    os.environ.setdefault('MKL_NUM_THREADS', '1')
+    import torch
+
+    torch.set_num_threads(1)
 FIXTURE_CONFIG = osp.join(REPO, 'configs', 'fixture', 'res18_wflw_fixture.py')
+# A subprocess timeout guards a hang, never a speed: the slowest tool run
+# here takes about 2 minutes on idle cores, and a machine five times busier
+# must still pass.
+HANG_TIMEOUT = 1800
 
 
 @pytest.fixture(scope='session')
@@ -29,7 +43,7 @@ def data_root_options(root) -> list:
     ]
 
 
-def run_tool(args, cwd=None, env=None, timeout=600):
+def run_tool(args, cwd=None, env=None, timeout=HANG_TIMEOUT):
     """Runs a repo script with this interpreter; returns the process."""
     full_env = dict(os.environ)
     full_env['PYTHONPATH'] = os.pathsep.join(

@@ -61,7 +61,7 @@ def _fresh_import(code: str) -> dict:
         [sys.executable, '-c', code],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -350,7 +350,7 @@ def test_two_process_gloo_training_shards_the_same_bins(tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1800,
     )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]

@@ -107,7 +107,7 @@ def test_sigkill_mid_write_never_leaves_a_partial_file_under_its_name(
     proc = subprocess.run(
         [sys.executable, '-c', KILLED_WRITE.format(repo=REPO), str(path)],
         capture_output=True,
-        timeout=300,
+        timeout=900,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert path.read_bytes() == b'old, complete'

@@ -25,7 +25,7 @@ def test_prints_both_rates_and_the_speed_up(tmp_path):
             '--out-json',
             str(out),
         ],
-        timeout=300,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rates = dict(

@@ -39,7 +39,7 @@ def test_prints_four_rates_the_augmentation_and_the_speed_up(tmp_path):
             '--out-json',
             out,
         ],
-        timeout=600,
+        timeout=1800,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rates = {}

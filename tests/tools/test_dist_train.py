@@ -44,7 +44,7 @@ def test_two_rank_train_ends_with_identical_weights(wflw_fixture, tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1800,
     )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]

@@ -61,6 +61,6 @@ def test_plot_ced_errors(nme_files, tmp_path):
 def test_plot_ced_runs_from_repo_root(nme_files, tmp_path):
     a, _ = nme_files
     out = tmp_path / 'ced.png'
-    proc = run_tool([TOOL, a, '--out', out], timeout=120)
+    proc = run_tool([TOOL, a, '--out', out], timeout=900)
     assert proc.returncode == 0, proc.stderr
     assert out.read_bytes()[:8] == PNG_MAGIC

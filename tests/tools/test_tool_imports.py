@@ -61,7 +61,7 @@ def test_a_tool_runs_from_the_repo_without_pythonpath():
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert '--threshold' in proc.stdout
