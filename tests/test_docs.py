@@ -236,6 +236,30 @@ def test_site_toctree_lists_existing_pages():
     )
 
 
+def test_site_copies_html_images():
+    """A page's ``<img>`` tags reach the built site only through MyST's
+    ``html_image`` extension; without it they point at nothing there."""
+    pages = [
+        p
+        for p in DOC_PAGES
+        if any(
+            target
+            for _, target in relative_links(p)
+            if re.search(r'\.(png|jpe?g|svg|gif)$', target)
+        )
+    ]
+    with open(osp.join(DOCS, 'conf.py'), encoding='utf-8') as f:
+        conf = f.read()
+    match = re.search(
+        r'^myst_enable_extensions\s*=\s*\[([^\]]*)\]', conf, re.MULTILINE
+    )
+    extensions = re.findall(r"'([^']+)'", match.group(1)) if match else []
+    assert not pages or 'html_image' in extensions, (
+        f'{[osp.basename(p) for p in pages]} show images with <img>: add '
+        "'html_image' to myst_enable_extensions in docs/conf.py"
+    )
+
+
 # The checkers themselves, on files the tests write.
 
 
