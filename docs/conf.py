@@ -31,7 +31,8 @@ root_doc = 'index'
 exclude_patterns = ['_build', 'Thumbs.db', '.DS_Store']
 # Headings become link targets, so "page.md#a-heading" links resolve.
 myst_heading_anchors = 3
-myst_enable_extensions = ['dollarmath']
+# html_image: <img> tags become Sphinx images, copied into the built site.
+myst_enable_extensions = ['dollarmath', 'html_image']
 
 autodoc_member_order = 'bysource'
 autodoc_typehints = 'description'
