@@ -1,5 +1,10 @@
-"""Runner hooks."""
+"""Runner hooks and the optimiser constructor."""
 
 from .hooks import ChannelsLastHook, PoseBalancingHook
+from .optimizers import LearnedScalesOptimWrapperConstructor
 
-__all__ = ['ChannelsLastHook', 'PoseBalancingHook']
+__all__ = [
+    'ChannelsLastHook',
+    'LearnedScalesOptimWrapperConstructor',
+    'PoseBalancingHook',
+]

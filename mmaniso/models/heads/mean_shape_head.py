@@ -209,6 +209,23 @@ class MeanShapeRegressionHead(RegressionHead):
         batch_data_samples: OptSampleList,
         train_cfg: OptConfigType = None,
     ) -> dict:
-        """Losses against the RegressionLabel targets."""
+        """Losses against the RegressionLabel targets.
+
+        With a loss that learns its scales (``AnisotropicLoss(scales=
+        'learned' | 'learned_isotropic')``) the dict also holds their mean
+        in input-crop pixels (``scale_along``, ``scale_across`` or
+        ``scale_iso``; no ``loss`` in the name, so MMEngine logs them at
+        every logging interval without adding them to the loss).
+        """
         self._require_mean_shape('training')
-        return super().loss(inputs, batch_data_samples, train_cfg or {})
+        losses = super().loss(inputs, batch_data_samples, train_cfg or {})
+        if getattr(self.loss_module, 'scales', 'fixed') in (
+            'learned',
+            'learned_isotropic',
+        ):
+            losses.update(
+                self.loss_module.scale_summary(
+                    *self.loss_module.learned_scales()
+                )
+            )
+        return losses
