@@ -194,3 +194,15 @@ def test_keypoint_scores_are_the_documented_monotone_score():
 def test_mismatched_options_are_refused(predict, scales, match):
     with pytest.raises(ValueError, match=match):
         build_head(predict, scales=scales)
+
+
+def test_overflowing_predicted_scale_stops_naming_the_landmark():
+    from mmaniso.models.losses import NonFiniteLikelihoodError
+
+    head = build_head('anisotropic')
+    with torch.no_grad():
+        head.scale_fc.bias[7 * 2] = 200.0  # exp(200) overflows float32
+    with pytest.raises(
+        NonFiniteLikelihoodError, match=r"landmark 7 \(curve 'jaw'\)"
+    ):
+        head.loss((torch.randn(2, IN_CHANNELS),), train_samples(2))
