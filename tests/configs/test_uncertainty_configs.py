@@ -41,10 +41,10 @@ def test_config_builds_its_scales(name):
         wrapper = build_optim_wrapper(model, optim)
         scale = loss.scale_params
         decays = {
-            any(p is scale for p in g['params']): g['weight_decay']
+            any(p is scale for p in g['params']): (g['weight_decay'], g['lr'])
             for g in wrapper.optimizer.param_groups
         }
-        assert decays == {True: 0.0, False: 0.1}
+        assert decays == {True: (0.0, pytest.approx(1e-2)), False: (0.1, 1e-3)}
     with torch.no_grad():
         out = model(torch.zeros(1, 3, 64, 64), None, mode='tensor')
     assert tuple(out.shape) == (1, 98, 2)
