@@ -11,6 +11,6 @@ model = dict(head=dict(loss=dict(scales='learned_isotropic')))
 optim_wrapper = dict(
     constructor='LearnedScalesOptimWrapperConstructor',
     paramwise_cfg=dict(
-        custom_keys={'.scale_params': dict(decay_mult=0.0, lr_mult=10.0)}
+        custom_keys={'.scale_params': dict(lr_mult=10.0)}
     ),
 )

@@ -36,6 +36,13 @@ def test_config_builds_its_scales(name):
     if scales.startswith('learned'):
         from mmengine.optim import build_optim_wrapper
 
+        # The config's own optimiser (Adam, no weight decay) builds.
+        own = build_optim_wrapper(model, dict(cfg.optim_wrapper))
+        lrs = {
+            any(p is loss.scale_params for p in g['params']): g['lr']
+            for g in own.optimizer.param_groups
+        }
+        assert lrs == {True: pytest.approx(1e-2), False: 1e-3}
         optim = dict(cfg.optim_wrapper)
         optim['optimizer'] = dict(type='AdamW', lr=1e-3, weight_decay=0.1)
         wrapper = build_optim_wrapper(model, optim)

@@ -424,3 +424,29 @@ def test_optimizer_constructor_gives_scales_zero_weight_decay():
         is_scale = any(p is scale for p in group['params'])
         assert group['weight_decay'] == (0.0 if is_scale else 0.05)
     assert any(any(p is scale for p in g['params']) for g in groups)
+
+
+def test_optimizer_constructor_without_weight_decay_builds():
+    from mmengine.registry import init_default_scope
+    from mmpose.registry import OPTIM_WRAPPER_CONSTRUCTORS
+
+    import mmaniso  # noqa: F401
+
+    init_default_scope('mmpose')
+    loss = AnisotropicLoss('wflw', **dict(LEARNED, input_size=None))
+    constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(
+        dict(
+            type='LearnedScalesOptimWrapperConstructor',
+            optim_wrapper_cfg=dict(
+                type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-3)
+            ),
+            paramwise_cfg=dict(
+                custom_keys={'.scale_params': dict(lr_mult=10.0)}
+            ),
+        )
+    )
+    model = nn.Module()
+    model.loss_module = loss
+    (group,) = constructor(model).optimizer.param_groups
+    assert group['lr'] == pytest.approx(1e-2)
+    assert group['weight_decay'] == 0

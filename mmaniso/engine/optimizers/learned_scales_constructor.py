@@ -20,7 +20,10 @@ class LearnedScalesOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     ``custom_keys={'.scale_params': dict(decay_mult=0.0)}`` to the
     ``paramwise_cfg``, so every ``AnisotropicLoss``'s ``scale_params`` get
     ``weight_decay=0`` and every other parameter keeps the config's rules.
-    A ``custom_keys`` entry the config gives for the same key wins.
+    The config may give that key other settings (``lr_mult``); a
+    ``decay_mult`` it gives wins. An optimiser without ``weight_decay``
+    decays nothing, and the key then carries no ``decay_mult`` (MMEngine
+    refuses one without a base weight decay).
 
     Use it with ``optim_wrapper = dict(constructor=
     'LearnedScalesOptimWrapperConstructor')``.
@@ -35,6 +38,14 @@ class LearnedScalesOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     ):
         paramwise_cfg = dict(paramwise_cfg or {})
         custom_keys = dict(paramwise_cfg.get('custom_keys') or {})
-        custom_keys.setdefault(SCALE_PARAMS_KEY, dict(decay_mult=0.0))
+        entry = dict(custom_keys.get(SCALE_PARAMS_KEY) or {})
+        optimizer = (optim_wrapper_cfg or {}).get('optimizer') or {}
+        if optimizer.get('weight_decay') is None:
+            # Nothing decays; MMEngine refuses a decay_mult without a base
+            # weight decay, and a zero one is moot.
+            entry.pop('decay_mult', None)
+        else:
+            entry.setdefault('decay_mult', 0.0)
+        custom_keys[SCALE_PARAMS_KEY] = entry
         paramwise_cfg['custom_keys'] = custom_keys
         super().__init__(optim_wrapper_cfg, paramwise_cfg)
