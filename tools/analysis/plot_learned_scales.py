@@ -79,7 +79,7 @@ def draw(points, fixed, learned, path: str, k: float = 1.0) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.patches import Ellipse
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.8))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.8), sharex=True, sharey=True)
     titles = ('fixed a, b', 'learned')
     for ax, ellipses, title in zip(axes, (fixed, learned), titles):
         ax.plot(points[:, 0], points[:, 1], 'k.', ms=2)
@@ -97,7 +97,7 @@ def draw(points, fixed, learned, path: str, k: float = 1.0) -> None:
             )
         ax.set_title(f'{title} ({k:g} scale)')
         ax.set_aspect('equal')
-        ax.invert_yaxis()
+    axes[0].invert_yaxis()  # image rows down; the axes are shared
     fig.tight_layout()
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
