@@ -1,4 +1,4 @@
-"""Runner hooks."""
+"""Runner hooks and the optimiser constructor."""
 
 from .hooks import (
     AnnotationFingerprintHook,
@@ -7,11 +7,13 @@ from .hooks import (
     NonFiniteLossHook,
     PoseBalancingHook,
 )
+from .optimizers import LearnedScalesOptimWrapperConstructor
 
 __all__ = [
     'AnnotationFingerprintHook',
     'AtomicCheckpointHook',
     'ChannelsLastHook',
+    'LearnedScalesOptimWrapperConstructor',
     'NonFiniteLossHook',
     'PoseBalancingHook',
 ]

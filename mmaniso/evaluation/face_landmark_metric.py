@@ -39,6 +39,12 @@ from .functional import (
     per_image_nme,
     summarise,
 )
+from .uncertainty import (
+    ellipse_coverage,
+    failure_detection,
+    mean_scale,
+    normalised_radius,
+)
 
 SubsetSpec = Union[Sequence[str], Mapping[str, str]]
 
@@ -134,7 +140,8 @@ class FaceLandmarkMetric(BaseMetric):
     with a run's records so that new measures can be read without
     retraining: ``ids`` (N,), ``residual`` = prediction - ground truth in
     image pixels as float16, shape (N, K, 2), exact to about 1e-3 of the
-    error, and ``norm`` the normalising distance, (N,)). The prefix
+    error, ``norm`` the normalising distance, (N,), and, from a head with
+    ``predict_scales``, ``ellipses``, (N, K, 3)). The prefix
     is ``outfile_prefix`` when given; otherwise the files go to the run's
     log folder (``<work_dir>/<timestamp>/``, found through the current
     MMLogger's log file) as ``<dataset_name>.nme.json`` and
@@ -276,6 +283,9 @@ class FaceLandmarkMetric(BaseMetric):
                 pred=pred,
                 gt=gt,
             )
+            ellipses = sample['pred_instances'].get('keypoint_ellipses')
+            if ellipses is not None:  # a head with predict_scales
+                result['ellipses'] = _as_array(ellipses).reshape(-1, 3)
             if 'keypoints_visible' in gt_instances:
                 visible = _as_array(gt_instances['keypoints_visible'])
                 if visible.ndim == gt.ndim + 1:  # (1, K, 2): per coordinate
@@ -322,7 +332,9 @@ class FaceLandmarkMetric(BaseMetric):
         Returns:
             The metrics, keyed ``NME``, ``FR@t``, ``AUC@t``, the point
             groups ``NME_curve``, ``NME_along``, ``NME_across``,
-            ``NME_corners`` and ``<subset>/...``.
+            ``NME_corners`` and ``<subset>/...``; with predicted ellipses
+            also ``Cover@1``, ``Cover@2``, ``Cover@3``, ``AUROC@8``,
+            ``AUROC@10`` and ``Spearman_scale``.
         """
         logger: MMLogger = MMLogger.get_current_instance()
         if not results:
@@ -349,9 +361,32 @@ class FaceLandmarkMetric(BaseMetric):
             subset.update(_mean_point_groups(groups, mask))
             for key, value in subset.items():
                 metrics[f'{name}/{key}'] = value
+        if all('ellipses' in r for r in results):
+            metrics.update(self._uncertainty(results, pred, gt, nme))
         if self.save_outputs:
             self._write_outputs(results, nme, masks, logger)
         return metrics
+
+    def _uncertainty(self, results, pred, gt, nme) -> Dict[str, float]:
+        """Calibration and failure detection of predicted ellipses
+        (:mod:`mmaniso.evaluation.uncertainty`): ``Cover@k``, the share of
+        visible landmarks inside their k-scale ellipse (compare with
+        ``expected_coverage``), ``AUROC@8``/``AUROC@10`` and
+        ``Spearman_scale`` of the per-image mean scale against NME."""
+        ellipses = np.stack([r['ellipses'] for r in results])
+        visible = None
+        if all('visible' in r for r in results):
+            visible = np.stack([r['visible'] for r in results])
+        rho = normalised_radius(pred - gt, ellipses)
+        out = {
+            f'Cover@{k:g}': v
+            for k, v in ellipse_coverage(rho, visible=visible).items()
+        }
+        scale = mean_scale(ellipses, self._norm_distances(results, gt))
+        detection = failure_detection(scale, nme)
+        detection['Spearman_scale'] = detection.pop('Spearman')
+        out.update(detection)
+        return out
 
     def _get_point_types(self, num_keypoints: int):
         """The configured point types, else the dataset's; None when the
@@ -554,6 +589,14 @@ class FaceLandmarkMetric(BaseMetric):
             residual=residual.astype(np.float16),
             norm=np.asarray(
                 self._norm_distances(results, gt), dtype=np.float32
+            ),
+            **(
+                dict(
+                    ellipses=np.stack([r['ellipses'] for r in results])
+                    .astype(np.float32)
+                )
+                if all('ellipses' in r for r in results)
+                else {}
             ),
         )
         self._written.add(osp.abspath(pred_file))

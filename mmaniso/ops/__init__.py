@@ -7,6 +7,14 @@ from .batch_affine import (
     topdown_augment,
     truncated_normal,
 )
+from .likelihood import (
+    coverage_probability,
+    coverage_radius,
+    ellipse_axes,
+    elliptical_nll,
+    floored_scales,
+    map_ellipses,
+)
 from .pose import PCA, PoseBins, mean_of_bin_means, pose_bins, weighted_pca
 from .procrustes import (
     SimilarityTransform,
@@ -37,6 +45,12 @@ __all__ = [
     'curve_tangents',
     'quadratic_form',
     'symmetric_quadratic_form',
+    'coverage_probability',
+    'coverage_radius',
+    'ellipse_axes',
+    'elliptical_nll',
+    'floored_scales',
+    'map_ellipses',
     'PCA',
     'PoseBins',
     'apply_similarity',

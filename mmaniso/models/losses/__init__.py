@@ -1,3 +1,3 @@
-from .anisotropic_loss import AnisotropicLoss
+from .anisotropic_loss import AnisotropicLoss, NonFiniteLikelihoodError
 
-__all__ = ['AnisotropicLoss']
+__all__ = ['AnisotropicLoss', 'NonFiniteLikelihoodError']

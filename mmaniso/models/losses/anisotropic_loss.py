@@ -7,7 +7,7 @@ reduces the per-point costs.
 """
 
 from contextlib import nullcontext
-from typing import Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from mmpose.registry import MODELS
@@ -16,11 +16,84 @@ from torch import Tensor, nn
 from mmaniso.datasets.point_types import PointTypes, get_point_types
 from mmaniso.ops import cost as cost_ops
 from mmaniso.ops.cost import anisotropic_cost, check_cost_options
+from mmaniso.ops.likelihood import (
+    LIKELIHOOD_DISTANCES,
+    elliptical_nll,
+    floored_scales,
+    scale_params_for,
+    tangent_frame,
+)
 
 # The crop MMPose's face configs use; what input_size=None means for a loss
 # not built by MeanShapeRegressionHead (which passes its codec's instead).
 DEFAULT_INPUT_SIZE = (256, 256)
 _REDUCTIONS = ('mean', 'sum', 'none')
+SCALES = ('fixed', 'learned', 'learned_isotropic', 'predicted')
+TIE_SCALES = (None, 'curve')
+# The default floor of the learned and predicted scales, in input-crop
+# pixels: about the standard deviation of rounding a point to the pixel
+# grid (1 / sqrt(12) = 0.29 px), below which no annotation is precise.
+DEFAULT_MIN_SCALE = 0.3
+
+
+class NonFiniteLikelihoodError(FloatingPointError):
+    """A learned or predicted scale, or the likelihood, is not finite."""
+
+
+def _check_scale_options(
+    scales: str,
+    tie_scales: Optional[str],
+    min_scale: float,
+    a: float,
+    b: float,
+    distance: str,
+    weighting: str,
+) -> None:
+    """Refuses scale options the likelihood cannot serve."""
+    if scales not in SCALES:
+        raise ValueError(
+            f'AnisotropicLoss: scales must be one of {SCALES}, got {scales!r}'
+        )
+    if tie_scales not in TIE_SCALES:
+        raise ValueError(
+            f'AnisotropicLoss: tie_scales must be one of {TIE_SCALES}, got '
+            f'{tie_scales!r}'
+        )
+    if tie_scales is not None and scales not in (
+        'learned',
+        'learned_isotropic',
+    ):
+        raise ValueError(
+            f'AnisotropicLoss: tie_scales={tie_scales!r} ties learned '
+            f"scales, but scales={scales!r}; use scales='learned' or "
+            "'learned_isotropic', or drop tie_scales"
+        )
+    if isinstance(min_scale, bool) or not isinstance(min_scale, (int, float)):
+        raise TypeError(
+            f'AnisotropicLoss: min_scale must be a number of input-crop '
+            f'pixels, got {min_scale!r}'
+        )
+    if scales == 'fixed':
+        return
+    if distance not in LIKELIHOOD_DISTANCES:
+        raise ValueError(
+            f'AnisotropicLoss: scales={scales!r} needs a log-density as its '
+            f"exponent, but distance={distance!r} (a wing's exponent is "
+            "not one); use distance='mahalanobis' (Laplace-like, L1) or "
+            "'squared' (Gaussian), or scales='fixed'"
+        )
+    if weighting != 'normalised':
+        raise ValueError(
+            f'AnisotropicLoss: scales={scales!r} learns the weighting '
+            f'itself and starts from the normalised family, but weighting='
+            f"{weighting!r}; set weighting='normalised'"
+        )
+    if not (0 <= min_scale < min(a, b)):
+        raise ValueError(
+            f'AnisotropicLoss: min_scale={min_scale} must be >= 0 and below '
+            f'the starting scales a={a} and b={b} (input-crop pixels); '
+            f'the default is {DEFAULT_MIN_SCALE}'
+        )
 
 
 def _autocast_off(device: torch.device):
@@ -118,6 +191,38 @@ class AnisotropicLoss(nn.Module):
             codec's ``input_size``. Inside a ``MeanShapeRegressionHead``
             leave it unset: the head passes its codec's (and refuses a
             different value). Elsewhere ``None`` means 256 x 256.
+        scales: ``'fixed'``, the cost above with the given ``a`` and ``b``
+            (the default). The others minimise the negative log-likelihood
+            of the elliptical density whose exponent is the distance
+            (:mod:`mmaniso.ops.likelihood`): ``m + log(2 pi a_i b_i)``
+            (``distance='mahalanobis'``, Laplace-like) or
+            ``q / 2 + log(2 pi a_i b_i)`` (``'squared'``, Gaussian), with
+            ``m``, ``q`` built from per-landmark scales ``a_i`` (along the
+            curve) and ``b_i`` (across; corners and isolated points: one
+            isotropic scale). ``'learned'``: ``a_i`` and ``b_i`` are
+            parameters of this module (``scale_params``, in the model's
+            state dict and checkpoints), starting at ``a`` and ``b`` (and at
+            ``b`` for corners and isolated points, the normalised family's
+            start). ``'learned_isotropic'``: one scale per landmark,
+            starting at ``b`` everywhere (the isotropic twin's start), so
+            learned weighting and learned anisotropy can be told apart.
+            ``'predicted'``: the head predicts the scales per image and
+            passes them as ``scale_params`` (see
+            ``MeanShapeRegressionHead(predict_scales=...)``). Every form
+            needs ``distance='squared'`` or ``'mahalanobis'`` (a wing's
+            exponent is not a log-density) and ``weighting='normalised'``
+            (the scales set the weighting themselves; the normalised family
+            is where they start).
+        tie_scales: With ``'learned'`` or ``'learned_isotropic'``:
+            ``None``, one set of scales per landmark; ``'curve'``, one set
+            per curve (corners and isolated points keep their own).
+        min_scale: Floor of the learned and predicted scales in input-crop
+            pixels: scale ``= min_scale + exp(p)``. Without a floor the
+            likelihood of a landmark whose errors happen to be near zero
+            grows without bound as its scale shrinks (and the gradient on
+            the network grows as ``1 / scale``). The default, 0.3 px, is
+            about the standard deviation of rounding a point to the pixel
+            grid (``1 / sqrt(12)``).
     """
 
     MAHALANOBIS_EPS = cost_ops.MAHALANOBIS_EPS
@@ -135,12 +240,18 @@ class AnisotropicLoss(nn.Module):
         input_size: Optional[Sequence[float]] = None,
         weighting: str = 'paper',
         wing_params: Optional[dict] = None,
+        scales: str = 'fixed',
+        tie_scales: Optional[str] = None,
+        min_scale: float = DEFAULT_MIN_SCALE,
     ):
         super().__init__()
         try:
             check_cost_options(a, b, distance, weighting)
         except ValueError as e:
             raise ValueError(f'AnisotropicLoss: {e}') from None
+        _check_scale_options(
+            scales, tie_scales, min_scale, a, b, distance, weighting
+        )
         defaults = {
             'softwing': cost_ops.SOFTWING_DEFAULTS,
             'wing': cost_ops.WING_DEFAULTS,
@@ -187,6 +298,123 @@ class AnisotropicLoss(nn.Module):
         self.register_buffer(
             'input_size', torch.tensor(self._size), persistent=False
         )
+        self.scales = scales
+        self.tie_scales = tie_scales
+        self.min_scale = float(min_scale)
+        if scales != 'fixed':
+            self._init_scales()
+
+    @property
+    def scale_channels(self) -> int:
+        """Scales per landmark: 2 (along, across) or 1 (isotropic)."""
+        return 1 if self.scales == 'learned_isotropic' else 2
+
+    def _init_scales(self) -> None:
+        """The landmark-to-parameter map and the learned scales' start."""
+        num = self.num_keypoints
+        # Landmarks that can have a tangent (a neighbour on a curve).
+        has_tangent = (self.neighbours >= 0).any(0)
+        self.register_buffer('has_tangent', has_tangent, persistent=False)
+        group = list(range(num))
+        if self.tie_scales == 'curve':
+            group = [-1] * num
+            count = 0
+            for curve in self.point_types.curves:
+                members = [i for i in curve.indices if has_tangent[i]]
+                for i in members:
+                    group[i] = count
+                count += bool(members)
+            for i in range(num):
+                if group[i] < 0:
+                    group[i], count = count, count + 1
+        self.register_buffer(
+            'scale_group', torch.tensor(group), persistent=False
+        )
+        if self.scales == 'predicted':
+            return
+        start = self.initial_scale_params()  # (K, C)
+        first = [group.index(g) for g in range(max(group) + 1)]
+        # Scales per group, their floor taken off: scale = min + exp(p).
+        self.scale_params = nn.Parameter(start[first].clone())
+
+    def initial_scale_params(self, channels: Optional[int] = None) -> Tensor:
+        """Parameters whose scales are the fixed family's, per landmark.
+
+        Along ``a`` and across ``b`` on landmarks with a tangent, ``b`` on
+        the others; ``b`` everywhere for one (isotropic) channel.
+
+        Args:
+            channels: 2 (along, across) or 1; the module's when not given.
+
+        Returns:
+            Tensor: Shape (K, channels), float32.
+        """
+        channels = channels or self.scale_channels
+        num = self.num_keypoints
+        across = torch.full((num,), self.b)
+        if channels == 1:
+            return scale_params_for(across, self.min_scale)[:, None]
+        along = torch.where(self.has_tangent.cpu(), self.a, self.b)
+        scales = torch.stack([along, across], -1)
+        return scale_params_for(scales, self.min_scale)
+
+    def scales_from_params(self, params: Tensor) -> Tuple[Tensor, Tensor]:
+        """Scales along and across in input-crop pixels from parameters.
+
+        Args:
+            params (Tensor): Shape (..., K, C), C = 2 (along, across) or 1.
+
+        Returns:
+            tuple: ``(along, across)``, each of shape (..., K); a landmark
+            without a tangent uses its across scale for both.
+        """
+        scales = floored_scales(params, self.min_scale)
+        across = scales[..., -1]
+        if scales.shape[-1] == 1:
+            return across, across
+        along = torch.where(self.has_tangent, scales[..., 0], across)
+        return along, across
+
+    def learned_scales(self) -> Tuple[Tensor, Tensor]:
+        """The learned scales per landmark, ``(along, across)``, (K,) each.
+
+        Raises:
+            ValueError: If the scales are not learned by this module.
+        """
+        if self.scales not in ('learned', 'learned_isotropic'):
+            raise ValueError(
+                f'AnisotropicLoss: scales={self.scales!r} has no learned '
+                "scales; use scales='learned' or 'learned_isotropic'"
+            )
+        return self.scales_from_params(self.scale_params[self.scale_group])
+
+    def scale_summary(
+        self, along: Tensor, across: Tensor
+    ) -> Dict[str, Tensor]:
+        """Mean scales to log: along (landmarks with a tangent) and across
+        (all), in input-crop pixels, detached."""
+        isotropic = along is across  # one channel
+        along, across = along.detach(), across.detach()
+        if isotropic:
+            return dict(scale_iso=across.mean())
+        mask = self.has_tangent.expand_as(along)
+        return dict(
+            scale_along=along[mask].mean() if bool(mask.any()) else
+            across.mean(),
+            scale_across=across.mean(),
+        )
+
+    def landmark_name(self, index: int) -> str:
+        """``'landmark 37 (curve left_brow)'`` for messages."""
+        for curve in self.point_types.curves:
+            if index in curve.indices and index not in (
+                self.point_types.corners
+            ):
+                return f'landmark {index} (curve {curve.name!r})'
+        kind = (
+            'corner' if index in self.point_types.corners else 'isolated'
+        )
+        return f'landmark {index} ({kind})'
 
     @property
     def num_keypoints(self) -> int:
@@ -197,7 +425,8 @@ class AnisotropicLoss(nn.Module):
             f'point_types={self.point_types.name!r}, a={self.a}, b={self.b}, '
             f'distance={self.distance!r}, weighting={self.weighting!r}, '
             f'reduction={self.reduction!r}, '
-            f'input_size={tuple(self.input_size.tolist())}'
+            f'input_size={tuple(self.input_size.tolist())}, '
+            f'scales={self.scales!r}'
         )
 
     def _check(
@@ -241,6 +470,7 @@ class AnisotropicLoss(nn.Module):
         output: Tensor,
         target: Tensor,
         target_weight: Optional[Tensor] = None,
+        scale_params: Optional[Tensor] = None,
     ) -> Tensor:
         """Computes the loss.
 
@@ -250,12 +480,37 @@ class AnisotropicLoss(nn.Module):
             target: Ground-truth keypoints, same units, shape (B, K, 2).
             target_weight: Keypoint weights (0 = invisible), shape (B, K)
                 or (B, K, 1).
+            scale_params: With ``scales='predicted'`` only: the predicted
+                scale parameters, scale ``= min_scale + exp(p)``, shape
+                (B, K, 2) (along, across) or (B, K, 1) (isotropic).
 
         Returns:
             Tensor: A scalar, or the per-point costs of shape (B, K) with
             ``reduction='none'``.
+
+        Raises:
+            NonFiniteLikelihoodError: With learned or predicted scales,
+                when a scale or the likelihood is not finite; the message
+                names the first such landmark.
         """
         self._check(output, target, target_weight)
+        if (scale_params is not None) != (self.scales == 'predicted'):
+            raise ValueError(
+                'AnisotropicLoss: scale_params are given exactly when '
+                f"scales='predicted' (this loss has scales={self.scales!r});"
+                ' use MeanShapeRegressionHead(predict_scales=...) with '
+                "loss scales='predicted'"
+            )
+        if scale_params is not None and (
+            scale_params.dim() != 3
+            or scale_params.shape[:2] != output.shape[:2]
+            or scale_params.shape[2] not in (1, 2)
+        ):
+            raise ValueError(
+                'AnisotropicLoss: scale_params must have shape (B, K, 2) or '
+                f'(B, K, 1) with (B, K) = {tuple(output.shape[:2])}, got '
+                f'{tuple(scale_params.shape)}'
+            )
         if output.numel() == 0:
             zero = output.sum() * 0
             return (
@@ -275,6 +530,15 @@ class AnisotropicLoss(nn.Module):
             # may hold NaN or inf): its cost is filled, not multiplied by
             # its weight alone (0 * NaN = NaN).
             ignore = (weight == 0) if self.use_target_weight else None
+            if self.scales != 'fixed':
+                cost = self._likelihood(
+                    output.to(dtype),
+                    target.to(dtype),
+                    weight,
+                    ignore,
+                    scale_params,
+                )
+                return cost if self.reduction == 'none' else cost.sum()
             cost = anisotropic_cost(
                 output.to(dtype),
                 target.to(dtype),
@@ -290,6 +554,62 @@ class AnisotropicLoss(nn.Module):
                 wing_params=self.wing_params or None,
             )
             return cost if self.reduction == 'none' else cost.sum()
+
+    def _likelihood(
+        self,
+        output: Tensor,
+        target: Tensor,
+        weight: Optional[Tensor],
+        ignore: Optional[Tensor],
+        scale_params: Optional[Tensor],
+    ) -> Tensor:
+        """Per-point NLL times the point factor, shape (B, K)."""
+        batch, num_keypoints = output.shape[:2]
+        if scale_params is None:
+            params = self.scale_params[self.scale_group]  # (K, C)
+        else:
+            params = scale_params.to(output.dtype)
+        along, across = self.scales_from_params(params.to(output.dtype))
+        tangents, valid = tangent_frame(
+            target,
+            self.neighbours,
+            self._size,
+            visible=weight,
+            min_length=self.MIN_TANGENT_LENGTH,
+        )
+        residuals = (output - target) * self.input_size.to(output.dtype)
+        nll = elliptical_nll(
+            residuals,
+            tangents,
+            valid,
+            along,
+            across,
+            self.distance,
+            ignore=ignore,
+        )
+        nll = nll * self._point_factor(weight, batch * num_keypoints)
+        # One host sync per step: a NaN model must never be trained on.
+        if not bool(torch.isfinite(nll.sum())):
+            self._raise_non_finite(nll, along, across)
+        return nll
+
+    def _raise_non_finite(
+        self, nll: Tensor, along: Tensor, across: Tensor
+    ) -> None:
+        bad = ~torch.isfinite(nll)
+        if not bool(bad.any()):  # the sum overflowed, no single point
+            bad = nll.abs() == nll.abs().max()
+        sample, index = (int(v) for v in bad.nonzero()[0])
+        pick = (sample, index) if along.dim() == 2 else (index,)
+        raise NonFiniteLikelihoodError(
+            f'AnisotropicLoss: the likelihood of {self.landmark_name(index)}'
+            f' in sample {sample} of the batch is {nll[sample, index].item()}'
+            f' (scale along {along[pick].item():.6g}, across '
+            f'{across[pick].item():.6g} px; scales={self.scales!r}). A scale '
+            'overflowed or the prediction is not finite: lower the learning '
+            'rate, clip gradients (optim_wrapper clip_grad), or check this '
+            "landmark's annotations"
+        )
 
     def _point_factor(
         self, weight: Optional[Tensor], num_points: int

@@ -1,0 +1,18 @@
+# SynthFace: the normalised anisotropic L1 without balancing
+# (res18_aniso-normalised-l1-nobalance_synthface.py) with its scales
+# learned: per landmark a scale along and one across the curve, starting at
+# a=5 and b=3 px, trained by the Laplace-like likelihood
+# m + log(2 pi a_i b_i). The scales are never weight-decayed.
+_base_ = ['./res18_aniso-normalised-l1-nobalance_synthface.py']
+
+model = dict(head=dict(loss=dict(scales='learned')))
+# Decay-free (the constructor's default) and 10x the network's learning
+# rate: Adam moves a log-scale by about lr per step, so at lr=1e-3 the
+# ~940 steps of this schedule could change a scale by at most a factor of
+# about e; at 1e-2 the scales settle within the first few hundred steps.
+optim_wrapper = dict(
+    constructor='LearnedScalesOptimWrapperConstructor',
+    paramwise_cfg=dict(
+        custom_keys={'.scale_params': dict(lr_mult=10.0)}
+    ),
+)

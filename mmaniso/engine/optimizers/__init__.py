@@ -1,0 +1,3 @@
+from .learned_scales_constructor import LearnedScalesOptimWrapperConstructor
+
+__all__ = ['LearnedScalesOptimWrapperConstructor']

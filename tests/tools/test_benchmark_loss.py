@@ -1,0 +1,43 @@
+"""tools/analysis_tools/benchmark_loss.py --training-step times every learned
+form beside the fixed family."""
+
+import os.path as osp
+import re
+
+from conftest import REPO, run_tool
+
+TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_loss.py')
+
+
+def test_training_step_prints_each_form_as_a_ratio_to_fixed():
+    proc = run_tool(
+        [
+            TOOL,
+            '--training-step',
+            '--batch-size',
+            '2',
+            '--repeats',
+            '1',
+            '--rounds',
+            '1',
+            '--warmup',
+            '1',
+            '--threads',
+            '1',
+        ]
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ratios = dict(
+        re.findall(
+            r'(\w+): +[0-9.]+ ms +ratio to fixed ([0-9.]+)', proc.stdout
+        )
+    )
+    assert set(ratios) == {
+        'fixed',
+        'learned',
+        'learned_isotropic',
+        'predicted',
+        'predicted_isotropic',
+    }
+    assert float(ratios['fixed']) == 1.0
+    assert all(float(r) > 0 for r in ratios.values())
