@@ -181,20 +181,11 @@ def wording_problems(path: str) -> List[str]:
     return problems
 
 
-README_PENDING = pytest.mark.xfail(
-    strict=False, reason='README rewrite pending'
-)
 DOC_PAGES = sorted(glob.glob(osp.join(DOCS, '*.md')))
 LINK_CASES = [
-    pytest.param(
-        osp.join(REPO, 'README.md'), None, id='README.md', marks=README_PENDING
-    )
+    pytest.param(osp.join(REPO, 'README.md'), None, id='README.md')
 ] + [pytest.param(p, DOCS, id=f'docs/{osp.basename(p)}') for p in DOC_PAGES]
-WORDING_CASES = [
-    pytest.param(
-        osp.join(REPO, 'README.md'), id='README.md', marks=README_PENDING
-    )
-] + [
+WORDING_CASES = [pytest.param(osp.join(REPO, 'README.md'), id='README.md')] + [
     pytest.param(p, id=f'docs/{osp.basename(p)}')
     for p in DOC_PAGES
     if osp.basename(p) not in DATED_PAGES

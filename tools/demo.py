@@ -80,6 +80,8 @@ SHORT_RUNS = [
     ('aniso', BEST_VARIANT),
 ]
 SHORT = dict(num_train=1200, num_test=300, epochs=8)
+# The full demo's data apart: the SynthFace configs read data/synthface,
+# which the short demo writes.
 FULL = dict(num_train=2000, num_test=500, epochs=None)
 # What each row is, in words, for the table's legend.
 DESCRIBE = {
@@ -122,7 +124,8 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         '--data-root',
-        help='default data/synthface_short (--full: data/synthface)',
+        help='default data/synthface, where the SynthFace configs read it '
+        '(--full: data/synthface_full)',
     )
     parser.add_argument('--num-train', type=int)
     parser.add_argument('--num-test', type=int)
@@ -154,7 +157,7 @@ def parse_args(argv=None):
         'work_dirs/demo_full' if args.full else 'work_dirs/demo'
     )
     args.data_root = args.data_root or (
-        'data/synthface' if args.full else 'data/synthface_short'
+        'data/synthface_full' if args.full else 'data/synthface'
     )
     for key in ('num_train', 'num_test', 'epochs'):
         if getattr(args, key) is None:
@@ -253,6 +256,17 @@ def ensure_data(root: str, num_train: int, num_test: int) -> None:
     if osp.isfile(osp.join(root, TRAIN_ANN)) and osp.isfile(
         osp.join(root, TEST_ANN)
     ):
+        found = {
+            split: _count_images(osp.join(root, ann))
+            for split, ann in (('train', TRAIN_ANN), ('test', TEST_ANN))
+        }
+        if found != dict(train=num_train, test=num_test):
+            raise SystemExit(
+                f'{root} holds SynthFace with {found["train"]} training and '
+                f'{found["test"]} test faces; this demo needs {num_train} '
+                f'and {num_test}. Give another --data-root, or move {root} '
+                'aside and run the demo again'
+            )
         log(f'SynthFace found in {root}')
     else:
         log(
@@ -273,6 +287,11 @@ def ensure_data(root: str, num_train: int, num_test: int) -> None:
     write_clean_annotations(
         osp.join(root, TEST_ANN), osp.join(root, CLEAN_ANN)
     )
+
+
+def _count_images(ann_file: str) -> int:
+    with open(ann_file) as f:
+        return len(json.load(f)['images'])
 
 
 def write_clean_annotations(src: str, dst: str) -> None:
