@@ -44,7 +44,10 @@ def test_ops_import_no_framework():
     'module, allowed',
     [
         ('procrustes.py', {'warnings', 'typing', 'numpy', 'torch'}),
-        ('pose.py', {'warnings', 'typing', 'numpy', 'torch', 'procrustes'}),
+        (
+            'pose.py',
+            {'math', 'warnings', 'typing', 'numpy', 'torch', 'procrustes'},
+        ),
     ],
 )
 def test_alignment_and_binning_import_only_numerics(module, allowed):
