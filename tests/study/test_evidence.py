@@ -113,14 +113,14 @@ def test_report_compares_twins_paired_by_seed(tmp_path):
     for seed in range(4):
         _fake_run(tmp_path, first, seed, 4.60 + 0.02 * seed)
         _fake_run(tmp_path, second, seed, 4.70 + 0.02 * seed)
-    text = ev.markdown_comparisons(str(tmp_path), 'e', range(8))
+    text = ev.markdown_comparisons(str(tmp_path), 'e')
     line = next(
         s for s in text.splitlines()
         if s.startswith('| aniso L1 + head (a/b 5/3) − point L1')
         and '| arc |' in s
     )  # fmt: skip
     assert '| 4 |' in line and '4 of 4' in line
-    assert '-0.100' in line and 'first lower' in line
+    assert '-0.100' in line and 'resolved: first lower' in line
     table = ev.markdown_table(str(tmp_path), [first, second], range(8))
     assert '4.63 ± 0.03' in table and '| 4 |' in table
 
@@ -290,3 +290,30 @@ def test_copy_record_carries_the_fingerprint_and_drops_a_stale_one(
     assert read_fingerprint(dst) == {'seed': 0}
     leftovers = [n for _, _, names in os.walk(dst) for n in names]
     assert not [n for n in leftovers if n.endswith('.tmp')], leftovers
+
+
+def test_family_is_corrected_and_three_seed_results_are_leads(tmp_path):
+    rng = np.random.default_rng(0)
+    e = {(r.label, r.noise): r for r in ev.table_rows('e')}
+    f = {(r.label, r.noise): r for r in ev.table_rows('f')}
+    # Table e: a small, noisy difference over 8 seeds (nominal at most);
+    # table f: a clear one over 3 seeds (a lead, however small its p).
+    for seed in range(8):
+        base = 5.0 + 0.05 * seed
+        _fake_run(tmp_path, e[('aniso L1 + head (a/b 5/3)', 'arc')], seed,
+                  base - 0.03 + rng.normal(0, 0.03))  # fmt: skip
+        _fake_run(tmp_path, e[('point L1 + head (a = b)', 'arc')], seed, base)
+    for seed in range(3):
+        base = 5.0 + 0.05 * seed
+        _fake_run(tmp_path, f[('aniso L1 + head (a/b 5/3)', 'tangent')],
+                  seed, base - 0.2 + 0.001 * seed)  # fmt: skip
+        _fake_run(tmp_path, f[('point L1 + head (a = b)', 'tangent')], seed,
+                  base)  # fmt: skip
+    found = ev.family(str(tmp_path), 'NME')
+    assert len(found) == 2
+    for c in found:
+        assert c.p_holm >= c.p  # never below the nominal p
+    lead = next(c for c in found if c.table == 'f')
+    assert ev.family_reading(lead).startswith('lead (3 seeds)')
+    text = ev.markdown_comparisons(str(tmp_path), 'f', 'NME', found)
+    assert 'lead (3 seeds)' in text and 'p (Holm)' in text
