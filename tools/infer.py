@@ -26,7 +26,13 @@ For each image, writes ``<stem>.json``::
                 "keypoints": [[x, y], ...]}]}
 
 in image pixels, and ``<stem>.png``, the landmarks drawn by point type (curve
-points on their curves, corners as squares). ``--onnx`` runs the landmark
+points on their curves, corners as squares). A model whose head predicts
+scales (``predict_scales``) adds, per face, ``keypoint_scores`` (one per
+landmark) and ``ellipses``, ``[a, b, angle]`` per landmark: the 1-scale
+ellipse, ``a`` the semi-axis along the landmark's curve and ``b`` across
+it in image pixels, ``angle`` that of ``a`` in degrees from image +x
+towards image +y (the JSON says so in its own ``ellipses`` entry); the PNG
+draws each ellipse in thin magenta lines. ``--onnx`` runs the landmark
 model exported by ``tools/deployment/export_onnx.py`` on ONNX Runtime (the
 config still gives the pipeline; the checkpoint's weights are not used);
 before any image, the graph's crop size, keypoint count, dataset and
@@ -274,18 +280,48 @@ def no_face_message(path, args, scores):
     )
 
 
-def face_records(boxes, scores, keypoints):
-    """The ``faces`` list of one image's JSON."""
-    return [
-        dict(
+# What a face's "ellipses" hold, written into every JSON that has them.
+ELLIPSE_CONVENTION = (
+    'per landmark [a, b, angle]: the 1-scale ellipse of the predicted '
+    "scales, a the semi-axis along the landmark's curve and b the one "
+    'across it, both in image pixels (corners and isolated points: a circle '
+    'of radius sqrt(a b), angle 0); angle in degrees of the a axis from '
+    'image +x towards image +y (clockwise on screen, as cv2.ellipse)'
+)
+SCORE_CONVENTION = (
+    's0 / (s0 + sqrt(a b)) with a, b in input-crop pixels and s0 the '
+    "head's score_scale: 1 for a sure landmark, 1/2 when sqrt(a b) = s0"
+)
+
+
+def face_records(
+    boxes, scores, keypoints, keypoint_scores=None, ellipses=None
+):
+    """The ``faces`` list of one image's JSON; with predicted scales each
+    face also gets ``keypoint_scores`` and ``ellipses`` (angles turned into
+    degrees)."""
+    import numpy as np
+
+    records = []
+    for i, (box, score, kpts) in enumerate(zip(boxes, scores, keypoints)):
+        face = dict(
             box=[round(float(v), 2) for v in box],
             score=round(float(score), 4),
             keypoints=[
                 [round(float(x), 2), round(float(y), 2)] for x, y in kpts
             ],
         )
-        for box, score, kpts in zip(boxes, scores, keypoints)
-    ]
+        if ellipses is not None:
+            face['keypoint_scores'] = [
+                round(float(v), 4) for v in keypoint_scores[i]
+            ]
+            face['ellipses'] = [
+                [round(float(a), 2), round(float(b), 2),
+                 round(float(np.degrees(t)), 2)]
+                for a, b, t in ellipses[i]
+            ]  # fmt: skip
+        records.append(face)
+    return records
 
 
 def load_runtime(args):
@@ -385,6 +421,7 @@ def main(argv=None):
     os.makedirs(args.out_dir, exist_ok=True)
     dataset = (model.dataset_meta or {}).get('dataset_name')
     point_types = layout_point_types(model)
+    predicts_scales = bool(getattr(model.head, 'predict_scales', None))
 
     import numpy as np
 
@@ -412,16 +449,28 @@ def main(argv=None):
                 tqdm.write(no_face_message(path, args, scores))
                 no_face.append(path)
             boxes, scores = boxes[keep], scores[keep]
-        keypoints = predictor([(image, boxes)])[0]
+        predicted = predictor.predict([(image, boxes)])[0]
+        keypoints, ellipses = predicted['keypoints'], predicted['ellipses']
         if not np.isfinite(keypoints).all():
             raise SystemExit(
                 f'error: the model predicted non-finite keypoints for {path}; '
                 'is the checkpoint trained (a mean-shape head needs its mean '
                 'shape)?'
             )
-        faces = face_records(boxes, scores, keypoints)
+        if ellipses is not None and not np.isfinite(ellipses).all():
+            raise SystemExit(
+                f'error: the model predicted non-finite scales for {path}; '
+                'is the checkpoint trained?'
+            )
+        faces = face_records(
+            boxes, scores, keypoints, predicted['scores'], ellipses
+        )
         num_faces += len(faces)
-        write_json(json_out, dict(image=path, dataset=dataset, faces=faces))
+        record = dict(image=path, dataset=dataset, faces=faces)
+        if predicts_scales:
+            record['ellipses'] = ELLIPSE_CONVENTION
+            record['keypoint_scores'] = SCORE_CONVENTION
+        write_json(json_out, record)
         write_image(png_out, draw_faces(image, faces, point_types))
     done = len(images) - len(failed)
     print(

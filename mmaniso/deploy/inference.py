@@ -11,6 +11,12 @@ Example:
     ...                    'epoch_60.pth')  # doctest: +SKIP
     >>> predictor = LandmarkPredictor(model)  # doctest: +SKIP
     >>> keypoints = predictor([(image, boxes)])  # doctest: +SKIP
+    >>> faces = predictor.predict([(image, boxes)])  # doctest: +SKIP
+
+A head that predicts scales (``MeanShapeRegressionHead(predict_scales=
+...)``) also gives, per face, its keypoint scores and one ellipse per
+landmark in image pixels (:meth:`LandmarkPredictor.predict`), from PyTorch
+and from an exported graph alike.
 """
 
 import json
@@ -129,7 +135,14 @@ def check_onnx_fits(onnx, model, config: str) -> None:
         flip_indices=None if flip is None else [int(i) for i in flip],
         **preprocessing_metadata(model),
     )
+    predicts = getattr(model.head, 'predict_scales', None)
+    expected['predict_scales'] = predicts or 'none'
     differences = onnx.mismatches(expected)
+    if predicts and not onnx.predicts_scales and not differences:
+        differences = [
+            f'predict_scales: graph without a scales output, config '
+            f'{predicts!r}'
+        ]
     if differences:
         raise ValueError(
             f'--onnx {onnx.path} is not the model of {config}: '
@@ -234,7 +247,8 @@ class LandmarkPredictor:
             instead of the PyTorch model; its output (the head's keypoints
             normalised to the crop) is mapped back to the image as MMPose
             does. Both follow the config's ``test_cfg`` (flip test: the graph
-            also runs on the mirrored crops).
+            also runs on the mirrored crops; the scales, as the head's, come
+            from the unflipped crops).
     """
 
     def __init__(self, model, batch_size: int = 32, onnx=None) -> None:
@@ -261,18 +275,28 @@ class LandmarkPredictor:
         return self.pipeline(info)
 
     @torch.no_grad()
-    def _forward(self, samples: List[dict]) -> np.ndarray:
+    def _forward(self, samples: List[dict]) -> List[dict]:
+        """Per face: ``keypoints`` (K, 2) in image pixels, and ``scores``
+        (K,) and ``ellipses`` (K, 3) when the head predicts scales."""
         from mmengine.dataset import pseudo_collate
 
         batch = pseudo_collate(samples)
         if self.onnx is None:
-            results = self.model.test_step(batch)
-            return np.stack(
-                [r.pred_instances.keypoints[0] for r in results]
-            ).astype(np.float64)
+            out = []
+            for r in self.model.test_step(batch):
+                inst = r.pred_instances
+                face = dict(keypoints=np.asarray(inst.keypoints[0], float))
+                if 'keypoint_ellipses' in inst:
+                    face['ellipses'] = np.asarray(
+                        inst.keypoint_ellipses[0], float
+                    )
+                    face['scores'] = np.asarray(inst.keypoint_scores[0], float)
+                out.append(face)
+            return out
         data = self.model.data_preprocessor(batch, False)
         inputs = data['inputs'].cpu()
-        normalised = torch.from_numpy(self.onnx(inputs.numpy()))
+        outputs = self.onnx.run(inputs.numpy())
+        normalised = torch.from_numpy(outputs['keypoints'])
         test_cfg = self.model.test_cfg or {}
         if test_cfg.get('flip_test', False):
             # What the PyTorch model's test_step does with flip_test: the
@@ -288,14 +312,72 @@ class LandmarkPredictor:
                 input_size=meta['input_size'],
             )
             normalised = (normalised + flipped) * 0.5
+        ellipses = scores = None
+        if 'scales' in outputs:
+            ellipses, scores = self.onnx.ellipses(
+                normalised.numpy(), outputs['scales']
+            )
         normalised = normalised.numpy().astype(np.float64)
+        size = np.asarray(self.onnx.input_size, dtype=np.float64)
         out = []
-        for sample, kpts in zip(data['data_samples'], normalised):
+        for i, (sample, kpts) in enumerate(
+            zip(data['data_samples'], normalised)
+        ):
             # The crop's box as MMPose maps its predictions back
             # (TopdownPoseEstimator.add_pred_to_datasample).
             centre, scale = _input_box(sample)
-            out.append(kpts * scale + centre - 0.5 * scale)
-        return np.stack(out)
+            face = dict(keypoints=kpts * scale + centre - 0.5 * scale)
+            if ellipses is not None:
+                from mmaniso.ops.likelihood import map_ellipses
+
+                mapped = map_ellipses(
+                    torch.from_numpy(ellipses[i : i + 1]),
+                    torch.from_numpy(scale / size).float()[None],
+                )
+                face['ellipses'] = mapped[0].numpy().astype(np.float64)
+                face['scores'] = scores[i].astype(np.float64)
+            out.append(face)
+        return out
+
+    def predict(
+        self, faces: Sequence[Tuple[np.ndarray, np.ndarray]]
+    ) -> List[Dict[str, Optional[np.ndarray]]]:
+        """Keypoints, and with predicted scales their scores and ellipses,
+        of every box of every image.
+
+        Args:
+            faces: ``(image, boxes)`` pairs: a BGR image (H, W, 3) and its
+                boxes (N, 4) as x1, y1, x2, y2.
+
+        Returns:
+            For each image a dict: ``keypoints`` (N, K, 2) in its pixels;
+            ``scores`` (N, K) and ``ellipses`` (N, K, 3) (semi-axis along
+            the curve, semi-axis across it, both in image pixels, and the
+            angle of the first in radians from image x towards image y) for
+            a head that predicts scales, else None.
+        """
+        flat = [
+            (i, box) for i, (_, boxes) in enumerate(faces) for box in boxes
+        ]
+        results: List[dict] = []
+        for start in range(0, len(flat), self.batch_size):
+            chunk = flat[start : start + self.batch_size]
+            samples = [self._sample(faces[i][0], box) for i, box in chunk]
+            results.extend(self._forward(samples))
+        num = (self.model.dataset_meta or {}).get('num_keypoints', 0)
+        out, k = [], 0
+        for _, boxes in faces:
+            part = results[k : k + len(boxes)]
+            k += len(boxes)
+            image = dict(keypoints=np.zeros((0, num, 2)), scores=None)
+            image['ellipses'] = None
+            if part:
+                image['keypoints'] = np.stack([f['keypoints'] for f in part])
+                if 'ellipses' in part[0]:
+                    image['scores'] = np.stack([f['scores'] for f in part])
+                    image['ellipses'] = np.stack([f['ellipses'] for f in part])
+            out.append(image)
+        return out
 
     def __call__(
         self, faces: Sequence[Tuple[np.ndarray, np.ndarray]]
@@ -309,24 +391,7 @@ class LandmarkPredictor:
         Returns:
             For each image, its keypoints, shape (N, K, 2), in its pixels.
         """
-        flat = [
-            (i, box) for i, (_, boxes) in enumerate(faces) for box in boxes
-        ]
-        keypoints: List[np.ndarray] = []
-        for start in range(0, len(flat), self.batch_size):
-            chunk = flat[start : start + self.batch_size]
-            samples = [self._sample(faces[i][0], box) for i, box in chunk]
-            keypoints.extend(self._forward(samples))
-        out, k = [], 0
-        for _, boxes in faces:
-            n = len(boxes)
-            if n:
-                out.append(np.stack(keypoints[k : k + n]))
-            else:
-                num = (self.model.dataset_meta or {}).get('num_keypoints', 0)
-                out.append(np.zeros((0, num, 2)))
-            k += n
-        return out
+        return [image['keypoints'] for image in self.predict(faces)]
 
 
 def draw_faces(
@@ -338,12 +403,15 @@ def draw_faces(
 
     Curve points (well defined across their curve only) are drawn as small
     dots along their curve's polyline, corners (W = I) as larger squares,
-    isolated points as crosses.
+    isolated points as crosses. A face with ``ellipses`` (a head that
+    predicts scales) gets each landmark's 1-scale ellipse in thin magenta
+    lines.
 
     Args:
         image: BGR image (H, W, 3).
         faces: ``{"box": [x1, y1, x2, y2], "score": s, "keypoints":
-            [[x, y], ...]}`` as ``tools/infer.py`` writes them.
+            [[x, y], ...]}`` as ``tools/infer.py`` writes them, optionally
+            with ``"ellipses": [[a, b, angle_degrees], ...]``.
         point_types: The layout's :class:`PointTypes`; all points drawn
             alike when None.
 
@@ -361,6 +429,11 @@ def draw_faces(
         (0, 0, 255),
         (0, 255, 255),
     )
+    for face in faces:
+        for ellipse, centre in zip(
+            face.get('ellipses') or (), face['keypoints']
+        ):
+            draw_ellipse(canvas, centre, ellipse, ELLIPSE_COLOUR)
     for face in faces:
         x1, y1, x2, y2 = [int(round(v)) for v in face['box']]
         cv2.rectangle(canvas, (x1, y1), (x2, y2), (0, 255, 0), thick)
@@ -407,6 +480,42 @@ def draw_faces(
             cv2.line(canvas, (x - r, y), (x + r, y), other_colour, thick)
             cv2.line(canvas, (x, y - r), (x, y + r), other_colour, thick)
     return canvas
+
+
+ELLIPSE_COLOUR = (255, 0, 255)  # BGR magenta
+_SHIFT = 4  # OpenCV's fractional bits: ellipses placed to 1/16 pixel
+
+
+def draw_ellipse(canvas, centre, ellipse, colour, thickness: int = 1) -> None:
+    """Draws one landmark's ellipse on ``canvas`` in place.
+
+    Args:
+        canvas: BGR image (H, W, 3).
+        centre: ``(x, y)`` in image pixels.
+        ellipse: ``(a, b, angle)``: semi-axes in image pixels, the angle of
+            ``a`` in degrees from image x towards image y (OpenCV's
+            convention for ``cv2.ellipse``).
+        colour: BGR.
+        thickness: Line width in pixels.
+    """
+    import cv2
+
+    a, b, angle = (float(v) for v in ellipse)
+    if not (np.isfinite([a, b, angle]).all() and a > 0 and b > 0):
+        return
+    one = 1 << _SHIFT
+    cv2.ellipse(
+        canvas,
+        (int(round(centre[0] * one)), int(round(centre[1] * one))),
+        (max(1, int(round(a * one))), max(1, int(round(b * one)))),
+        angle,
+        0,
+        360,
+        colour,
+        thickness,
+        cv2.LINE_AA,
+        _SHIFT,
+    )
 
 
 def output_stems(paths: Sequence[str]) -> List[str]:

@@ -700,3 +700,149 @@ def test_a_corrupt_onnx_file_is_named_with_the_fix(
     assert f'{graphs[name]}: ONNX Runtime cannot load it' in message
     assert 'truncated or corrupt' in message
     assert 'tools/deployment/export_onnx.py' in message
+
+
+# ------------------------------------------- ellipses of predicted scales
+PREDICTED = osp.join(
+    REPO, 'configs', 'synthface', 'res18_aniso-predicted-l1_synthface.py'
+)
+BOX = [150, 100, 370, 350]
+
+
+@pytest.fixture(scope='module')
+def predicting(tmp_path_factory):
+    """A checkpoint of the predicted-scales config whose scales vary with
+    the image and landmark, and its ONNX graph."""
+    from mmengine.config import Config
+    from mmengine.runner import save_checkpoint
+    from mmpose.apis import init_model
+
+    import mmaniso  # noqa: F401
+
+    cfg = Config.fromfile(PREDICTED)
+    cfg.model.backbone.init_cfg = None
+    model = init_model(cfg, None, device='cpu')
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for fc, std in ((model.head.fc, 0.02), (model.head.scale_fc, 0.05)):
+            fc.weight.copy_(torch.randn(fc.weight.shape, generator=gen) * std)
+    model.head.set_mean_shape(
+        np.random.default_rng(0).uniform(0.3, 0.7, (98, 2))
+    )
+    folder = tmp_path_factory.mktemp('predicting')
+    path = str(folder / 'scales.pth')
+    save_checkpoint(dict(state_dict=model.state_dict()), path)
+    out = dict(path=path, model=model.eval(), folder=folder, onnx=None)
+    if importlib.util.find_spec('onnxruntime') is not None:
+        from mmaniso.deploy import export_onnx
+
+        out['onnx'] = export_onnx(
+            model, (1, 3, 64, 64), str(folder / 'scales.onnx'),
+            dynamic_batch=True,
+        )  # fmt: skip
+    return out
+
+
+def _run_with_box(tool, config, checkpoint, out, *extra, box=BOX):
+    boxes = out.parent / f'{out.name}_boxes.json'
+    boxes.write_text(json.dumps({PHOTO: [box]}))
+    run(
+        tool, config, checkpoint, PHOTO, '--boxes', boxes, '--out-dir', out,
+        *extra,
+    )  # fmt: skip
+    with open(out / 'grace_hopper.json') as f:
+        return json.load(f)
+
+
+def test_json_has_each_landmarks_ellipse_and_score(tool, predicting, tmp_path):
+    from mmpose.apis import inference_topdown
+
+    result = _run_with_box(
+        tool, PREDICTED, predicting['path'], tmp_path / 'out'
+    )
+    assert 'semi-axis along' in result['ellipses']
+    assert 'degrees' in result['ellipses']
+    (face,) = result['faces']
+    ellipses = np.array(face['ellipses'])
+    scores = np.array(face['keypoint_scores'])
+    assert ellipses.shape == (98, 3) and scores.shape == (98,)
+    # What MMPose's own top-down inference gives, angles in degrees.
+    (sample,) = inference_topdown(
+        predicting['model'], cv2.imread(PHOTO), np.array([BOX], np.float32)
+    )
+    expected = sample.pred_instances.keypoint_ellipses[0].astype(float)
+    expected[:, 2] = np.degrees(expected[:, 2])
+    assert np.ptp(expected[:, 0]) > 1  # the semi-axes vary
+    np.testing.assert_allclose(ellipses, expected, atol=0.01)
+    np.testing.assert_allclose(
+        scores, sample.pred_instances.keypoint_scores[0], atol=1e-4
+    )
+
+
+def test_png_draws_each_landmarks_ellipse(tool, predicting, tmp_path):
+    from mmaniso.deploy.inference import ELLIPSE_COLOUR, draw_faces
+
+    out = tmp_path / 'out'
+    result = _run_with_box(tool, PREDICTED, predicting['path'], out)
+    png = cv2.imread(str(out / 'grace_hopper.png'))
+    # The same drawing without the ellipses differs where they run.
+    (face,) = result['faces']
+    bare = dict(face)
+    del bare['ellipses']
+    plain = draw_faces(
+        cv2.imread(PHOTO), [bare], tool.layout_point_types(predicting['model'])
+    )
+    changed = np.abs(png.astype(int) - plain.astype(int)).max(-1) > 0
+    assert changed.sum() > 200
+    # Where the ellipses alone changed the picture, it moved towards
+    # magenta (anti-aliased lines blend it in): blue and red up, green down.
+    delta = (png.astype(int) - plain.astype(int))[changed]
+    towards = (delta[:, 0] >= 0) & (delta[:, 1] <= 0) & (delta[:, 2] >= 0)
+    assert towards.mean() > 0.99
+    assert ELLIPSE_COLOUR == (255, 0, 255)
+
+
+def test_onnx_gives_the_same_ellipses_and_scores(tool, predicting, tmp_path):
+    pytest.importorskip('onnxruntime')
+    by_torch = _run_with_box(
+        tool, PREDICTED, predicting['path'], tmp_path / 'torch'
+    )
+    by_onnx = _run_with_box(
+        tool, PREDICTED, predicting['path'], tmp_path / 'onnx', '--onnx',
+        predicting['onnx'],
+    )  # fmt: skip
+    assert by_onnx['ellipses'] == by_torch['ellipses']
+    (torch_face,), (onnx_face,) = by_torch['faces'], by_onnx['faces']
+    for key, atol in (('keypoints', 0.05), ('keypoint_scores', 2e-4)):
+        np.testing.assert_allclose(onnx_face[key], torch_face[key], atol=atol)
+    a, b = np.array(onnx_face['ellipses']), np.array(torch_face['ellipses'])
+    np.testing.assert_allclose(a[:, :2], b[:, :2], atol=0.05, rtol=1e-3)
+    turn = (a[:, 2] - b[:, 2] + 90) % 180 - 90  # an axis is a line
+    assert np.abs(turn).max() < 0.5
+
+
+def test_a_model_without_scales_writes_no_ellipses(tool, checkpoint, tmp_path):
+    result = _run_with_box(tool, CONFIG, checkpoint['path'], tmp_path / 'o')
+    assert 'ellipses' not in result and 'keypoint_scores' not in result
+    (face,) = result['faces']
+    assert set(face) == {'box', 'score', 'keypoints'}
+
+
+def test_onnx_without_scales_is_refused_for_a_config_with_them(
+    tool, checkpoint, predicting, tmp_path
+):
+    pytest.importorskip('onnxruntime')
+    from mmaniso.deploy import export_onnx
+
+    # A graph of the same network without its scale layer.
+    plain = export_onnx(
+        checkpoint['model'], (1, 3, 64, 64), str(tmp_path / 'plain.onnx')
+    )
+    with pytest.raises(SystemExit) as err:
+        _run_with_box(
+            tool, PREDICTED, predicting['path'], tmp_path / 'o', '--onnx',
+            plain,
+        )  # fmt: skip
+    assert "predict_scales: graph 'none', config 'anisotropic'" in str(
+        err.value
+    )
