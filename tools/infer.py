@@ -2,11 +2,15 @@
 
     python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...]
         [--boxes FILE] [--out-dir DIR] [--device cpu|cuda] [--batch-size N]
-        [--onnx model.onnx] [--min-face 20] [--det-thr 0.6 0.7 0.7]
+        [--min-face 20] [--det-thr 0.6 0.7 0.7]
         [--score-thr 0.9] [--max-megapixels 100] [--detect-megapixels 16]
         [--cfg-options k=v ...] [--overwrite]
+    python tools/infer.py CONFIG INPUT [INPUT ...] --onnx model.onnx [...]
 
-INPUT: image files or folders of them (not recursive). Without ``--boxes``
+INPUT: image files or folders of them (not recursive): a folder gives every
+file OpenCV reads (by extension, or by its first bytes), and the tool
+prints what else it holds and why it was left out. With ``--onnx`` no
+CHECKPOINT is needed (one given anyway is named as unused). Without ``--boxes``
 the faces come from MTCNN, whose weights ship in the ``facenet-pytorch``
 package (:mod:`mmaniso.deploy.face_detector` says why this detector):
 nothing is downloaded. Its knobs: ``--min-face`` (px), the smallest face
@@ -23,18 +27,25 @@ For each image, writes ``<stem>.json``::
 
     {"image": path, "dataset": name,
      "faces": [{"box": [x1, y1, x2, y2], "score": s,
-                "keypoints": [[x, y], ...]}]}
+                "keypoints": [[x, y], ...]}],
+     "model": {"config": path, "config_sha256": hex,
+               "checkpoint": path, "checkpoint_sha256": hex},
+     "points": [{"index": i, "name": name, "type": "curve point",
+                 "curves": [name, ...]}, ...]}
 
-in image pixels, and ``<stem>.png``, the landmarks drawn by point type (curve
-points on their curves, corners as squares). A model whose head predicts
-scales (``predict_scales``) adds, per face, ``keypoint_scores`` (one per
-landmark) and ``ellipses``, ``[a, b, angle]`` per landmark: the 1-scale
-ellipse, ``a`` the semi-axis along the landmark's curve and ``b`` across
-it in image pixels, ``angle`` that of ``a`` in degrees from image +x
-towards image +y (the JSON says so in its own ``ellipses`` entry); the PNG
+in image pixels (with ``--onnx``, ``model`` names the graph: ``onnx``,
+``onnx_sha256``), and ``<stem>.png``, the landmarks drawn by point type
+(curve points on their curves, corners as squares, isolated points as
+crosses), markers sized to each face's box, with a legend. A model whose
+head predicts scales (``predict_scales``) adds, per face,
+``keypoint_scores`` (one per landmark) and ``ellipses``, ``[a, b, angle]``
+per landmark: the 1-scale ellipse, ``a`` the semi-axis along the
+landmark's curve and ``b`` across it in image pixels, ``angle`` that of
+``a`` in degrees from image +x towards image +y (the JSON says so in its
+own ``ellipses`` entry); the PNG
 draws each ellipse in thin magenta lines. ``--onnx`` runs the landmark
 model exported by ``tools/deployment/export_onnx.py`` on ONNX Runtime (the
-config still gives the pipeline; the checkpoint's weights are not used);
+config still gives the pipeline);
 before any image, the graph's crop size, keypoint count, dataset and
 preprocessing are compared with the config's, and a graph of another model
 is refused.
@@ -61,7 +72,6 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 # The detector's defaults here (facenet-pytorch's MTCNN's, plus the final
 # score); docs/inference.md has the detection table measured with them
 # (tools/misc/detection_rate.py).
@@ -80,11 +90,18 @@ DETECT_MEGAPIXELS = 16.0
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Face landmarks of new images with a trained model'
+        description='Face landmarks of new images with a trained model',
+        usage='%(prog)s CONFIG CHECKPOINT INPUT [INPUT ...] [options]\n'
+        '       %(prog)s CONFIG INPUT [INPUT ...] --onnx model.onnx [options]',
     )
     parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('inputs', nargs='+', help='images or folders')
+    parser.add_argument(
+        'paths',
+        nargs='+',
+        metavar='[CHECKPOINT] INPUT',
+        help='the checkpoint (not with --onnx, whose graph holds the '
+        'weights), then images or folders',
+    )
     parser.add_argument('--boxes', help='JSON file of face boxes per image')
     parser.add_argument('--out-dir', default='work_dirs/infer')
     parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1')
@@ -143,6 +160,21 @@ def parse_args(argv=None):
         'an input)',
     )
     args = parser.parse_args(argv)
+    paths = list(args.paths)
+    args.checkpoint, args.unused_checkpoint = None, None
+    if args.onnx:
+        # A checkpoint given anyway (as before --onnx needed none) is
+        # recognised by its name and left unused.
+        if len(paths) > 1 and _looks_like_checkpoint(paths[0]):
+            args.unused_checkpoint = paths.pop(0)
+    elif len(paths) < 2:
+        parser.error(
+            'CHECKPOINT and at least one INPUT are needed (with --onnx '
+            'model.onnx, only INPUT: the graph holds the weights)'
+        )
+    else:
+        args.checkpoint = paths.pop(0)
+    args.inputs = paths
     if args.batch_size < 1:
         parser.error(f'--batch-size must be >= 1, got {args.batch_size}')
     if not 0 <= args.score_thr <= 1:
@@ -157,17 +189,39 @@ def parse_args(argv=None):
     return args
 
 
-def list_images(inputs):
+CHECKPOINT_EXTENSIONS = ('.pth', '.pt', '.ckpt', '.pkl')
+
+
+def _looks_like_checkpoint(path):
+    """A checkpoint by its name: a PyTorch extension or a URL."""
+    from mmaniso.utils.launch import has_url_scheme
+
+    return has_url_scheme(path) or path.lower().endswith(
+        CHECKPOINT_EXTENSIONS
+    )
+
+
+def list_images(inputs, note=print):
+    """The images of the inputs: files as given, and from each folder
+    every file OpenCV reads (:func:`mmaniso.deploy.images.
+    list_folder_images`); what a folder holds besides is told to ``note``,
+    each entry with its reason."""
+    from mmaniso.deploy.images import list_folder_images
+
     images = []
     for item in inputs:
         if osp.isdir(item):
-            found = sorted(
-                osp.join(item, name)
-                for name in os.listdir(item)
-                if name.lower().endswith(IMAGE_EXTENSIONS)
+            found, skipped = list_folder_images(item)
+            said = '; '.join(
+                f'{osp.basename(path)}: {why}' for path, why in skipped
             )
             if not found:
-                raise SystemExit(f'error: folder {item} holds no image')
+                raise SystemExit(
+                    f'error: folder {item} holds no image OpenCV reads'
+                    + (f' ({said})' if said else ' (it is empty)')
+                )
+            if skipped:
+                note(f'{item}: skipped {len(skipped)} entry(ies): {said}')
             images += found
         elif osp.isfile(item):
             images.append(item)
@@ -186,6 +240,7 @@ def check_outputs(args, images, outputs):
     read = [('the input image', path) for path in images] + [
         ('the config', args.config),
         ('the checkpoint', args.checkpoint),
+        ('the checkpoint', args.unused_checkpoint),
         ('the --onnx graph', args.onnx),
         ('the --boxes file', args.boxes),
     ]
@@ -336,7 +391,7 @@ def load_runtime(args):
     try:
         model = load_model(
             args.config,
-            None if args.onnx else args.checkpoint,
+            args.checkpoint,
             device=args.device,
             cfg_options=args.cfg_options,
         )
@@ -380,6 +435,59 @@ def layout_point_types(model):
         return None
 
 
+def file_sha256(path):
+    """SHA-256 of a local file, in hex; None for a URL."""
+    import hashlib
+
+    if not osp.isfile(path):
+        return None
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_identity(args):
+    """The JSON's ``model``: the config, and the checkpoint or the ONNX
+    graph that gave the weights, each with its SHA-256."""
+    out = dict(config=args.config, config_sha256=file_sha256(args.config))
+    if args.onnx:
+        out.update(onnx=args.onnx, onnx_sha256=file_sha256(args.onnx))
+    else:
+        out.update(
+            checkpoint=args.checkpoint,
+            checkpoint_sha256=file_sha256(args.checkpoint),
+        )
+    return out
+
+
+def point_records(model, point_types):
+    """The JSON's ``points``: per keypoint its index, its name (the
+    dataset metainfo's) and its type (``curve point``, ``corner`` or
+    ``isolated``, from :mod:`mmaniso.datasets.point_types`) with the
+    curves it lies on; None when the model's layout is unknown."""
+    meta = model.dataset_meta or {}
+    names = meta.get('keypoint_id2name') or {}
+    num = meta.get('num_keypoints') or getattr(model.head, 'num_joints', 0)
+    if point_types is None and not names:
+        return None
+    points = []
+    for i in range(num):
+        point = dict(index=i, name=names.get(i, names.get(str(i))))
+        if point_types is not None:
+            curves = [c.name for c in point_types.curves if i in c.indices]
+            if i in point_types.corners:
+                kind = 'corner'
+            elif curves:
+                kind = 'curve point'
+            else:
+                kind = 'isolated'
+            point.update(type=kind, curves=curves)
+        points.append(point)
+    return points
+
+
 def main(argv=None):
     args = parse_args(argv)
     from tqdm import tqdm
@@ -391,6 +499,11 @@ def main(argv=None):
         read_boxes_file,
     )
 
+    if args.unused_checkpoint:
+        print(
+            f'note: {args.unused_checkpoint} is not used with --onnx (the '
+            'graph holds the weights); it can be left out'
+        )
     images = list_images(args.inputs)
     try:
         stems = output_stems(images)
@@ -422,6 +535,8 @@ def main(argv=None):
     dataset = (model.dataset_meta or {}).get('dataset_name')
     point_types = layout_point_types(model)
     predicts_scales = bool(getattr(model.head, 'predict_scales', None))
+    identity = model_identity(args)
+    points = point_records(model, point_types)
 
     import numpy as np
 
@@ -467,6 +582,7 @@ def main(argv=None):
         )
         num_faces += len(faces)
         record = dict(image=path, dataset=dataset, faces=faces)
+        record.update(model=identity, points=points)
         if predicts_scales:
             record['ellipses'] = ELLIPSE_CONVENTION
             record['keypoint_scores'] = SCORE_CONVENTION

@@ -394,10 +394,135 @@ class LandmarkPredictor:
         return [image['keypoints'] for image in self.predict(faces)]
 
 
+CURVE_COLOUR = (255, 200, 0)  # BGR light blue
+CORNER_COLOUR = (0, 0, 255)  # red
+OTHER_COLOUR = (0, 255, 255)  # yellow
+BOX_COLOUR = (0, 255, 0)  # green
+
+
+def marker_sizes(box: Sequence[float]) -> Tuple[int, int]:
+    """``(radius, line width)`` in pixels of one face's markers, from its
+    box: a dot's radius is about 1/100 of the face's side and a line about
+    1/150 (at least 1 px each), so a 40 px face in a large photograph
+    stays visible between its 98 dots, and a 900 px face gets dots of
+    9 px.
+
+    .. math:: r = \\max(1, \\mathrm{round}(\\sqrt{w h} / 100))
+
+    Example:
+        >>> marker_sizes([0, 0, 41, 57]), marker_sizes([0, 0, 900, 900])
+        ((1, 1), (9, 6))
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    side = float(np.sqrt(max(x2 - x1, 1.0) * max(y2 - y1, 1.0)))
+    return max(1, int(round(side / 100))), max(1, int(round(side / 150)))
+
+
+def legend_entries(point_types=None, ellipses: bool = False) -> List[str]:
+    """The legend's lines, in drawing order: the point types the drawing
+    uses, the ellipse when drawn, and the face box."""
+    if point_types is None:
+        entries = ['landmark']
+    else:
+        entries = ['curve point (on its curve)', 'corner']
+        if point_types.isolated:
+            entries.append('isolated point')
+    if ellipses:
+        entries.append('1-scale ellipse')
+    entries.append('face box, detector score')
+    return entries
+
+
+def draw_legend(
+    canvas: np.ndarray,
+    point_types=None,
+    ellipses: bool = False,
+    avoid: Sequence[Sequence[float]] = (),
+) -> Tuple[int, int, int, int]:
+    """Draws the legend in place, in the corner of ``canvas`` that
+    overlaps the ``avoid`` boxes least, on a dark box, its text sized to
+    the image.
+
+    Returns:
+        tuple: The legend's ``(x1, y1, x2, y2)`` in pixels.
+    """
+    import cv2
+
+    height, width = canvas.shape[:2]
+    entries = legend_entries(point_types, ellipses)
+    scale = float(np.clip(min(width, height) / 900, 0.35, 1.5))
+    thick = max(1, int(round(scale * 1.5)))
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    sizes = [cv2.getTextSize(t, font, scale, thick)[0] for t in entries]
+    line = int(max(h for _, h in sizes) * 1.9) + 2
+    icon = line
+    pad = max(2, line // 4)
+    box_w = min(width, pad * 3 + icon + max(w for w, _ in sizes))
+    box_h = min(height, pad * 2 + line * len(entries))
+
+    def overlap(x, y):
+        total = 0.0
+        for bx1, by1, bx2, by2 in avoid:
+            w = min(x + box_w, bx2) - max(x, bx1)
+            h = min(y + box_h, by2) - max(y, by1)
+            total += max(w, 0) * max(h, 0)
+        return total
+
+    corners = [
+        (0, 0),
+        (width - box_w, 0),
+        (0, height - box_h),
+        (width - box_w, height - box_h),
+    ]
+    x0, y0 = min(corners, key=lambda c: overlap(*c))
+    region = canvas[y0 : y0 + box_h, x0 : x0 + box_w]
+    region[:] = (region * 0.35).astype(canvas.dtype)
+    r = max(1, icon // 6)
+    for k, text in enumerate(entries):
+        cy = y0 + pad + k * line + line // 2
+        cx = x0 + pad + icon // 2
+        if text.startswith('curve'):
+            cv2.line(
+                canvas,
+                (cx - icon // 2, cy),
+                (cx + icon // 2, cy),
+                CURVE_COLOUR,
+                1,
+            )
+            cv2.circle(canvas, (cx, cy), r, CURVE_COLOUR, -1)
+        elif text == 'corner':
+            cv2.rectangle(
+                canvas, (cx - r - 1, cy - r - 1), (cx + r + 1, cy + r + 1),
+                CORNER_COLOUR, -1,
+            )  # fmt: skip
+        elif text.startswith('isolated'):
+            cv2.line(canvas, (cx - r - 2, cy), (cx + r + 2, cy), OTHER_COLOUR)
+            cv2.line(canvas, (cx, cy - r - 2), (cx, cy + r + 2), OTHER_COLOUR)
+        elif text == 'landmark':
+            cv2.circle(canvas, (cx, cy), r, OTHER_COLOUR, -1)
+        elif text.endswith('ellipse'):
+            cv2.ellipse(
+                canvas, (cx, cy), (icon // 2 - 1, icon // 4), 30, 0, 360,
+                ELLIPSE_COLOUR, 1, cv2.LINE_AA,
+            )  # fmt: skip
+        else:
+            cv2.rectangle(
+                canvas, (cx - icon // 2 + 1, cy - icon // 3),
+                (cx + icon // 2 - 1, cy + icon // 3), BOX_COLOUR, 1,
+            )  # fmt: skip
+        baseline = cy + sizes[k][1] // 2
+        cv2.putText(
+            canvas, text, (x0 + pad * 2 + icon, baseline), font, scale,
+            (255, 255, 255), thick, cv2.LINE_AA,
+        )  # fmt: skip
+    return x0, y0, x0 + box_w, y0 + box_h
+
+
 def draw_faces(
     image: np.ndarray,
     faces: Sequence[dict],
     point_types=None,
+    legend: bool = True,
 ) -> np.ndarray:
     """The image with each face's box and landmarks drawn by point type.
 
@@ -405,7 +530,9 @@ def draw_faces(
     dots along their curve's polyline, corners (W = I) as larger squares,
     isolated points as crosses. A face with ``ellipses`` (a head that
     predicts scales) gets each landmark's 1-scale ellipse in thin magenta
-    lines.
+    lines. Markers and lines are sized to each face's box
+    (:func:`marker_sizes`), not to the image; the legend
+    (:func:`draw_legend`) goes in the corner that covers the faces least.
 
     Args:
         image: BGR image (H, W, 3).
@@ -414,6 +541,7 @@ def draw_faces(
             with ``"ellipses": [[a, b, angle_degrees], ...]``.
         point_types: The layout's :class:`PointTypes`; all points drawn
             alike when None.
+        legend: Whether to draw the legend.
 
     Returns:
         A new BGR image.
@@ -421,64 +549,61 @@ def draw_faces(
     import cv2
 
     canvas = image.copy()
-    side = max(image.shape[:2])
-    radius = max(1, int(round(side / 400)))
-    thick = max(1, int(round(side / 500)))
-    curve_colour, corner_colour, other_colour = (
-        (255, 200, 0),
-        (0, 0, 255),
-        (0, 255, 255),
-    )
     for face in faces:
         for ellipse, centre in zip(
             face.get('ellipses') or (), face['keypoints']
         ):
             draw_ellipse(canvas, centre, ellipse, ELLIPSE_COLOUR)
     for face in faces:
+        radius, thick = marker_sizes(face['box'])
         x1, y1, x2, y2 = [int(round(v)) for v in face['box']]
-        cv2.rectangle(canvas, (x1, y1), (x2, y2), (0, 255, 0), thick)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), BOX_COLOUR, thick)
         label = f'{face["score"]:.2f}'
         cv2.putText(
             canvas,
             label,
-            (x1, max(0, y1 - 4)),
+            (x1, max(0, y1 - 2 - 2 * thick)),
             cv2.FONT_HERSHEY_SIMPLEX,
-            0.4 * thick,
-            (0, 255, 0),
+            max(0.3, 0.4 * thick),
+            BOX_COLOUR,
             thick,
         )
         pts = np.asarray(face['keypoints'], dtype=float)
         if point_types is None:
             for x, y in pts:
-                cv2.circle(canvas, (int(x), int(y)), radius, other_colour, -1)
+                cv2.circle(canvas, (int(x), int(y)), radius, OTHER_COLOUR, -1)
             continue
         corners = set(point_types.corners)
+        line = max(1, thick // 2)
         for curve in point_types.curves:
             poly = pts[list(curve.indices)].round().astype(np.int32)
             cv2.polylines(
-                canvas,
-                [poly],
-                bool(curve.closed),
-                curve_colour,
-                max(1, thick // 2),
+                canvas, [poly], bool(curve.closed), CURVE_COLOUR, line
             )
             for i in curve.indices:
                 if i not in corners:
                     x, y = pts[i]
                     cv2.circle(
-                        canvas, (int(x), int(y)), radius, curve_colour, -1
+                        canvas, (int(x), int(y)), radius, CURVE_COLOUR, -1
                     )
         for i in corners:
             x, y = pts[i].round().astype(int)
-            r = radius + 1
+            r = radius
             cv2.rectangle(
-                canvas, (x - r, y - r), (x + r, y + r), corner_colour, -1
+                canvas, (x - r, y - r), (x + r, y + r), CORNER_COLOUR, -1
             )
         for i in point_types.isolated:
             x, y = pts[i].round().astype(int)
-            r = radius + 2
-            cv2.line(canvas, (x - r, y), (x + r, y), other_colour, thick)
-            cv2.line(canvas, (x, y - r), (x, y + r), other_colour, thick)
+            r = radius + 1
+            cv2.line(canvas, (x - r, y), (x + r, y), OTHER_COLOUR, line)
+            cv2.line(canvas, (x, y - r), (x, y + r), OTHER_COLOUR, line)
+    if legend:
+        draw_legend(
+            canvas,
+            point_types,
+            ellipses=any(face.get('ellipses') for face in faces),
+            avoid=[face['box'] for face in faces],
+        )
     return canvas
 
 
