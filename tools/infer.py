@@ -42,13 +42,12 @@ head predicts scales (``predict_scales``) adds, per face,
 per landmark: the 1-scale ellipse, ``a`` the semi-axis along the
 landmark's curve and ``b`` across it in image pixels, ``angle`` that of
 ``a`` in degrees from image +x towards image +y (the JSON says so in its
-own ``ellipses`` entry); the PNG
-draws each ellipse in thin magenta lines. ``--onnx`` runs the landmark
-model exported by ``tools/deployment/export_onnx.py`` on ONNX Runtime (the
-config still gives the pipeline);
-before any image, the graph's crop size, keypoint count, dataset and
-preprocessing are compared with the config's, and a graph of another model
-is refused.
+own ``ellipses`` entry); the PNG draws each ellipse in thin magenta lines.
+``--onnx`` runs the landmark model exported by
+``tools/deployment/export_onnx.py`` on ONNX Runtime (the config still
+gives the pipeline); before any image, the graph's crop size, keypoint
+count, dataset and preprocessing are compared with the config's, and a
+graph of another model is refused.
 
 Pixel budget: an image's header is read before its pixels. An image
 declaring more than ``--max-megapixels`` (default 100) is not decoded (a
@@ -196,9 +195,7 @@ def _looks_like_checkpoint(path):
     """A checkpoint by its name: a PyTorch extension or a URL."""
     from mmaniso.utils.launch import has_url_scheme
 
-    return has_url_scheme(path) or path.lower().endswith(
-        CHECKPOINT_EXTENSIONS
-    )
+    return has_url_scheme(path) or path.lower().endswith(CHECKPOINT_EXTENSIONS)
 
 
 def list_images(inputs, note=print):
