@@ -2,11 +2,15 @@
 
     python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...]
         [--boxes FILE] [--out-dir DIR] [--device cpu|cuda] [--batch-size N]
-        [--onnx model.onnx] [--min-face 20] [--det-thr 0.6 0.7 0.7]
+        [--min-face 20] [--det-thr 0.6 0.7 0.7]
         [--score-thr 0.9] [--max-megapixels 100] [--detect-megapixels 16]
         [--cfg-options k=v ...] [--overwrite]
+    python tools/infer.py CONFIG INPUT [INPUT ...] --onnx model.onnx [...]
 
-INPUT: image files or folders of them (not recursive). Without ``--boxes``
+INPUT: image files or folders of them (not recursive): a folder gives every
+file OpenCV reads (by extension, or by its first bytes), and the tool
+prints what else it holds and why it was left out. With ``--onnx`` no
+CHECKPOINT is needed (one given anyway is named as unused). Without ``--boxes``
 the faces come from MTCNN, whose weights ship in the ``facenet-pytorch``
 package (:mod:`mmaniso.deploy.face_detector` says why this detector):
 nothing is downloaded. Its knobs: ``--min-face`` (px), the smallest face
@@ -23,15 +27,27 @@ For each image, writes ``<stem>.json``::
 
     {"image": path, "dataset": name,
      "faces": [{"box": [x1, y1, x2, y2], "score": s,
-                "keypoints": [[x, y], ...]}]}
+                "keypoints": [[x, y], ...]}],
+     "model": {"config": path, "config_sha256": hex,
+               "checkpoint": path, "checkpoint_sha256": hex},
+     "points": [{"index": i, "name": name, "type": "curve point",
+                 "curves": [name, ...]}, ...]}
 
-in image pixels, and ``<stem>.png``, the landmarks drawn by point type (curve
-points on their curves, corners as squares). ``--onnx`` runs the landmark
-model exported by ``tools/deployment/export_onnx.py`` on ONNX Runtime (the
-config still gives the pipeline; the checkpoint's weights are not used);
-before any image, the graph's crop size, keypoint count, dataset and
-preprocessing are compared with the config's, and a graph of another model
-is refused.
+in image pixels (with ``--onnx``, ``model`` names the graph: ``onnx``,
+``onnx_sha256``), and ``<stem>.png``, the landmarks drawn by point type
+(curve points on their curves, corners as squares, isolated points as
+crosses), markers sized to each face's box, with a legend. A model whose
+head predicts scales (``predict_scales``) adds, per face,
+``keypoint_scores`` (one per landmark) and ``ellipses``, ``[a, b, angle]``
+per landmark: the 1-scale ellipse, ``a`` the semi-axis along the
+landmark's curve and ``b`` across it in image pixels, ``angle`` that of
+``a`` in degrees from image +x towards image +y (the JSON says so in its
+own ``ellipses`` entry); the PNG draws each ellipse in thin magenta lines.
+``--onnx`` runs the landmark model exported by
+``tools/deployment/export_onnx.py`` on ONNX Runtime (the config still
+gives the pipeline); before any image, the graph's crop size, keypoint
+count, dataset and preprocessing are compared with the config's, and a
+graph of another model is refused.
 
 Pixel budget: an image's header is read before its pixels. An image
 declaring more than ``--max-megapixels`` (default 100) is not decoded (a
@@ -55,7 +71,6 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 # The detector's defaults here (facenet-pytorch's MTCNN's, plus the final
 # score); docs/inference.md has the detection table measured with them
 # (tools/misc/detection_rate.py).
@@ -74,11 +89,18 @@ DETECT_MEGAPIXELS = 16.0
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Face landmarks of new images with a trained model'
+        description='Face landmarks of new images with a trained model',
+        usage='%(prog)s CONFIG CHECKPOINT INPUT [INPUT ...] [options]\n'
+        '       %(prog)s CONFIG INPUT [INPUT ...] --onnx model.onnx [options]',
     )
     parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('inputs', nargs='+', help='images or folders')
+    parser.add_argument(
+        'paths',
+        nargs='+',
+        metavar='[CHECKPOINT] INPUT',
+        help='the checkpoint (not with --onnx, whose graph holds the '
+        'weights), then images or folders',
+    )
     parser.add_argument('--boxes', help='JSON file of face boxes per image')
     parser.add_argument('--out-dir', default='work_dirs/infer')
     parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1')
@@ -137,6 +159,21 @@ def parse_args(argv=None):
         'an input)',
     )
     args = parser.parse_args(argv)
+    paths = list(args.paths)
+    args.checkpoint, args.unused_checkpoint = None, None
+    if args.onnx:
+        # A checkpoint given anyway (as before --onnx needed none) is
+        # recognised by its name and left unused.
+        if len(paths) > 1 and _looks_like_checkpoint(paths[0]):
+            args.unused_checkpoint = paths.pop(0)
+    elif len(paths) < 2:
+        parser.error(
+            'CHECKPOINT and at least one INPUT are needed (with --onnx '
+            'model.onnx, only INPUT: the graph holds the weights)'
+        )
+    else:
+        args.checkpoint = paths.pop(0)
+    args.inputs = paths
     if args.batch_size < 1:
         parser.error(f'--batch-size must be >= 1, got {args.batch_size}')
     if not 0 <= args.score_thr <= 1:
@@ -151,17 +188,37 @@ def parse_args(argv=None):
     return args
 
 
-def list_images(inputs):
+CHECKPOINT_EXTENSIONS = ('.pth', '.pt', '.ckpt', '.pkl')
+
+
+def _looks_like_checkpoint(path):
+    """A checkpoint by its name: a PyTorch extension or a URL."""
+    from mmaniso.utils.launch import has_url_scheme
+
+    return has_url_scheme(path) or path.lower().endswith(CHECKPOINT_EXTENSIONS)
+
+
+def list_images(inputs, note=print):
+    """The images of the inputs: files as given, and from each folder
+    every file OpenCV reads (:func:`mmaniso.deploy.images.
+    list_folder_images`); what a folder holds besides is told to ``note``,
+    each entry with its reason."""
+    from mmaniso.deploy.images import list_folder_images
+
     images = []
     for item in inputs:
         if osp.isdir(item):
-            found = sorted(
-                osp.join(item, name)
-                for name in os.listdir(item)
-                if name.lower().endswith(IMAGE_EXTENSIONS)
+            found, skipped = list_folder_images(item)
+            said = '; '.join(
+                f'{osp.basename(path)}: {why}' for path, why in skipped
             )
             if not found:
-                raise SystemExit(f'error: folder {item} holds no image')
+                raise SystemExit(
+                    f'error: folder {item} holds no image OpenCV reads'
+                    + (f' ({said})' if said else ' (it is empty)')
+                )
+            if skipped:
+                note(f'{item}: skipped {len(skipped)} entry(ies): {said}')
             images += found
         elif osp.isfile(item):
             images.append(item)
@@ -180,6 +237,7 @@ def check_outputs(args, images, outputs):
     read = [('the input image', path) for path in images] + [
         ('the config', args.config),
         ('the checkpoint', args.checkpoint),
+        ('the checkpoint', args.unused_checkpoint),
         ('the --onnx graph', args.onnx),
         ('the --boxes file', args.boxes),
     ]
@@ -274,18 +332,48 @@ def no_face_message(path, args, scores):
     )
 
 
-def face_records(boxes, scores, keypoints):
-    """The ``faces`` list of one image's JSON."""
-    return [
-        dict(
+# What a face's "ellipses" hold, written into every JSON that has them.
+ELLIPSE_CONVENTION = (
+    'per landmark [a, b, angle]: the 1-scale ellipse of the predicted '
+    "scales, a the semi-axis along the landmark's curve and b the one "
+    'across it, both in image pixels (corners and isolated points: a circle '
+    'of radius sqrt(a b), angle 0); angle in degrees of the a axis from '
+    'image +x towards image +y (clockwise on screen, as cv2.ellipse)'
+)
+SCORE_CONVENTION = (
+    's0 / (s0 + sqrt(a b)) with a, b in input-crop pixels and s0 the '
+    "head's score_scale: 1 for a sure landmark, 1/2 when sqrt(a b) = s0"
+)
+
+
+def face_records(
+    boxes, scores, keypoints, keypoint_scores=None, ellipses=None
+):
+    """The ``faces`` list of one image's JSON; with predicted scales each
+    face also gets ``keypoint_scores`` and ``ellipses`` (angles turned into
+    degrees)."""
+    import numpy as np
+
+    records = []
+    for i, (box, score, kpts) in enumerate(zip(boxes, scores, keypoints)):
+        face = dict(
             box=[round(float(v), 2) for v in box],
             score=round(float(score), 4),
             keypoints=[
                 [round(float(x), 2), round(float(y), 2)] for x, y in kpts
             ],
         )
-        for box, score, kpts in zip(boxes, scores, keypoints)
-    ]
+        if ellipses is not None:
+            face['keypoint_scores'] = [
+                round(float(v), 4) for v in keypoint_scores[i]
+            ]
+            face['ellipses'] = [
+                [round(float(a), 2), round(float(b), 2),
+                 round(float(np.degrees(t)), 2)]
+                for a, b, t in ellipses[i]
+            ]  # fmt: skip
+        records.append(face)
+    return records
 
 
 def load_runtime(args):
@@ -300,7 +388,7 @@ def load_runtime(args):
     try:
         model = load_model(
             args.config,
-            None if args.onnx else args.checkpoint,
+            args.checkpoint,
             device=args.device,
             cfg_options=args.cfg_options,
         )
@@ -344,6 +432,59 @@ def layout_point_types(model):
         return None
 
 
+def file_sha256(path):
+    """SHA-256 of a local file, in hex; None for a URL."""
+    import hashlib
+
+    if not osp.isfile(path):
+        return None
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_identity(args):
+    """The JSON's ``model``: the config, and the checkpoint or the ONNX
+    graph that gave the weights, each with its SHA-256."""
+    out = dict(config=args.config, config_sha256=file_sha256(args.config))
+    if args.onnx:
+        out.update(onnx=args.onnx, onnx_sha256=file_sha256(args.onnx))
+    else:
+        out.update(
+            checkpoint=args.checkpoint,
+            checkpoint_sha256=file_sha256(args.checkpoint),
+        )
+    return out
+
+
+def point_records(model, point_types):
+    """The JSON's ``points``: per keypoint its index, its name (the
+    dataset metainfo's) and its type (``curve point``, ``corner`` or
+    ``isolated``, from :mod:`mmaniso.datasets.point_types`) with the
+    curves it lies on; None when the model's layout is unknown."""
+    meta = model.dataset_meta or {}
+    names = meta.get('keypoint_id2name') or {}
+    num = meta.get('num_keypoints') or getattr(model.head, 'num_joints', 0)
+    if point_types is None and not names:
+        return None
+    points = []
+    for i in range(num):
+        point = dict(index=i, name=names.get(i, names.get(str(i))))
+        if point_types is not None:
+            curves = [c.name for c in point_types.curves if i in c.indices]
+            if i in point_types.corners:
+                kind = 'corner'
+            elif curves:
+                kind = 'curve point'
+            else:
+                kind = 'isolated'
+            point.update(type=kind, curves=curves)
+        points.append(point)
+    return points
+
+
 def main(argv=None):
     args = parse_args(argv)
     from tqdm import tqdm
@@ -355,6 +496,11 @@ def main(argv=None):
         read_boxes_file,
     )
 
+    if args.unused_checkpoint:
+        print(
+            f'note: {args.unused_checkpoint} is not used with --onnx (the '
+            'graph holds the weights); it can be left out'
+        )
     images = list_images(args.inputs)
     try:
         stems = output_stems(images)
@@ -385,6 +531,9 @@ def main(argv=None):
     os.makedirs(args.out_dir, exist_ok=True)
     dataset = (model.dataset_meta or {}).get('dataset_name')
     point_types = layout_point_types(model)
+    predicts_scales = bool(getattr(model.head, 'predict_scales', None))
+    identity = model_identity(args)
+    points = point_records(model, point_types)
 
     import numpy as np
 
@@ -412,16 +561,29 @@ def main(argv=None):
                 tqdm.write(no_face_message(path, args, scores))
                 no_face.append(path)
             boxes, scores = boxes[keep], scores[keep]
-        keypoints = predictor([(image, boxes)])[0]
+        predicted = predictor.predict([(image, boxes)])[0]
+        keypoints, ellipses = predicted['keypoints'], predicted['ellipses']
         if not np.isfinite(keypoints).all():
             raise SystemExit(
                 f'error: the model predicted non-finite keypoints for {path}; '
                 'is the checkpoint trained (a mean-shape head needs its mean '
                 'shape)?'
             )
-        faces = face_records(boxes, scores, keypoints)
+        if ellipses is not None and not np.isfinite(ellipses).all():
+            raise SystemExit(
+                f'error: the model predicted non-finite scales for {path}; '
+                'is the checkpoint trained?'
+            )
+        faces = face_records(
+            boxes, scores, keypoints, predicted['scores'], ellipses
+        )
         num_faces += len(faces)
-        write_json(json_out, dict(image=path, dataset=dataset, faces=faces))
+        record = dict(image=path, dataset=dataset, faces=faces)
+        record.update(model=identity, points=points)
+        if predicts_scales:
+            record['ellipses'] = ELLIPSE_CONVENTION
+            record['keypoint_scores'] = SCORE_CONVENTION
+        write_json(json_out, record)
         write_image(png_out, draw_faces(image, faces, point_types))
     done = len(images) - len(failed)
     print(

@@ -9,21 +9,25 @@ are imported when a function here first needs them.
 from .onnx import (
     LandmarkGraph,
     OnnxLandmarkModel,
+    crop_ellipses,
     export_onnx,
     max_crop_difference,
     median_latency,
     preprocessing_metadata,
     require_mean_shape,
     run_onnx,
+    scales_metadata,
 )
 
 __all__ = [
     'LandmarkGraph',
     'OnnxLandmarkModel',
+    'crop_ellipses',
     'export_onnx',
     'max_crop_difference',
     'median_latency',
     'preprocessing_metadata',
     'require_mean_shape',
     'run_onnx',
+    'scales_metadata',
 ]

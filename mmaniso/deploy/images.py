@@ -19,9 +19,81 @@ Example:
 import json
 import os
 import os.path as osp
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
+
+# The file extensions of the formats cv2.imread reads (OpenCV's imread
+# documentation); a file with another name is still taken when OpenCV
+# recognises its signature (cv2.haveImageReader).
+OPENCV_EXTENSIONS = (
+    '.bmp', '.dib', '.jpeg', '.jpg', '.jpe', '.jp2', '.png', '.webp',
+    '.avif', '.pbm', '.pgm', '.ppm', '.pxm', '.pnm', '.pfm', '.sr', '.ras',
+    '.tiff', '.tif', '.exr', '.hdr', '.pic', '.gif',
+)  # fmt: skip
+
+
+def list_folder_images(folder: str) -> Tuple[list, list]:
+    """The images of a folder (not recursive), and what was left out.
+
+    A file is taken when its extension is one of the formats OpenCV reads
+    (:data:`OPENCV_EXTENSIONS`, any case), or when OpenCV recognises its
+    first bytes as an image it can decode; such a file that then cannot
+    be decoded is reported when it is read, with its reason.
+
+    Args:
+        folder: The folder.
+
+    Returns:
+        tuple: The image paths, sorted, and ``(path, reason)`` for every
+        other entry of the folder.
+    """
+    import cv2
+
+    images, skipped = [], []
+    for name in sorted(os.listdir(folder)):
+        path = osp.join(folder, name)
+        if osp.isdir(path):
+            skipped.append((path, 'a folder (folders are not searched)'))
+        elif name.lower().endswith(OPENCV_EXTENSIONS):
+            images.append(path)
+        elif osp.isfile(path) and cv2.haveImageReader(path):
+            images.append(path)
+        else:
+            ext = osp.splitext(name)[1] or 'no extension'
+            skipped.append(
+                (
+                    path,
+                    f'not an image OpenCV reads ({ext}, and its first bytes '
+                    'are no image signature OpenCV knows)',
+                )
+            )
+    return images, skipped
+
+
+def _text_header_size(path: str) -> Optional[Tuple[int, int]]:
+    """``(width, height)`` from the text header of a PFM or Radiance HDR
+    file (formats OpenCV reads and Pillow does not); None for others."""
+    with open(path, 'rb') as f:
+        head = f.read(4096)
+    lines = head.split(b'\n')
+    if lines[0].strip() in (b'PF', b'Pf') and len(lines) > 1:
+        fields = lines[1].split()
+        if len(fields) == 2 and all(v.isdigit() for v in fields):
+            return int(fields[0]), int(fields[1])
+        return None
+    if head.startswith((b'#?RADIANCE', b'#?RGBE')):
+        # Header lines, an empty line, then e.g. "-Y 480 +X 640".
+        for line in lines[1:]:
+            fields = line.split()
+            if len(fields) == 4 and fields[0][1:] in (b'X', b'Y'):
+                size = {fields[0][1:]: fields[1], fields[2][1:]: fields[3]}
+                if set(size) == {b'X', b'Y'} and all(
+                    v.isdigit() for v in size.values()
+                ):
+                    return int(size[b'X']), int(size[b'Y'])
+        return None
+    return None
 
 
 class UnreadableImageError(ValueError):
@@ -31,7 +103,9 @@ class UnreadableImageError(ValueError):
 
 def header_size(path: str) -> Tuple[int, int]:
     """``(width, height)`` that an image's header declares, without
-    decoding its pixels.
+    decoding its pixels: Pillow's reading of the header, or for PFM and
+    Radiance HDR (which OpenCV reads and Pillow does not) their text
+    header.
 
     Raises:
         UnreadableImageError: An empty file, or one whose header Pillow
@@ -54,6 +128,9 @@ def header_size(path: str) -> Tuple[int, int]:
         with Image.open(path) as image:
             width, height = image.size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        size = _text_header_size(path)
+        if size is not None:
+            return size
         raise UnreadableImageError(
             f'{path}: not an image header Pillow recognises ({err}); '
             'convert it to JPEG or PNG or leave it out'

@@ -10,13 +10,22 @@ as one graph:
 - output ``keypoints``: what ``head.forward`` returns, for
   ``MeanShapeRegressionHead`` and MMPose's ``RegressionHead`` the keypoints
   normalised to the crop (RegressionLabel's frame: (0, 0) and (1, 1) are
-  the crop's corners), the mean shape included, shape (N, K, 2).
+  the crop's corners), the mean shape included, shape (N, K, 2);
+- output ``scales``, only for a head that predicts scales
+  (``MeanShapeRegressionHead(predict_scales=...)``): per landmark the
+  scale along and across its curve in input-crop pixels, the floor
+  applied, shape (N, K, 2) (an isotropic head's two columns are equal; a
+  landmark without a tangent has its across scale twice). A head without
+  scales keeps the one output.
 
 The file's metadata (``metadata_props``) records the input size, the
 preprocessor's mean, std and channel order, the number of keypoints, the
-dataset name and its left-right pairing (``flip_indices``), so that a
-runner needs no config and a tool that has one can check that the graph
-fits it (:meth:`OnnxLandmarkModel.mismatches`).
+dataset name and its left-right pairing (``flip_indices``), and for a head
+with scales its kind (``predict_scales``), its score scale ``s0`` and the
+curve neighbours that give the tangents, so that a runner needs no config
+(:meth:`OnnxLandmarkModel.ellipses` turns the scales into the head's
+ellipses) and a tool that has one can check that the graph fits it
+(:meth:`OnnxLandmarkModel.mismatches`).
 
 onnx and onnxruntime (the ``deploy`` extra) are imported by the functions
 that need them, with an error that names the extra when they are missing.
@@ -44,12 +53,18 @@ from torch import Tensor, nn
 
 INPUT_NAME = 'crops'
 OUTPUT_NAME = 'keypoints'
+SCALES_NAME = 'scales'
 # Keys of the ONNX metadata_props written by export_onnx.
 META_PREFIX = 'mmaniso.'
 OUTPUT_FRAME = (
     'keypoints normalised to the input crop, shape (N, K, 2): (0, 0) is '
     "the crop's top-left corner and (1, 1) its bottom-right (MMPose's "
     'RegressionLabel codec); multiply by input_size for crop pixels'
+)
+SCALES_FRAME = (
+    'scales along and across the curve in input-crop pixels, shape '
+    '(N, K, 2); OnnxLandmarkModel.ellipses turns them and the keypoints '
+    "into the head's ellipses (tangents from the predicted shape)"
 )
 
 ArrayLike = Union[np.ndarray, Tensor]
@@ -117,20 +132,103 @@ class LandmarkGraph(nn.Module):
         self.head = model.head
         self.eval()
 
-    def forward(self, crops: Tensor) -> Tensor:
-        """Keypoints of a batch of crops.
+    @property
+    def predicts_scales(self) -> bool:
+        """Whether the head predicts scales (a second output)."""
+        return _predict_scales(self.head) is not None
+
+    def forward(self, crops: Tensor) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+        """Keypoints of a batch of crops, and their scales if predicted.
 
         Args:
             crops (Tensor): Preprocessed crops, shape (N, 3, H, W).
 
         Returns:
-            Tensor: What ``head.forward`` returns; for a regression head the
-            normalised keypoints, shape (N, K, 2).
+            Tensor | tuple: What ``head.forward`` returns; for a regression
+            head the normalised keypoints, shape (N, K, 2). With a head that
+            predicts scales, ``(keypoints, scales)``: the scales along and
+            across in input-crop pixels, shape (N, K, 2).
         """
         feats = self.backbone(crops)
         if self.neck is not None:
             feats = self.neck(feats)
-        return self.head.forward(feats)
+        keypoints = self.head.forward(feats)
+        if not self.predicts_scales:
+            return keypoints
+        params = self.head.forward_scales(feats)
+        along, across = self.head.loss_module.scales_from_params(params)
+        return keypoints, torch.stack([along, across], -1)
+
+
+def _predict_scales(head: nn.Module) -> Optional[str]:
+    """The head's ``predict_scales`` (``'anisotropic'``,
+    ``'isotropic'``), None for a head without scales."""
+    return getattr(head, 'predict_scales', None)
+
+
+def scales_metadata(model: nn.Module) -> Dict[str, object]:
+    """What turns a head's predicted scales into its ellipses.
+
+    Args:
+        model: A top-down pose estimator (``model.head``) or a head.
+
+    Returns:
+        dict: ``predict_scales`` (``'anisotropic'``, ``'isotropic'`` or
+        ``'none'``); with scales also ``score_scale`` (``s0`` of the
+        keypoint score, input-crop pixels) and ``neighbours`` (previous and
+        next curve neighbour of each landmark, (2, K), -1 for none).
+    """
+    head = getattr(model, 'head', model)
+    kind = _predict_scales(head)
+    if kind is None:
+        return dict(predict_scales='none')
+    neighbours = head.loss_module.neighbours
+    return dict(
+        predict_scales=kind,
+        score_scale=float(head.score_scale),
+        neighbours=neighbours.cpu().tolist(),
+    )
+
+
+def crop_ellipses(
+    keypoints: ArrayLike,
+    scales: ArrayLike,
+    neighbours: ArrayLike,
+    input_size: Sequence[int],
+    score_scale: float,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Ellipses and keypoint scores from predicted keypoints and scales,
+    as ``MeanShapeRegressionHead.predict`` makes them, in input-crop
+    pixels.
+
+    .. math:: \\mathrm{score} = s_0 / (s_0 + \\sqrt{a b})
+
+    Args:
+        keypoints (ndarray | Tensor): Normalised keypoints, shape (N, K, 2).
+        scales (ndarray | Tensor): Along and across in input-crop pixels,
+            shape (N, K, 2).
+        neighbours (ndarray | Tensor): Curve neighbours, shape (2, K).
+        input_size: The crop's ``(W, H)``.
+        score_scale: ``s0``, input-crop pixels.
+
+    Returns:
+        tuple: Ellipses ``(a, b, angle)`` (a along the curve, b across,
+        angle of a in radians from x towards y), shape (N, K, 3), and
+        scores, shape (N, K).
+    """
+    from mmaniso.ops.likelihood import ellipse_axes
+    from mmaniso.ops.tangents import curve_tangents
+
+    scales = torch.as_tensor(np.asarray(scales, dtype=np.float32))
+    size = torch.tensor([float(v) for v in input_size])
+    kpts = torch.as_tensor(np.asarray(keypoints, dtype=np.float32)) * size
+    tangents, valid = curve_tangents(
+        kpts, torch.as_tensor(np.asarray(neighbours, dtype=np.int64))
+    )
+    along, across = scales[..., 0], scales[..., 1]
+    ellipses = ellipse_axes(tangents, valid, along, across)
+    scores = score_scale / (score_scale + (along * across).sqrt())
+    return ellipses.numpy(), scores.numpy()
 
 
 def preprocessing_metadata(model: nn.Module) -> Dict[str, object]:
@@ -172,7 +270,9 @@ def _export_graph(
     dynamic_batch: bool,
     opset_version: Optional[int],
     dynamo: bool,
+    output_names: Sequence[str] = (OUTPUT_NAME,),
 ) -> None:
+    output_names = list(output_names)
     if dynamo:
         # torch.export-based exporter (needs onnxscript): torch's default
         # since 2.9, where the TorchScript one below is deprecated and
@@ -186,7 +286,7 @@ def _export_graph(
             path,
             dynamo=True,
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
+            output_names=output_names,
             opset_version=opset_version,
             dynamic_shapes=dynamic_shapes,
             external_data=False,
@@ -197,14 +297,15 @@ def _export_graph(
     # torch 2.5 (the MMPose 1.3 stack has torch 2.1).
     dynamic_axes = None
     if dynamic_batch:
-        dynamic_axes = {INPUT_NAME: {0: 'batch'}, OUTPUT_NAME: {0: 'batch'}}
+        dynamic_axes = {INPUT_NAME: {0: 'batch'}}
+        dynamic_axes.update({name: {0: 'batch'} for name in output_names})
     kwargs = dict(dynamo=False) if _torch_has_dynamo_exporter() else {}
     torch.onnx.export(
         graph,
         (example,),
         path,
         input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
+        output_names=output_names,
         opset_version=opset_version or 17,
         dynamic_axes=dynamic_axes,
         **kwargs,
@@ -262,6 +363,8 @@ def export_onnx(
     example = torch.zeros(shape, device=device)
     with torch.no_grad():
         output = graph(example)
+    if graph.predicts_scales:
+        output = output[0]
     if not isinstance(output, Tensor):
         raise ValueError(
             f'{type(graph.head).__name__}.forward returns a '
@@ -277,8 +380,17 @@ def export_onnx(
     os.makedirs(folder, exist_ok=True)
     partial = osp.join(folder, f'.{osp.basename(path)}.partial')
     try:
+        names = [OUTPUT_NAME]
+        if graph.predicts_scales:
+            names.append(SCALES_NAME)
         _export_graph(
-            graph, example, partial, dynamic_batch, opset_version, dynamo
+            graph,
+            example,
+            partial,
+            dynamic_batch,
+            opset_version,
+            dynamo,
+            names,
         )
         proto = onnx.load(partial)
         meta = dict(
@@ -290,6 +402,8 @@ def export_onnx(
             flip_indices=_flip_indices(model),
             head=type(graph.head).__name__,
             output=OUTPUT_FRAME,
+            **scales_metadata(model),
+            **(dict(scales=SCALES_FRAME) if graph.predicts_scales else {}),
             exporter='torch.export (dynamo)' if dynamo else 'TorchScript',
             **preprocessing_metadata(model),
         )
@@ -322,9 +436,13 @@ class OnnxLandmarkModel:
         input_size (tuple): ``(W, H)``, the crop size.
         output_shape (tuple): The output's shape, ``None`` for a free
             dimension; ``(N, K, 2)`` for a regression head.
+        output_names (list): The graph's outputs: ``keypoints``, then
+            ``scales`` for a head that predicts them.
+        predicts_scales (bool): Whether the graph has the ``scales``
+            output (and the metadata :meth:`ellipses` needs).
         metadata (dict): What :func:`export_onnx` recorded (input size,
             mean, std, bgr_to_rgb, num_keypoints, dataset_name,
-            flip_indices, ...).
+            flip_indices, predict_scales, ...).
 
     Raises:
         FileNotFoundError: No file at ``path``.
@@ -381,6 +499,21 @@ class OnnxLandmarkModel:
                 'export it again with tools/deployment/export_onnx.py'
             ) from None
         self.input_size = (self.input_shape[3], self.input_shape[2])
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.predicts_scales = SCALES_NAME in self.output_names
+        if self.predicts_scales:
+            missing = [
+                key
+                for key in ('score_scale', 'neighbours')
+                if key not in self.metadata
+            ]
+            if missing:
+                raise ValueError(
+                    f'{path}: the graph has a {SCALES_NAME!r} output but its '
+                    f'metadata lacks {", ".join(missing)}, which turn the '
+                    'scales into ellipses; export it again with '
+                    'tools/deployment/export_onnx.py'
+                )
 
     def mismatches(self, expected: Dict[str, object]) -> List[str]:
         """What differs between the graph and the model it should stand in
@@ -462,6 +595,19 @@ class OnnxLandmarkModel:
             ndarray: What ``head.forward`` returns: for a regression head
             the keypoints normalised to the crop, shape (N, K, 2).
         """
+        return self.run(crops)[OUTPUT_NAME]
+
+    def run(self, crops: ArrayLike) -> Dict[str, np.ndarray]:
+        """Every output of the graph for preprocessed crops.
+
+        Args:
+            crops (ndarray | Tensor): Shape (N, 3, H, W).
+
+        Returns:
+            dict: ``keypoints`` (N, K, 2), normalised to the crop, and for
+            a graph that predicts scales ``scales`` (N, K, 2), along and
+            across in input-crop pixels.
+        """
         if isinstance(crops, Tensor):
             crops = crops.detach().cpu().numpy()
         crops = np.ascontiguousarray(crops, dtype=np.float32)
@@ -478,7 +624,46 @@ class OnnxLandmarkModel:
                 'again with --dynamic-batch (dynamic_batch=True) for other '
                 'batch sizes'
             )
-        return self.session.run(None, {self.input_name: crops})[0]
+        outputs = self.session.run(None, {self.input_name: crops})
+        return dict(zip(self.output_names, outputs))
+
+    def ellipses(
+        self, keypoints: ArrayLike, scales: ArrayLike
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """The head's ellipses and keypoint scores, in input-crop pixels.
+
+        What ``MeanShapeRegressionHead.predict`` computes from the same
+        keypoints and scales (:func:`crop_ellipses`): tangents from the
+        predicted shape, ``(a, b, angle)`` with the angle in radians, and
+        ``s0 / (s0 + sqrt(a b))``. Map them to the image with
+        :func:`mmaniso.ops.likelihood.map_ellipses` and the crop's
+        ``bbox_scale / input_size``.
+
+        Args:
+            keypoints (ndarray | Tensor): The ``keypoints`` output (or its
+                flip-test average), shape (N, K, 2).
+            scales (ndarray | Tensor): The ``scales`` output, (N, K, 2).
+
+        Returns:
+            tuple: Ellipses, shape (N, K, 3), and scores, shape (N, K).
+
+        Raises:
+            ValueError: The graph predicts no scales.
+        """
+        if not self.predicts_scales:
+            raise ValueError(
+                f'{self.path} has no {SCALES_NAME!r} output: its head '
+                'predicts no scales, so it has no ellipses; export a model '
+                "with MeanShapeRegressionHead(predict_scales='anisotropic') "
+                "or 'isotropic'"
+            )
+        return crop_ellipses(
+            keypoints,
+            scales,
+            self.metadata['neighbours'],
+            self.input_size,
+            float(self.metadata['score_scale']),
+        )
 
 
 def run_onnx(path: str, crops: ArrayLike) -> np.ndarray:

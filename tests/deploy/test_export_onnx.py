@@ -336,3 +336,127 @@ def test_mismatches_read_the_graph_then_its_metadata(exported):
         f'mean: graph {meta["mean"]!r}, config [0.0, 0.0, 0.0]',
         'bgr_to_rgb: graph True, config False',
     ]
+
+
+# ------------------------------------------------- a head that predicts scales
+PREDICTED = {
+    kind: osp.join(
+        REPO, 'configs', 'synthface', f'res18_{name}-predicted-l1_synthface.py'
+    )
+    for kind, name in (('anisotropic', 'aniso'), ('isotropic', 'iso'))
+}
+
+
+def build_predicting_model(kind):
+    """The config's model whose scale layer varies with the image (its
+    untrained weights are 0: every scale would be a and b)."""
+    model = build_model(PREDICTED[kind])
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        fc = model.head.scale_fc
+        fc.weight.copy_(torch.randn(fc.weight.shape, generator=gen) * 0.05)
+    return model
+
+
+@pytest.fixture(scope='module', params=['anisotropic', 'isotropic'])
+def predicting(request, tool, tmp_path_factory):
+    """A model with predicted scales exported by the tool."""
+    kind = request.param
+    folder = tmp_path_factory.mktemp(f'scales_{kind}')
+    path = save(build_predicting_model(kind), folder / 'model.pth')
+    out = folder / 'model.onnx'
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        result = tool.main(
+            [PREDICTED[kind], path, '--out', str(out), '--dynamic-batch']
+            + ['--latency-batches', '3', '--runs', '1', '--warmup', '0']
+        )
+    model = tool.load_model(PREDICTED[kind], path)
+    return dict(
+        kind=kind,
+        model=model,
+        path=str(out),
+        printed=printed.getvalue(),
+        result=result,
+    )
+
+
+def test_a_head_with_scales_exports_them_as_a_second_output(predicting):
+    runtime = OnnxLandmarkModel(predicting['path'])
+    assert runtime.output_names == ['keypoints', 'scales']
+    assert runtime.predicts_scales
+    meta = runtime.metadata
+    head = predicting['model'].head
+    assert meta['predict_scales'] == predicting['kind']
+    assert meta['score_scale'] == pytest.approx(head.score_scale)
+    assert meta['neighbours'] == head.loss_module.neighbours.tolist()
+    printed = predicting['printed']
+    assert 'scales along and across in crop pixels (N, 98, 2)' in printed
+    assert 'scales: max |ORT - torch| / torch' in printed
+    assert printed.rstrip().endswith(': ok')
+    (row,) = predicting['result']['rows']
+    assert row['max_scale_rel_diff'] < LIMIT
+
+
+def test_a_head_without_scales_keeps_one_output(exported):
+    runtime = OnnxLandmarkModel(exported['path'])
+    assert runtime.output_names == ['keypoints']
+    assert not runtime.predicts_scales
+    assert runtime.metadata['predict_scales'] == 'none'
+    crops = np.zeros((1, 3, 64, 64), np.float32)
+    assert list(runtime.run(crops)) == ['keypoints']
+    with pytest.raises(ValueError, match="has no 'scales' output"):
+        runtime.ellipses(runtime(crops), np.ones((1, 98, 2)))
+
+
+def test_runner_ellipses_match_the_heads_predict(tool, predicting):
+    """The parity of the ellipses and scores: ONNX Runtime's outputs
+    through OnnxLandmarkModel.ellipses against the PyTorch head's
+    predict on the same crops (no box: both in input-crop pixels)."""
+    from mmpose.structures import PoseDataSample
+
+    model = predicting['model']
+    crops = tool.make_crops(model, 4, INPUT_SIZE, seed=6)
+    with torch.no_grad():
+        feats = model.neck(model.backbone(crops))
+        samples = [PoseDataSample(metainfo=dict(input_size=INPUT_SIZE))] * 4
+        preds = model.head.predict(feats, samples, {})
+        keypoints, scales = LandmarkGraph(model)(crops)
+    runtime = OnnxLandmarkModel(predicting['path'])
+    outputs = runtime.run(crops)
+    rel = np.abs(outputs['scales'] - scales.numpy()) / scales.numpy()
+    assert rel.max() < LIMIT
+    ellipses, scores = runtime.ellipses(
+        outputs['keypoints'], outputs['scales']
+    )
+    expected = np.concatenate([p.keypoint_ellipses for p in preds])
+    expected_scores = np.concatenate([p.keypoint_scores for p in preds])
+    assert ellipses.shape == expected.shape == (4, 98, 3)
+    # The scales vary with the image and the landmark, and so do the
+    # semi-axes and the angles: the comparison is not of constants.
+    assert np.ptp(expected[..., 0]) > 0.1 and np.ptp(expected[..., 2]) > 0.5
+    np.testing.assert_allclose(
+        ellipses[..., :2], expected[..., :2], rtol=LIMIT
+    )
+    # Angles of the curve points, taken modulo pi (an axis is a line).
+    turn = np.angle(np.exp(2j * (ellipses[..., 2] - expected[..., 2]))) / 2
+    assert np.abs(turn).max() < 1e-3
+    np.testing.assert_allclose(scores, expected_scores, rtol=LIMIT)
+    if predicting['kind'] == 'isotropic':
+        np.testing.assert_allclose(ellipses[..., 0], ellipses[..., 1])
+
+
+def test_parity_of_the_scales_beyond_the_limit_fails(tool):
+    rows = [
+        dict(
+            batch=2,
+            max_diff_px=1e-5,
+            max_diff_fraction=1e-7,
+            max_scale_rel_diff=3e-4,
+        )
+    ]
+    with pytest.raises(SystemExit, match='the scales of model.onnx do not'):
+        tool.check_parity(rows, 'model.onnx', INPUT_SIZE)
+    rows[0]['max_scale_rel_diff'] = 2e-6
+    said = tool.check_parity(rows, 'model.onnx', INPUT_SIZE)
+    assert 'scales: max |ORT - torch| / torch = 2.00e-06' in said

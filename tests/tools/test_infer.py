@@ -700,3 +700,305 @@ def test_a_corrupt_onnx_file_is_named_with_the_fix(
     assert f'{graphs[name]}: ONNX Runtime cannot load it' in message
     assert 'truncated or corrupt' in message
     assert 'tools/deployment/export_onnx.py' in message
+
+
+# ------------------------------------------- ellipses of predicted scales
+PREDICTED = osp.join(
+    REPO, 'configs', 'synthface', 'res18_aniso-predicted-l1_synthface.py'
+)
+BOX = [150, 100, 370, 350]
+
+
+@pytest.fixture(scope='module')
+def predicting(tmp_path_factory):
+    """A checkpoint of the predicted-scales config whose scales vary with
+    the image and landmark, and its ONNX graph."""
+    from mmengine.config import Config
+    from mmengine.runner import save_checkpoint
+    from mmpose.apis import init_model
+
+    import mmaniso  # noqa: F401
+
+    cfg = Config.fromfile(PREDICTED)
+    cfg.model.backbone.init_cfg = None
+    model = init_model(cfg, None, device='cpu')
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for fc, std in ((model.head.fc, 0.02), (model.head.scale_fc, 0.05)):
+            fc.weight.copy_(torch.randn(fc.weight.shape, generator=gen) * std)
+    model.head.set_mean_shape(
+        np.random.default_rng(0).uniform(0.3, 0.7, (98, 2))
+    )
+    folder = tmp_path_factory.mktemp('predicting')
+    path = str(folder / 'scales.pth')
+    save_checkpoint(dict(state_dict=model.state_dict()), path)
+    out = dict(path=path, model=model.eval(), folder=folder, onnx=None)
+    if importlib.util.find_spec('onnxruntime') is not None:
+        from mmaniso.deploy import export_onnx
+
+        out['onnx'] = export_onnx(
+            model, (1, 3, 64, 64), str(folder / 'scales.onnx'),
+            dynamic_batch=True,
+        )  # fmt: skip
+    return out
+
+
+def _run_with_box(tool, config, checkpoint, out, *extra, box=BOX):
+    boxes = out.parent / f'{out.name}_boxes.json'
+    boxes.write_text(json.dumps({PHOTO: [box]}))
+    run(
+        tool, config, checkpoint, PHOTO, '--boxes', boxes, '--out-dir', out,
+        *extra,
+    )  # fmt: skip
+    with open(out / 'grace_hopper.json') as f:
+        return json.load(f)
+
+
+def test_json_has_each_landmarks_ellipse_and_score(tool, predicting, tmp_path):
+    from mmpose.apis import inference_topdown
+
+    result = _run_with_box(
+        tool, PREDICTED, predicting['path'], tmp_path / 'out'
+    )
+    assert 'semi-axis along' in result['ellipses']
+    assert 'degrees' in result['ellipses']
+    (face,) = result['faces']
+    ellipses = np.array(face['ellipses'])
+    scores = np.array(face['keypoint_scores'])
+    assert ellipses.shape == (98, 3) and scores.shape == (98,)
+    # What MMPose's own top-down inference gives, angles in degrees.
+    (sample,) = inference_topdown(
+        predicting['model'], cv2.imread(PHOTO), np.array([BOX], np.float32)
+    )
+    expected = sample.pred_instances.keypoint_ellipses[0].astype(float)
+    expected[:, 2] = np.degrees(expected[:, 2])
+    assert np.ptp(expected[:, 0]) > 1  # the semi-axes vary
+    np.testing.assert_allclose(ellipses, expected, atol=0.01)
+    np.testing.assert_allclose(
+        scores, sample.pred_instances.keypoint_scores[0], atol=1e-4
+    )
+
+
+def test_png_draws_each_landmarks_ellipse(tool, predicting, tmp_path):
+    from mmaniso.deploy.inference import (
+        ELLIPSE_COLOUR,
+        draw_faces,
+        draw_legend,
+    )
+
+    out = tmp_path / 'out'
+    result = _run_with_box(tool, PREDICTED, predicting['path'], out)
+    png = cv2.imread(str(out / 'grace_hopper.png'))
+    # The same drawing without the ellipses differs where they run.
+    (face,) = result['faces']
+    bare = dict(face)
+    del bare['ellipses']
+    point_types = tool.layout_point_types(predicting['model'])
+    plain = draw_faces(cv2.imread(PHOTO), [bare], point_types)
+    changed = np.abs(png.astype(int) - plain.astype(int)).max(-1) > 0
+    # The legend (one line more with the ellipse) is compared elsewhere.
+    x1, y1, x2, y2 = draw_legend(
+        np.zeros_like(png), point_types, True, [face['box']]
+    )
+    changed[y1:y2, x1:x2] = False
+    assert changed.sum() > 200
+    # Where the ellipses alone changed the picture, it moved towards
+    # magenta (anti-aliased lines blend it in): blue and red up, green down.
+    delta = (png.astype(int) - plain.astype(int))[changed]
+    towards = (delta[:, 0] >= 0) & (delta[:, 1] <= 0) & (delta[:, 2] >= 0)
+    assert towards.mean() > 0.99
+    assert ELLIPSE_COLOUR == (255, 0, 255)
+
+
+def test_onnx_gives_the_same_ellipses_and_scores(tool, predicting, tmp_path):
+    pytest.importorskip('onnxruntime')
+    by_torch = _run_with_box(
+        tool, PREDICTED, predicting['path'], tmp_path / 'torch'
+    )
+    by_onnx = _run_with_box(
+        tool, PREDICTED, predicting['path'], tmp_path / 'onnx', '--onnx',
+        predicting['onnx'],
+    )  # fmt: skip
+    assert by_onnx['ellipses'] == by_torch['ellipses']
+    (torch_face,), (onnx_face,) = by_torch['faces'], by_onnx['faces']
+    for key, atol in (('keypoints', 0.05), ('keypoint_scores', 2e-4)):
+        np.testing.assert_allclose(onnx_face[key], torch_face[key], atol=atol)
+    a, b = np.array(onnx_face['ellipses']), np.array(torch_face['ellipses'])
+    np.testing.assert_allclose(a[:, :2], b[:, :2], atol=0.05, rtol=1e-3)
+    turn = (a[:, 2] - b[:, 2] + 90) % 180 - 90  # an axis is a line
+    assert np.abs(turn).max() < 0.5
+
+
+def test_a_model_without_scales_writes_no_ellipses(tool, checkpoint, tmp_path):
+    result = _run_with_box(tool, CONFIG, checkpoint['path'], tmp_path / 'o')
+    assert 'ellipses' not in result and 'keypoint_scores' not in result
+    (face,) = result['faces']
+    assert set(face) == {'box', 'score', 'keypoints'}
+
+
+def test_onnx_without_scales_is_refused_for_a_config_with_them(
+    tool, checkpoint, predicting, tmp_path
+):
+    pytest.importorskip('onnxruntime')
+    from mmaniso.deploy import export_onnx
+
+    # A graph of the same network without its scale layer.
+    plain = export_onnx(
+        checkpoint['model'], (1, 3, 64, 64), str(tmp_path / 'plain.onnx')
+    )
+    with pytest.raises(SystemExit) as err:
+        _run_with_box(
+            tool, PREDICTED, predicting['path'], tmp_path / 'o', '--onnx',
+            plain,
+        )  # fmt: skip
+    assert "predict_scales: graph 'none', config 'anisotropic'" in str(
+        err.value
+    )
+
+
+# ------------------------------------------------------------ papercuts
+def test_a_folder_gives_every_format_opencv_reads_and_lists_the_rest(
+    tool, checkpoint, tmp_path
+):
+    folder = tmp_path / 'photos'
+    (folder / 'sub').mkdir(parents=True)
+    photo = cv2.imread(PHOTO)
+    for name in ('face_ppm.ppm', 'face_sr.sr', 'face_dib.dib'):
+        assert cv2.imwrite(str(folder / name), photo)
+    # Radiance HDR: OpenCV reads it, Pillow cannot read its header.
+    assert cv2.imwrite(str(folder / 'face_hdr.hdr'), photo.astype(np.float32))
+    # A PNG without an extension: OpenCV knows it by its first bytes.
+    (folder / 'raw').write_bytes(cv2.imencode('.png', photo)[1].tobytes())
+    (folder / 'notes.txt').write_text('the boxes are in boxes.json')
+    stems = ['face_dib', 'face_hdr', 'face_ppm', 'face_sr', 'raw']
+    boxes = tmp_path / 'boxes.json'
+    names = [n.name for n in folder.iterdir() if n.is_file()]
+    boxes.write_text(json.dumps({name: [BOX] for name in names}))
+    out = tmp_path / 'out'
+    printed = run(
+        tool, CONFIG, checkpoint['path'], folder, '--boxes', boxes,
+        '--out-dir', out,
+    )  # fmt: skip
+    assert '5 image(s), 5 face(s)' in printed
+    assert sorted(os.listdir(out)) == sorted(
+        f'{s}.{e}' for s in stems for e in ('json', 'png')
+    )
+    (said,) = [x for x in printed.splitlines() if 'skipped 2' in x]
+    assert said.startswith(f'{folder}: skipped 2 entry(ies)')
+    assert 'notes.txt: not an image OpenCV reads (.txt' in said
+    assert 'sub: a folder (folders are not searched)' in said
+    with pytest.raises(SystemExit, match='holds no image OpenCV reads'):
+        run(tool, CONFIG, checkpoint['path'], folder / 'sub')
+
+
+def test_onnx_runs_without_a_checkpoint(tool, checkpoint, graphs, tmp_path):
+    boxes = _boxes(tmp_path)
+    out = tmp_path / 'out'
+    onnx_file = str(checkpoint['folder'] / 'g.onnx')  # written by graphs
+    printed = run(
+        tool, CONFIG, PHOTO, '--onnx', onnx_file, '--boxes', boxes,
+        '--out-dir', out,
+    )  # fmt: skip
+    assert '1 image(s), 1 face(s)' in printed and 'note:' not in printed
+    with open(out / 'grace_hopper.json') as f:
+        model = json.load(f)['model']
+    assert model == dict(
+        config=CONFIG,
+        config_sha256=_digest(CONFIG),
+        onnx=onnx_file,
+        onnx_sha256=_digest(onnx_file),
+    )
+    # A checkpoint given anyway is said to be unused, not read as an image.
+    printed = run(
+        tool, CONFIG, checkpoint['path'], PHOTO, '--onnx', onnx_file,
+        '--boxes', boxes, '--out-dir', tmp_path / 'again',
+    )  # fmt: skip
+    assert f'note: {checkpoint["path"]} is not used with --onnx' in printed
+    with pytest.raises(SystemExit):
+        tool.parse_args([CONFIG, PHOTO])  # no checkpoint, no --onnx
+
+
+def test_json_names_the_points_their_types_and_the_model(
+    tool, checkpoint, tmp_path
+):
+    result = _run_with_box(tool, CONFIG, checkpoint['path'], tmp_path / 'o')
+    assert result['model'] == dict(
+        config=CONFIG,
+        config_sha256=_digest(CONFIG),
+        checkpoint=checkpoint['path'],
+        checkpoint_sha256=_digest(checkpoint['path']),
+    )
+    points = result['points']
+    names = checkpoint['model'].dataset_meta['keypoint_id2name']
+    assert [p['index'] for p in points] == list(range(98))
+    assert [p['name'] for p in points] == [names[i] for i in range(98)]
+    from mmaniso.datasets.point_types import get_point_types
+
+    wflw = get_point_types('wflw')
+    for i, point in enumerate(points):
+        on = [c.name for c in wflw.curves if i in c.indices]
+        assert point['curves'] == on
+        if i in wflw.corners:
+            assert point['type'] == 'corner'
+        elif on:
+            assert point['type'] == 'curve point'
+        else:
+            assert point['type'] == 'isolated'
+    kinds = {p['type'] for p in points}
+    assert kinds == {'corner', 'curve point', 'isolated'}
+    assert points[96]['type'] == 'isolated'  # a pupil
+
+
+def _face_in(box, rng):
+    """A face record: 98 points spread over ``box`` as a face's are."""
+    x1, y1, x2, y2 = box
+    unit = rng.uniform(0.1, 0.9, (98, 2))
+    kpts = np.stack([x1 + unit[:, 0] * (x2 - x1), y1 + unit[:, 1] * (y2 - y1)])
+    return dict(box=list(box), score=0.99, keypoints=kpts.T.tolist())
+
+
+def test_markers_are_sized_to_the_face_not_the_image():
+    from mmaniso.datasets.point_types import get_point_types
+    from mmaniso.deploy.inference import draw_faces, marker_sizes
+
+    rng = np.random.default_rng(0)
+    # A 41x57 px face in a 4000x3000 photograph.
+    image = np.full((3000, 4000, 3), 90, np.uint8)
+    box = (2000, 1500, 2041, 1557)
+    drawn = draw_faces(
+        image, [_face_in(box, rng)], get_point_types('wflw'), legend=False
+    )
+    inside = drawn[box[1] + 2 : box[3] - 1, box[0] + 2 : box[2] - 1]
+    untouched = (inside == 90).all(-1).mean()
+    assert untouched > 0.4, untouched  # the face shows between the dots
+    # A face that fills the picture gets markers one can see.
+    radius, width = marker_sizes((50, 50, 950, 950))
+    assert radius >= 6 and width >= 4
+    assert marker_sizes(box) == (1, 1)
+
+
+def test_the_png_has_a_legend_away_from_the_faces():
+    from mmaniso.datasets.point_types import get_point_types
+    from mmaniso.deploy.inference import (
+        draw_faces,
+        draw_legend,
+        legend_entries,
+    )
+
+    wflw = get_point_types('wflw')
+    assert legend_entries(wflw) == [
+        'curve point (on its curve)', 'corner', 'isolated point',
+        'face box, detector score',
+    ]  # fmt: skip
+    assert '1-scale ellipse' in legend_entries(wflw, ellipses=True)
+    assert legend_entries(None)[0] == 'landmark'
+    image = np.full((600, 800, 3), 200, np.uint8)
+    face = _face_in((20, 20, 300, 320), np.random.default_rng(1))
+    with_legend = draw_faces(image, [face], wflw)
+    without = draw_faces(image, [face], wflw, legend=False)
+    x1, y1, x2, y2 = draw_legend(image.copy(), wflw, False, [face['box']])
+    assert x1 >= 300 or y1 >= 320  # not on the face (top left)
+    changed = (with_legend != without).any(-1)
+    assert changed[y1:y2, x1:x2].mean() > 0.5  # a dark box with text
+    assert not changed[:y1, :].any() and not changed[y2:, :].any()
+    assert not changed[:, :x1].any() and not changed[:, x2:].any()

@@ -8,7 +8,10 @@
 The graph is the backbone, the neck and ``head.forward`` (see
 :mod:`mmaniso.deploy.onnx`): its input is the batch of crops as the model's
 data preprocessor makes it, (N, 3, H, W), its output the keypoints
-normalised to the crop, (N, K, 2), the mean shape included. The checkpoint is
+normalised to the crop, (N, K, 2), the mean shape included; a head that
+predicts scales (``predict_scales``) adds the output ``scales``, (N, K, 2),
+along and across the curve in input-crop pixels, and the metadata that turns
+them into its ellipses (``OnnxLandmarkModel.ellipses``). The checkpoint is
 loaded as MMPose loads it (``mmpose.apis.init_model``, then MMEngine's
 ``load_checkpoint``, strictly, through mmaniso's safe loader); a mean-shape
 head whose mean shape is still NaN is refused.
@@ -18,11 +21,12 @@ model's data preprocessor, ONNX Runtime and PyTorch are compared and timed
 at each ``--latency-batches`` size (only the fixed batch without
 ``--dynamic-batch``): the largest difference in crop pixels and as a
 fraction of the crop size (it must stay under 1e-4, or the tool exits with
-an error), and the median latency of both on this CPU with the same number
-of threads. The crop size is the codec's (``--input-size`` may only repeat
-it: the trained head's frame is the codec's). An existing ``--out`` is
-refused unless ``--overwrite``; an ``--out`` that is the config or the
-checkpoint (through a link too) is always refused.
+an error; so must the largest relative difference of the scales, when the
+graph has them), and the median latency of both on this CPU with the same
+number of threads. The crop size is the codec's (``--input-size`` may
+only repeat it: the trained head's frame is the codec's). An existing
+``--out`` is refused unless ``--overwrite``; an ``--out`` that is the
+config or the checkpoint (through a link too) is always refused.
 
 Needs the deploy extra: ``pip install -e '.[deploy]'``.
 """
@@ -228,9 +232,16 @@ def compare(model, path, input_size, batches, runs, warmup, threads, seed):
         crops = make_crops(model, batch, input_size, seed)
         crops_np = crops.numpy()
         with torch.inference_mode():
-            reference = graph(crops).numpy()
+            reference = graph(crops)
+        outputs = runtime.run(crops_np)
+        scales = None
+        if isinstance(reference, tuple):  # keypoints and scales
+            reference, ref_scales = reference
+            scales = max_relative_difference(
+                outputs['scales'], ref_scales.numpy()
+            )
         pixels, fraction = max_crop_difference(
-            runtime(crops_np), reference, input_size
+            outputs['keypoints'], reference.numpy(), input_size
         )
 
         def run_torch(crops=crops):
@@ -250,9 +261,26 @@ def compare(model, path, input_size, batches, runs, warmup, threads, seed):
                 onnxruntime_ms=1e3 * onnxruntime_s,
                 max_diff_px=pixels,
                 max_diff_fraction=fraction,
+                **({} if scales is None else dict(max_scale_rel_diff=scales)),
             )
         )
     return rows
+
+
+def max_relative_difference(prediction, reference) -> float:
+    """The largest ``|prediction - reference| / |reference|`` (the scales
+    are positive, at least the loss's floor)."""
+    import numpy as np
+
+    prediction = np.asarray(prediction, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    if prediction.shape != reference.shape:
+        raise ValueError(
+            f'scales of shapes {prediction.shape} and {reference.shape} '
+            'cannot be compared'
+        )
+    delta = np.abs(prediction - reference) / np.abs(reference)
+    return float(delta.max(initial=0.0))
 
 
 def check_parity(rows, path, input_size) -> str:
@@ -278,6 +306,26 @@ def check_parity(rows, path, input_size) -> str:
             f'{verdict}: FAILED at batch {worst["batch"]}; {path} does not '
             'reproduce the PyTorch model (the file is kept for inspection)'
         )
+    scaled = [row for row in rows if 'max_scale_rel_diff' in row]
+    if scaled:
+        worst = max(
+            scaled,
+            key=lambda r: (
+                math.isnan(r['max_scale_rel_diff']),
+                r['max_scale_rel_diff'],
+            ),
+        )
+        verdict += (
+            f'; scales: max |ORT - torch| / torch = '
+            f'{worst["max_scale_rel_diff"]:.2e} (limit {PARITY_LIMIT:.0e})'
+        )
+        within = [r['max_scale_rel_diff'] < PARITY_LIMIT for r in scaled]
+        if not all(within):
+            raise SystemExit(
+                f'{verdict}: FAILED at batch {worst["batch"]}; the scales '
+                f'of {path} do not reproduce the PyTorch model (the file is '
+                'kept for inspection)'
+            )
     return f'{verdict}: ok'
 
 
@@ -356,7 +404,14 @@ def main(argv=None) -> dict:
         f'{width})',
         output=f'keypoints normalised to the crop '
         f'({"N" if args.dynamic_batch else batch}, '
-        f'{model.head.num_joints}, 2)',
+        f'{model.head.num_joints}, 2)'
+        + (
+            f', scales along and across in crop pixels '
+            f'({"N" if args.dynamic_batch else batch}, '
+            f'{model.head.num_joints}, 2)'
+            if getattr(model.head, 'predict_scales', None)
+            else ''
+        ),
         opset=opset,
         exporter=json.loads(
             {p.key: p.value for p in proto.metadata_props}.get(
