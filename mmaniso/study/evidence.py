@@ -39,11 +39,11 @@ from mmaniso.study.statistics import paired_interval
 from mmaniso.study.tables import (
     ANN,
     Row,
-    _write_clean,
     final_val_nme,
     run_dir,
     save_figure,
     val_curve,
+    write_clean_annotations,
     write_train_annotations,
 )
 from mmaniso.utils.atomic_files import atomic_copy, atomic_write_json
@@ -252,7 +252,7 @@ def prepare_data(root: str = DATA_ROOT, workers: int = 2) -> Dict[str, str]:
     for split in ('val', 'test'):
         clean = osp.join(root, ANN.format(f'{split}_clean'))
         if not osp.isfile(clean):
-            _write_clean(paths[split], clean)
+            write_clean_annotations(paths[split], clean)
         paths[f'{split}_clean'] = clean
     for noise in NOISES[1:]:
         dst = osp.join(root, train_ann(noise))
