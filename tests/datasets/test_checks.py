@@ -5,6 +5,7 @@ import json
 import os.path as osp
 
 import pytest
+from annotation_edits import set_field as _set
 from conftest import FIXTURE_CONFIG, REPO
 
 from mmaniso.datasets.checks import (
@@ -152,17 +153,6 @@ def _edit_fixture(tmp_path, edit, split='train', config=FIXTURE_CONFIG):
     for name in ('train', 'val', 'test'):
         cfg[f'{name}_dataloader'].dataset.data_root = str(tmp_path)
     return cfg
-
-
-def _set(field, value, index=1):
-    def edit(data):
-        ann = data['annotations'][index]
-        if isinstance(value, tuple):  # (position, value) inside a list
-            ann[field][value[0]] = value[1]
-        else:
-            ann[field] = value
-
-    return edit
 
 
 RECORD = (

@@ -13,6 +13,7 @@ import os.path as osp
 
 import numpy as np
 import pytest
+from annotation_edits import set_field as _set
 from conftest import FIXTURE_CONFIG, REPO
 from PIL import Image
 
@@ -186,17 +187,6 @@ def test_geometry_function_agrees_with_hand_computed_cases():
 
 
 # ------------------------------------------------- bounds (item 2, 3)
-def _set(field, value, index=1):
-    def edit(data):
-        ann = data['annotations'][index]
-        if isinstance(value, tuple):  # (position, value) inside a list
-            ann[field][value[0]] = value[1]
-        else:
-            ann[field] = value
-
-    return edit
-
-
 @pytest.mark.parametrize(
     'edit, expected',
     [
