@@ -1,12 +1,11 @@
 """Missing or inconsistent data fails before any model is built."""
 
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
 from annotation_edits import set_field as _set
-from conftest import FIXTURE_CONFIG, REPO
+from conftest import FIXTURE_CONFIG, REPO, load_tool
 
 from mmaniso.datasets.checks import (
     DataCheckError,
@@ -22,11 +21,7 @@ STOCK_WFLW = (
 
 
 def _train_main():
-    spec = importlib.util.spec_from_file_location(
-        'mmaniso_train_tool', osp.join(REPO, 'tools', 'train.py')
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool('tools', 'train.py')
     return module.main
 
 

@@ -6,6 +6,7 @@ import os.path as osp
 
 import numpy as np
 import pytest
+from conftest import load_tool
 
 from mmaniso.study import tables as st
 from mmaniso.study.runner import METRICS_FILE
@@ -320,15 +321,6 @@ def test_clean_annotations_take_the_clean_landmarks(tmp_path):
 
 
 def test_the_demo_uses_the_study_s_clean_annotations():
-    import importlib.util
-
-    path = osp.join(
-        osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
-        'tools',
-        'demo.py',
-    )
-    spec = importlib.util.spec_from_file_location('demo_tool', path)
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_tool('tools', 'demo.py')
     assert demo.write_clean_annotations is st.write_clean_annotations
     assert demo.count_images is st.count_images

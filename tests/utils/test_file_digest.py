@@ -2,23 +2,12 @@
 annotation record and the inference JSON."""
 
 import hashlib
-import importlib.util
-import os.path as osp
+
+from conftest import load_tool
 
 from mmaniso.datasets import crop_cache
 from mmaniso.engine.hooks.annotation_fingerprint_hook import file_fingerprint
 from mmaniso.utils.file_digest import file_sha256, local_file_sha256
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def _infer_tool():
-    spec = importlib.util.spec_from_file_location(
-        'infer_tool', osp.join(REPO, 'tools', 'infer.py')
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_digest_of_a_file_over_several_blocks(tmp_path):
@@ -35,7 +24,7 @@ def test_every_record_of_a_file_uses_the_one_digest(tmp_path):
     path.write_text('{"images": []}')
     assert crop_cache.file_sha256 is file_sha256
     assert file_fingerprint(str(path)) == file_sha256(str(path))[:16]
-    infer = _infer_tool()
+    infer = load_tool('tools', 'infer.py')
     assert not hasattr(infer, 'file_sha256')
 
     class Args:
