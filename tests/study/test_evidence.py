@@ -317,3 +317,23 @@ def test_family_is_corrected_and_three_seed_results_are_leads(tmp_path):
     assert ev.family_reading(lead).startswith('lead (3 seeds)')
     text = ev.markdown_comparisons(str(tmp_path), 'f', 'NME', found)
     assert 'lead (3 seeds)' in text and 'p (Holm)' in text
+
+
+def test_family_and_forest_plot_take_the_same_comparisons(tmp_path):
+    rows = {(r.label, r.noise): r for r in ev.table_rows('e')}
+    first = rows[('aniso L1 + head (a/b 5/3)', 'arc')]
+    second = rows[('point L1 + head (a = b)', 'arc')]
+    for seed in range(3):
+        _fake_run(tmp_path, first, seed, 4.60 + 0.02 * seed)
+        _fake_run(tmp_path, second, seed, 4.70 + 0.03 * seed)
+    # A seed of the first row alone is not paired.
+    _fake_run(tmp_path, first, 5, 9.0)
+    intervals = ev.comparison_intervals(str(tmp_path), 'NME')
+    family = ev.family(str(tmp_path), 'NME')
+    assert (
+        [(i[0], i[4]) for i in intervals]
+        == [(f'{c.first} − {c.second} [{c.noise}]', c.n) for c in family]
+        == [(f'{first.label} − {second.label} [arc]', 3)]
+    )
+    assert intervals[0][1] == pytest.approx(family[0].mean)
+    assert ev.family(str(tmp_path), 'no_such_metric') == []
