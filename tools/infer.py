@@ -88,6 +88,7 @@ DETECT_MEGAPIXELS = 16.0
 
 
 def parse_args(argv=None):
+    # Same shape as tools/misc' parsers: each tool keeps its own flags.
     parser = argparse.ArgumentParser(
         description='Face landmarks of new images with a trained model',
         usage='%(prog)s CONFIG CHECKPOINT INPUT [INPUT ...] [options]\n'

@@ -623,6 +623,8 @@ def crop_array_index(array_path: str) -> str:
     return osp.splitext(array_path)[0] + '.json'
 
 
+# Same shape as _check_output: an array's tag lives in its index file,
+# and the refusal names both files.
 def _check_array_output(path: str) -> None:
     """Refuses to replace an array this cache did not write."""
     index = crop_array_index(path)

@@ -38,6 +38,8 @@ def reference_loss(
     w = None if weight is None else weight.reshape(batch, num).double()
     visible = np.ones((batch, num), bool) if w is None else w.numpy() > 0
     costs = np.zeros((batch, num))
+    # The tangent rule again, as tests/ops/test_tangents.py's reference
+    # writes it: each test file keeps its own naive loop (STYLE.md).
     for n in range(batch):
         for i in range(num):
             tangent = None
