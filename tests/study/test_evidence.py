@@ -106,10 +106,17 @@ def _fake_run(work_dir, row, seed, nme, along=1.0):
     write_run(work_dir, row, seed, nme, nme + 0.1, split=(along, 2.0))
 
 
-def test_report_compares_twins_paired_by_seed(tmp_path):
+def _twins():
+    """Table e's anisotropic row and its a = b twin, under the arc noise."""
     rows = {(r.label, r.noise): r for r in ev.table_rows('e')}
-    first = rows[('aniso L1 + head (a/b 5/3)', 'arc')]
-    second = rows[('point L1 + head (a = b)', 'arc')]
+    return (
+        rows[('aniso L1 + head (a/b 5/3)', 'arc')],
+        rows[('point L1 + head (a = b)', 'arc')],
+    )
+
+
+def test_report_compares_twins_paired_by_seed(tmp_path):
+    first, second = _twins()
     for seed in range(4):
         _fake_run(tmp_path, first, seed, 4.60 + 0.02 * seed)
         _fake_run(tmp_path, second, seed, 4.70 + 0.02 * seed)
@@ -169,9 +176,7 @@ def test_copy_record_keeps_the_training_config_and_test_predictions(
 
 
 def test_forest_plot_of_paired_differences(tmp_path):
-    rows = {(r.label, r.noise): r for r in ev.table_rows('e')}
-    first = rows[('aniso L1 + head (a/b 5/3)', 'arc')]
-    second = rows[('point L1 + head (a = b)', 'arc')]
+    first, second = _twins()
     assert ev.plot_comparisons(str(tmp_path), str(tmp_path / 'p.png')) is None
     for seed in range(3):
         # Along the curve the anisotropic row is worse, overall better.
@@ -320,9 +325,7 @@ def test_family_is_corrected_and_three_seed_results_are_leads(tmp_path):
 
 
 def test_family_and_forest_plot_take_the_same_comparisons(tmp_path):
-    rows = {(r.label, r.noise): r for r in ev.table_rows('e')}
-    first = rows[('aniso L1 + head (a/b 5/3)', 'arc')]
-    second = rows[('point L1 + head (a = b)', 'arc')]
+    first, second = _twins()
     for seed in range(3):
         _fake_run(tmp_path, first, seed, 4.60 + 0.02 * seed)
         _fake_run(tmp_path, second, seed, 4.70 + 0.03 * seed)
