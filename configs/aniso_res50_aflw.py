@@ -11,6 +11,7 @@ dataset_type = 'AFLWDataset'
 data_root = 'data/aflw/'
 model = dict(head=dict(num_joints=19, loss=dict(point_types=point_types)))
 
+# Same shape as aniso_res50_300w.py: each dataset's own type and files.
 train_dataloader = dict(
     dataset=dict(
         type=dataset_type,

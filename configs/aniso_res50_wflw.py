@@ -20,6 +20,8 @@ _base_ = [
 ]
 custom_imports = dict(imports=['mmaniso'], allow_failed_imports=False)
 
+# configs/synthface/res18_aniso_synthface.py repeats this head and loss
+# rather than inherit it: the study's records pin that file's text.
 point_types = 'wflw'
 model = dict(
     head=dict(

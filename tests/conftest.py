@@ -61,6 +61,19 @@ def run_tool(args, cwd=None, env=None, timeout=HANG_TIMEOUT):
     return proc
 
 
+def load_tool(*parts: str):
+    """A repo script as a fresh module, to call its functions in-process:
+    ``load_tool('tools', 'infer.py')`` (or its absolute path)."""
+    import importlib.util
+
+    path = osp.join(REPO, *parts)
+    name = 'mmaniso_tool_' + osp.splitext(osp.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def free_port() -> int:
     """A TCP port nobody listens on now, for a torchrun rendezvous."""
     with socket.socket() as s:

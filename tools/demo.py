@@ -45,8 +45,8 @@ from mmaniso.study.runner import (
     thread_env,
     train_then_test,
 )
+from mmaniso.study.tables import count_images, write_clean_annotations
 from mmaniso.utils.atomic_files import (
-    atomic_write_json,
     atomic_write_text,
     replacing,
 )
@@ -257,7 +257,7 @@ def ensure_data(root: str, num_train: int, num_test: int) -> None:
         osp.join(root, TEST_ANN)
     ):
         found = {
-            split: _count_images(osp.join(root, ann))
+            split: count_images(osp.join(root, ann))
             for split, ann in (('train', TRAIN_ANN), ('test', TEST_ANN))
         }
         if found != dict(train=num_train, test=num_test):
@@ -287,26 +287,6 @@ def ensure_data(root: str, num_train: int, num_test: int) -> None:
     write_clean_annotations(
         osp.join(root, TEST_ANN), osp.join(root, CLEAN_ANN)
     )
-
-
-def _count_images(ann_file: str) -> int:
-    with open(ann_file) as f:
-        return len(json.load(f)['images'])
-
-
-def write_clean_annotations(src: str, dst: str) -> None:
-    """A copy of ``src`` whose ``keypoints`` are the clean landmarks."""
-    with open(src) as f:
-        data = json.load(f)
-    for ann in data['annotations']:
-        if 'keypoints_clean' not in ann:
-            raise ValueError(
-                f'{src}: annotation id={ann.get("id")} has no '
-                '"keypoints_clean"; regenerate it with '
-                'tools/dataset_converters/make_synthface.py'
-            )
-        ann['keypoints'] = ann['keypoints_clean']
-    atomic_write_json(dst, data, indent=None)
 
 
 def run(cmd: list) -> None:

@@ -88,6 +88,7 @@ DETECT_MEGAPIXELS = 16.0
 
 
 def parse_args(argv=None):
+    # Same shape as tools/misc' parsers: each tool keeps its own flags.
     parser = argparse.ArgumentParser(
         description='Face landmarks of new images with a trained model',
         usage='%(prog)s CONFIG CHECKPOINT INPUT [INPUT ...] [options]\n'
@@ -432,22 +433,11 @@ def layout_point_types(model):
         return None
 
 
-def file_sha256(path):
-    """SHA-256 of a local file, in hex; None for a URL."""
-    import hashlib
-
-    if not osp.isfile(path):
-        return None
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_identity(args):
     """The JSON's ``model``: the config, and the checkpoint or the ONNX
-    graph that gave the weights, each with its SHA-256."""
+    graph that gave the weights, each with its SHA-256 (None for a URL)."""
+    from mmaniso.utils.file_digest import local_file_sha256 as file_sha256
+
     out = dict(config=args.config, config_sha256=file_sha256(args.config))
     if args.onnx:
         out.update(onnx=args.onnx, onnx_sha256=file_sha256(args.onnx))

@@ -3,6 +3,7 @@
 # Usage: tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [args...]
 # Environment: GPUS (total, default 8), GPUS_PER_NODE (8), CPUS_PER_TASK (5),
 # SRUN_ARGS (extra srun options).
+# Same shape as dist_train.sh: MMPose keeps each launcher standalone.
 set -euo pipefail
 PARTITION=$1
 JOB_NAME=$2

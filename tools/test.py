@@ -29,6 +29,8 @@ from mmengine.config import DictAction
 
 
 def parse_args(argv=None):
+    # Same flags as tools/train.py's parser (and export_onnx's, plot_ced's):
+    # each tool keeps MMPose's own command line and stands alone.
     parser = argparse.ArgumentParser(description='Test a pose model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument(

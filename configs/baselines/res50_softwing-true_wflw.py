@@ -7,6 +7,8 @@
 # configs/aniso_res50_wflw.py, so only the loss differs.
 _base_ = ['../aniso_res50_wflw.py']
 
+# The same loss block as configs/synthface/res18_softwing-true-meanhead_
+# synthface.py, kept apart: the study's records pin that file's text.
 crop = 256
 model = dict(
     head=dict(

@@ -56,6 +56,7 @@ import numpy as np
 
 from mmaniso.datasets.checks import DataCheckError
 from mmaniso.datasets.converters.coco import PIXEL_STD
+from mmaniso.utils.file_digest import file_sha256
 
 # Written into the annotation files' ``info``: marks a file as this cache's,
 # which may be rewritten; any other file at an output path is the user's.
@@ -280,15 +281,6 @@ def crop_name(file_name: str, x0: int, y0: int, span: int, ext: str) -> str:
     source's path, named by its window (so equal windows are cut once)."""
     stem, _ = osp.splitext(file_name)
     return f'{stem}_x{x0}_y{y0}_s{span}.{ext}'
-
-
-def file_sha256(path: str) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def image_stamp(path: str) -> Optional[List[int]]:
@@ -631,6 +623,8 @@ def crop_array_index(array_path: str) -> str:
     return osp.splitext(array_path)[0] + '.json'
 
 
+# Same shape as _check_output: an array's tag lives in its index file,
+# and the refusal names both files.
 def _check_array_output(path: str) -> None:
     """Refuses to replace an array this cache did not write."""
     index = crop_array_index(path)

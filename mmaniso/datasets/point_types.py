@@ -90,6 +90,7 @@ _300W = dict(
     corners=[36, 39, 42, 45, 48, 54, 60, 64],
 )
 
+# Same shape as _300W: each layout's curves are data, written out.
 _WFLW = dict(
     num_keypoints=LAYOUTS['wflw'].num_keypoints,
     curves=[

@@ -126,6 +126,8 @@ class _RNet(nn.Module):
         return self.dense5_2(x), F.softmax(self.dense5_1(x), dim=1)
 
 
+# Same shape as _RNet: MTCNN's published stages, layer for layer as
+# their released weights name them.
 class _ONet(nn.Module):
     def __init__(self):
         super().__init__()

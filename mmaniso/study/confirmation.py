@@ -29,7 +29,7 @@ from mmaniso.study.statistics import (
     per_face_nme,
     reading,
 )
-from mmaniso.study.tables import ANN, Row, _write_clean, run_dir
+from mmaniso.study.tables import ANN, Row, run_dir, write_clean_annotations
 
 TEST_ROOT = 'data/synthface_confirmation'
 TEST_GENERATION_SEED = 2
@@ -144,7 +144,7 @@ def prepare_data(workers: int = 2) -> Dict[str, str]:
         )  # fmt: skip
     clean = osp.join(TEST_ROOT, TEST_CLEAN)
     if not osp.isfile(clean):
-        _write_clean(test, clean)
+        write_clean_annotations(test, clean)
     paths['confirmation_test_clean'] = clean
     return paths
 

@@ -31,7 +31,7 @@ interval and the number of seeds where the first is lower.
 import json
 import os
 import os.path as osp
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -39,11 +39,11 @@ from mmaniso.study.statistics import paired_interval
 from mmaniso.study.tables import (
     ANN,
     Row,
-    _write_clean,
     final_val_nme,
     run_dir,
     save_figure,
     val_curve,
+    write_clean_annotations,
     write_train_annotations,
 )
 from mmaniso.utils.atomic_files import atomic_copy, atomic_write_json
@@ -252,7 +252,7 @@ def prepare_data(root: str = DATA_ROOT, workers: int = 2) -> Dict[str, str]:
     for split in ('val', 'test'):
         clean = osp.join(root, ANN.format(f'{split}_clean'))
         if not osp.isfile(clean):
-            _write_clean(paths[split], clean)
+            write_clean_annotations(paths[split], clean)
         paths[f'{split}_clean'] = clean
     for noise in NOISES[1:]:
         dst = osp.join(root, train_ann(noise))
@@ -516,19 +516,11 @@ def _face_differences(
     return np.stack(rows)
 
 
-def family(work_dir: str, key: str = 'NME') -> List[FamilyResult]:
-    """Every declared comparison of the round (:data:`COMPARISONS`, under
-    each noise model its table has) for metric ``key``: the paired mean
-    and t interval, the nominal p of a paired t-test, Holm's adjusted p
-    over the whole family, and for the NME a bootstrap interval that
-    resamples both seeds and test faces."""
-    from mmaniso.study.statistics import (
-        bootstrap_seeds_faces,
-        holm,
-        paired_test,
-    )
-
-    found = []
+def _paired_comparisons(work_dir: str, key: str) -> Iterator[tuple]:
+    """Each declared comparison (:data:`COMPARISONS`, under each noise
+    model its table has) whose two rows share 2 or more seeds that all
+    report ``key``: ``(table, first, second, noise, first_row, second_row,
+    seeds, first_values, second_values)``, the values in seed order."""
     for table, first, second in COMPARISONS:
         rows = {(r.label, r.noise): r for r in table_rows(table)}
         for noise in NOISES:
@@ -542,16 +534,34 @@ def family(work_dir: str, key: str = 'NME') -> List[FamilyResult]:
                 key not in a[s] or key not in b[s] for s in common
             ):
                 continue
-            mean, lo, hi, p, wins = paired_test(
-                [a[s][key] for s in common], [b[s][key] for s in common]
-            )
-            boot = None
-            if key == 'NME':
-                diffs = _face_differences(work_dir, a_row, b_row, common)
-                if diffs is not None:
-                    boot = bootstrap_seeds_faces(diffs)
-            found.append((table, first, second, noise, len(common), mean,
-                          lo, hi, p, wins, boot))  # fmt: skip
+            yield (table, first, second, noise, a_row, b_row, common,
+                   [a[s][key] for s in common],
+                   [b[s][key] for s in common])  # fmt: skip
+
+
+def family(work_dir: str, key: str = 'NME') -> List[FamilyResult]:
+    """Every declared comparison of the round (:data:`COMPARISONS`, under
+    each noise model its table has) for metric ``key``: the paired mean
+    and t interval, the nominal p of a paired t-test, Holm's adjusted p
+    over the whole family, and for the NME a bootstrap interval that
+    resamples both seeds and test faces."""
+    from mmaniso.study.statistics import (
+        bootstrap_seeds_faces,
+        holm,
+        paired_test,
+    )
+
+    found = []
+    for pair in _paired_comparisons(work_dir, key):
+        table, first, second, noise, a_row, b_row, common, a, b = pair
+        mean, lo, hi, p, wins = paired_test(a, b)
+        boot = None
+        if key == 'NME':
+            diffs = _face_differences(work_dir, a_row, b_row, common)
+            if diffs is not None:
+                boot = bootstrap_seeds_faces(diffs)
+        found.append((table, first, second, noise, len(common), mean,
+                      lo, hi, p, wins, boot))  # fmt: skip
     adjusted = holm([f[8] for f in found]) if found else []
     return [
         FamilyResult(t, f, s, no, n, m, lo, hi, p, ph, w, bo)
@@ -761,24 +771,12 @@ def comparison_intervals(
     """(label, paired mean, low, high, n) of every comparison of
     :data:`COMPARISONS` under each noise model with 2 or more seeds."""
     out = []
-    for table, first, second in COMPARISONS:
-        rows = {(r.label, r.noise): r for r in table_rows(table)}
-        for noise in NOISES:
-            if (first, noise) not in rows or (second, noise) not in rows:
-                continue
-            a = load_runs(work_dir, rows[(first, noise)], SEEDS[table])
-            b = load_runs(work_dir, rows[(second, noise)], SEEDS[table])
-            common = sorted(set(a) & set(b))
-            if len(common) < 2 or any(
-                key not in a[s] or key not in b[s] for s in common
-            ):
-                continue
-            mean, lo, hi, _ = paired_interval(
-                [a[s][key] for s in common], [b[s][key] for s in common]
-            )
-            out.append(
-                (f'{first} − {second} [{noise}]', mean, lo, hi, len(common))
-            )
+    for pair in _paired_comparisons(work_dir, key):
+        _, first, second, noise, _, _, common, a, b = pair
+        mean, lo, hi, _ = paired_interval(a, b)
+        out.append(
+            (f'{first} − {second} [{noise}]', mean, lo, hi, len(common))
+        )
     return out
 
 

@@ -143,6 +143,8 @@ def read_metrics(
             + _redo(path)
         ) from None
     try:
+        # Same shape as datasets/checks.py's JSON read: each names its own
+        # file kind and fix.
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise RecordError(

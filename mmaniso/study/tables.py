@@ -214,12 +214,19 @@ def table_rows(table: str) -> List[Row]:
 
 
 # ------------------------------------------------------------------ data
-def _count(path: str) -> int:
+def count_images(path: str) -> int:
+    """How many images a COCO annotation file lists."""
     with open(path) as f:
         return len(json.load(f)['images'])
 
 
-def _write_clean(src: str, dst: str) -> None:
+def write_clean_annotations(src: str, dst: str) -> None:
+    """A copy of SynthFace's ``src`` whose ``keypoints`` are the clean
+    landmarks (``keypoints_clean``), written whole or not at all.
+
+    Raises:
+        ValueError: If an annotation has no ``keypoints_clean``.
+    """
     with open(src) as f:
         data = json.load(f)
     for ann in data['annotations']:
@@ -271,7 +278,7 @@ def prepare_data(
         if not osp.isfile(path):
             missing[split] = num
             continue
-        found = _count(path)
+        found = count_images(path)
         if found != num:
             raise ValueError(
                 f'{path} holds {found} faces, the study needs {num}; move '
@@ -285,7 +292,7 @@ def prepare_data(
             continue
         clean = osp.join(root, ANN.format(f'{split}_clean'))
         if not osp.isfile(clean):
-            _write_clean(paths[split], clean)
+            write_clean_annotations(paths[split], clean)
         paths[f'{split}_clean'] = clean
     for sigma_t in sigma_ts:
         if sigma_t == SIGMA_T:

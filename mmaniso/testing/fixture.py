@@ -83,6 +83,8 @@ def _annotation(ann_id: int, points: np.ndarray) -> dict:
     centre = [(x0 + x1) / 2, (y0 + y1) / 2]
     side = max(x1 - x0, y1 - y0) * 1.25
     keypoints = np.concatenate([points, np.ones((len(points), 1))], 1)
+    # Same fields as synthface/writer.py's record; the fixture's own: no
+    # noise, every point visible.
     return dict(
         id=ann_id,
         image_id=ann_id,

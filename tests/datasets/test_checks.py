@@ -1,11 +1,11 @@
 """Missing or inconsistent data fails before any model is built."""
 
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
-from conftest import FIXTURE_CONFIG, REPO
+from annotation_edits import set_field as _set
+from conftest import FIXTURE_CONFIG, REPO, load_tool
 
 from mmaniso.datasets.checks import (
     DataCheckError,
@@ -21,11 +21,7 @@ STOCK_WFLW = (
 
 
 def _train_main():
-    spec = importlib.util.spec_from_file_location(
-        'mmaniso_train_tool', osp.join(REPO, 'tools', 'train.py')
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool('tools', 'train.py')
     return module.main
 
 
@@ -152,17 +148,6 @@ def _edit_fixture(tmp_path, edit, split='train', config=FIXTURE_CONFIG):
     for name in ('train', 'val', 'test'):
         cfg[f'{name}_dataloader'].dataset.data_root = str(tmp_path)
     return cfg
-
-
-def _set(field, value, index=1):
-    def edit(data):
-        ann = data['annotations'][index]
-        if isinstance(value, tuple):  # (position, value) inside a list
-            ann[field][value[0]] = value[1]
-        else:
-            ann[field] = value
-
-    return edit
 
 
 RECORD = (

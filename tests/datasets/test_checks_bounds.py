@@ -5,7 +5,6 @@ messy real data does, and expects the pre-check to name the file, the
 record, the field and the fix.
 """
 
-import importlib.util
 import io
 import json
 import os
@@ -13,7 +12,8 @@ import os.path as osp
 
 import numpy as np
 import pytest
-from conftest import FIXTURE_CONFIG, REPO
+from annotation_edits import set_field as _set
+from conftest import FIXTURE_CONFIG, load_tool
 from PIL import Image
 
 from mmaniso.datasets.checks import (
@@ -138,11 +138,7 @@ def test_test_ground_truth_outside_the_image_stops_tools_test(
     _fixture(data, _shift_face(5000.0, centre=True), split='test')
     checkpoint = tmp_path / 'epoch_1.pth'
     checkpoint.write_bytes(b'')  # never read: the check comes first
-    spec = importlib.util.spec_from_file_location(
-        'mmaniso_test_tool', osp.join(REPO, 'tools', 'test.py')
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool('tools', 'test.py')
     options = [
         f'{s}_dataloader.dataset.data_root={data}/'
         for s in ('train', 'val', 'test')
@@ -186,17 +182,6 @@ def test_geometry_function_agrees_with_hand_computed_cases():
 
 
 # ------------------------------------------------- bounds (item 2, 3)
-def _set(field, value, index=1):
-    def edit(data):
-        ann = data['annotations'][index]
-        if isinstance(value, tuple):  # (position, value) inside a list
-            ann[field][value[0]] = value[1]
-        else:
-            ann[field] = value
-
-    return edit
-
-
 @pytest.mark.parametrize(
     'edit, expected',
     [

@@ -7,14 +7,13 @@ download) with a dynamic batch serves most tests.
 """
 
 import contextlib
-import importlib.util
 import io
 import os.path as osp
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, load_tool
 
 pytest.importorskip('onnx')
 pytest.importorskip('onnxruntime')
@@ -34,13 +33,7 @@ LIMIT = 1e-4  # of the crop size
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location(
-        'mmaniso_export_onnx_tool',
-        osp.join(REPO, 'tools', 'deployment', 'export_onnx.py'),
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools', 'deployment', 'export_onnx.py')
 
 
 def build_model(config=CONFIG, mean_shape=True):

@@ -9,13 +9,12 @@ checked), so the package's code is not needed at test time, only its
 weight files.
 """
 
-import importlib.util
 import json
 import os.path as osp
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import load_tool
 
 from mmaniso.deploy import face_detector
 from mmaniso.deploy.face_detector import MTCNNFaceDetector
@@ -24,12 +23,7 @@ DATA = osp.join(osp.dirname(__file__), 'mtcnn_reference.json')
 
 
 def _tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'mmaniso_{name}', osp.join(REPO, 'tools', 'misc', f'{name}.py')
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools', 'misc', f'{name}.py')
 
 
 @pytest.fixture(scope='module')

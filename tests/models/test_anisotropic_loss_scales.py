@@ -6,19 +6,11 @@ import math
 import pytest
 import torch
 from torch import nn
+from toy_point_types import CUSTOM
 
 from mmaniso.models.losses import AnisotropicLoss, NonFiniteLikelihoodError
 from mmaniso.ops.cost import anisotropic_cost
 
-CUSTOM = dict(
-    name='toy',
-    num_keypoints=7,
-    curves=[
-        dict(name='arc', indices=[0, 1, 2, 3], closed=False),
-        dict(name='loop', indices=[3, 4, 5, 6], closed=True),
-    ],
-    corners=[3],
-)
 # Previous and next curve neighbour of each toy point, written out by hand
 # (None: no neighbour). Point 3 is a corner.
 NEIGHBOURS = {

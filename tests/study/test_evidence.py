@@ -106,10 +106,17 @@ def _fake_run(work_dir, row, seed, nme, along=1.0):
     write_run(work_dir, row, seed, nme, nme + 0.1, split=(along, 2.0))
 
 
-def test_report_compares_twins_paired_by_seed(tmp_path):
+def _twins():
+    """Table e's anisotropic row and its a = b twin, under the arc noise."""
     rows = {(r.label, r.noise): r for r in ev.table_rows('e')}
-    first = rows[('aniso L1 + head (a/b 5/3)', 'arc')]
-    second = rows[('point L1 + head (a = b)', 'arc')]
+    return (
+        rows[('aniso L1 + head (a/b 5/3)', 'arc')],
+        rows[('point L1 + head (a = b)', 'arc')],
+    )
+
+
+def test_report_compares_twins_paired_by_seed(tmp_path):
+    first, second = _twins()
     for seed in range(4):
         _fake_run(tmp_path, first, seed, 4.60 + 0.02 * seed)
         _fake_run(tmp_path, second, seed, 4.70 + 0.02 * seed)
@@ -169,9 +176,7 @@ def test_copy_record_keeps_the_training_config_and_test_predictions(
 
 
 def test_forest_plot_of_paired_differences(tmp_path):
-    rows = {(r.label, r.noise): r for r in ev.table_rows('e')}
-    first = rows[('aniso L1 + head (a/b 5/3)', 'arc')]
-    second = rows[('point L1 + head (a = b)', 'arc')]
+    first, second = _twins()
     assert ev.plot_comparisons(str(tmp_path), str(tmp_path / 'p.png')) is None
     for seed in range(3):
         # Along the curve the anisotropic row is worse, overall better.
@@ -317,3 +322,21 @@ def test_family_is_corrected_and_three_seed_results_are_leads(tmp_path):
     assert ev.family_reading(lead).startswith('lead (3 seeds)')
     text = ev.markdown_comparisons(str(tmp_path), 'f', 'NME', found)
     assert 'lead (3 seeds)' in text and 'p (Holm)' in text
+
+
+def test_family_and_forest_plot_take_the_same_comparisons(tmp_path):
+    first, second = _twins()
+    for seed in range(3):
+        _fake_run(tmp_path, first, seed, 4.60 + 0.02 * seed)
+        _fake_run(tmp_path, second, seed, 4.70 + 0.03 * seed)
+    # A seed of the first row alone is not paired.
+    _fake_run(tmp_path, first, 5, 9.0)
+    intervals = ev.comparison_intervals(str(tmp_path), 'NME')
+    family = ev.family(str(tmp_path), 'NME')
+    assert (
+        [(i[0], i[4]) for i in intervals]
+        == [(f'{c.first} − {c.second} [{c.noise}]', c.n) for c in family]
+        == [(f'{first.label} − {second.label} [arc]', 3)]
+    )
+    assert intervals[0][1] == pytest.approx(family[0].mean)
+    assert ev.family(str(tmp_path), 'no_such_metric') == []

@@ -6,7 +6,13 @@ import os
 import os.path as osp
 
 import pytest
-from conftest import FIXTURE_CONFIG, REPO, data_root_options, run_tool
+from conftest import (
+    FIXTURE_CONFIG,
+    REPO,
+    data_root_options,
+    load_tool,
+    run_tool,
+)
 
 STUDY = osp.join(REPO, 'tools', 'misc', 'study.py')
 
@@ -60,12 +66,8 @@ def test_study_takes_configs_or_a_table_not_both():
 
 # ------------------------------------------------------------------ records
 def _study():
-    import importlib.util
 
-    spec = importlib.util.spec_from_file_location('mmaniso_study_tool', STUDY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(STUDY)
 
 
 @pytest.fixture

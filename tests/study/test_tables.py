@@ -6,6 +6,7 @@ import os.path as osp
 
 import numpy as np
 import pytest
+from conftest import load_tool
 
 from mmaniso.study import tables as st
 from mmaniso.study.runner import METRICS_FILE
@@ -294,3 +295,32 @@ def test_figures_are_written_whole_or_not_at_all(tmp_path):
         st.save_figure(fig, str(out))
     assert out.read_bytes() == whole
     assert sorted(os.listdir(tmp_path)) == ['study_a.png']
+
+
+def _clean_source(path, annotations):
+    data = dict(images=[dict(id=1), dict(id=2)], annotations=annotations)
+    path.write_text(json.dumps(data))
+
+
+def test_clean_annotations_take_the_clean_landmarks(tmp_path):
+    src, dst = tmp_path / 'test.json', tmp_path / 'clean.json'
+    _clean_source(
+        src, [dict(id=7, keypoints=[1, 2, 2], keypoints_clean=[3, 4, 2])]
+    )
+    st.write_clean_annotations(str(src), str(dst))
+    assert json.loads(dst.read_text())['annotations'][0]['keypoints'] == [
+        3,
+        4,
+        2,
+    ]
+    assert st.count_images(str(dst)) == 2
+    _clean_source(src, [dict(id=9, keypoints=[1, 2, 2])])
+    with pytest.raises(ValueError, match='test.json: annotation id=9.*make_'):
+        st.write_clean_annotations(str(src), str(tmp_path / 'other.json'))
+    assert not (tmp_path / 'other.json').exists()
+
+
+def test_the_demo_uses_the_study_s_clean_annotations():
+    demo = load_tool('tools', 'demo.py')
+    assert demo.write_clean_annotations is st.write_clean_annotations
+    assert demo.count_images is st.count_images

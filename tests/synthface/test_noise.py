@@ -3,13 +3,11 @@ clean mean face, the default left bit for bit as it was, the record in the
 JSON, the model names."""
 
 import hashlib
-import importlib.util
 import json
-import os.path as osp
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import load_tool
 
 from mmaniso.datasets.point_types import get_point_types
 from mmaniso.synthface import synth_sample, write_synthface
@@ -429,12 +427,7 @@ def test_writer_and_tool_record_the_model(tmp_path):
     assert arc[1]['keypoints_clean'] == ann_tan[0]['keypoints_clean']
     assert arc[1]['keypoints'] != ann_tan[0]['keypoints']
 
-    spec = importlib.util.spec_from_file_location(
-        'make_synthface',
-        osp.join(REPO, 'tools', 'dataset_converters', 'make_synthface.py'),
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool('tools', 'dataset_converters', 'make_synthface.py')
     paths = module.main(
         [
             str(tmp_path / 'w300'),

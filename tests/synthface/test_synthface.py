@@ -1,14 +1,13 @@
 """SynthFace: deterministic rendering, the along-curve noise model, MMPose
 loading."""
 
-import importlib.util
 import json
 import os.path as osp
 
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import load_tool
 
 from mmaniso.datasets.checks import DataCheckError, check_keypoint_counts
 from mmaniso.datasets.layouts import WFLW_TO_300W
@@ -342,12 +341,7 @@ def test_bad_arguments_are_refused(tmp_path):
 
 
 def test_cli_writes_data_and_a_preview(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        'make_synthface',
-        osp.join(REPO, 'tools', 'dataset_converters', 'make_synthface.py'),
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool('tools', 'dataset_converters', 'make_synthface.py')
     preview = tmp_path / 'preview.png'
     paths = module.main(
         [

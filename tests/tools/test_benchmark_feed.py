@@ -17,7 +17,8 @@ PATHS = (
 
 
 def test_prints_four_rates_the_augmentation_and_the_speed_up(tmp_path):
-    out = tmp_path / 'figures.json'
+    # A folder not made yet: the figures are written whole, folder and all.
+    out = tmp_path / 'results' / 'figures.json'
     proc = run_tool(
         [
             SCRIPT,

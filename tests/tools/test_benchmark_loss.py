@@ -1,10 +1,13 @@
 """tools/analysis_tools/benchmark_loss.py --training-step times every learned
 form beside the fixed family."""
 
+import argparse
 import os.path as osp
 import re
 
-from conftest import REPO, run_tool
+import pytest
+import torch
+from conftest import REPO, load_tool, run_tool
 
 TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_loss.py')
 
@@ -41,3 +44,14 @@ def test_training_step_prints_each_form_as_a_ratio_to_fixed():
     }
     assert float(ratios['fixed']) == 1.0
     assert all(float(r) > 0 for r in ratios.values())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='refusal needs no CUDA')
+def test_both_benchmarks_refuse_a_missing_cuda_device_alike():
+    tool = load_tool(TOOL)
+    args = argparse.Namespace(threads=0, device='cuda')
+    for bench in (tool.benchmark, tool.benchmark_steps):
+        with pytest.raises(SystemExit, match='no CUDA device'):
+            bench(args)
+    device = tool._device(argparse.Namespace(threads=0, device='cpu'))
+    assert device.type == 'cpu'

@@ -1,12 +1,11 @@
 """Smoke tests of tools/analysis_tools/benchmark_sampler.py."""
 
-import importlib.util
 import os.path as osp
 import re
 
 import numpy as np
 import pytest
-from conftest import REPO, run_tool
+from conftest import REPO, load_tool, run_tool
 
 from mmaniso.datasets.layouts import WFLW_TO_300W, WFLW_TO_AFLW
 
@@ -50,9 +49,7 @@ def test_epoch_lengths_follow_the_formula():
 
 
 def test_faces_take_the_300w_and_aflw_points_of_the_layouts():
-    spec = importlib.util.spec_from_file_location('benchmark_sampler', SCRIPT)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool(SCRIPT)
     face = tool.face_with_depth(98)
     np.testing.assert_array_equal(tool.face_with_depth(19), face[WFLW_TO_AFLW])
     np.testing.assert_array_equal(tool.face_with_depth(68), face[WFLW_TO_300W])

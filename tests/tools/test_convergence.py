@@ -1,19 +1,11 @@
-import importlib.util
 import json
-import os.path as osp
 
 import pytest
-from conftest import REPO
+from conftest import load_tool
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'mmaniso_convergence',
-        osp.join(REPO, 'tools', 'misc', 'convergence.py'),
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools', 'misc', 'convergence.py')
 
 
 def _write_run(folder, curve):

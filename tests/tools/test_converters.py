@@ -5,7 +5,6 @@ the converter's command line and loads its JSON with MMPose's own dataset
 class.
 """
 
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -13,6 +12,7 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
+from conftest import load_tool
 from scipy.io import savemat
 
 from mmaniso.datasets.converters import parse_wflw_line, read_pts
@@ -21,12 +21,8 @@ from mmaniso.datasets.converters.wflw import ATTRIBUTES
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
-def load_tool(name):
-    path = osp.join(REPO, 'tools', 'dataset_converters', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def converter(name):
+    return load_tool('tools', 'dataset_converters', f'{name}.py')
 
 
 def write_image(path, height, width):
@@ -90,7 +86,7 @@ def wflw_raw(tmp_path):
 
 def test_wflw_converts_and_loads_in_mmpose(wflw_raw):
     root, points, flags = wflw_raw
-    paths = load_tool('convert_wflw').main([str(root)])
+    paths = converter('convert_wflw').main([str(root)])
     expected = {'train', 'test'} | {f'test_{a}' for a in ATTRIBUTES}
     assert set(paths) == expected
 
@@ -137,7 +133,7 @@ def test_wflw_malformed_line_names_file_and_line(wflw_raw, capsys):
     lines[1] = ' '.join(lines[1].split()[:12])
     path.write_text('\n'.join(lines) + '\n')
     with pytest.raises(SystemExit) as e:
-        load_tool('convert_wflw').main([str(root)])
+        converter('convert_wflw').main([str(root)])
     assert 'list_98pt_rect_attr_train.txt:2: expected 207 fields, got 12' in (
         str(e.value)
     )
@@ -161,7 +157,7 @@ def test_wflw_line_errors():
 
 
 def test_wflw_missing_folders(tmp_path):
-    tool = load_tool('convert_wflw')
+    tool = converter('convert_wflw')
     with pytest.raises(SystemExit, match='list_98pt_rect_attr_train_test'):
         tool.main([str(tmp_path)])
     lists = tmp_path / 'WFLW_annotations' / 'list_98pt_rect_attr_train_test'
@@ -207,7 +203,7 @@ def w300_raw(tmp_path):
 
 def test_300w_converts_and_loads_in_mmpose(w300_raw):
     root, points = w300_raw
-    paths = load_tool('convert_300w').main([str(root)])
+    paths = converter('convert_300w').main([str(root)])
     assert set(paths) == {
         'train',
         'valid',
@@ -248,7 +244,7 @@ def test_300w_converts_and_loads_in_mmpose(w300_raw):
 def test_300w_zero_based_and_no_private(w300_raw, tmp_path):
     root, points = w300_raw
     out = tmp_path / 'out'
-    paths = load_tool('convert_300w').main(
+    paths = converter('convert_300w').main(
         [str(root), '--out-dir', str(out), '--no-private', '--zero-based']
     )
     assert 'test' not in paths
@@ -266,7 +262,7 @@ def test_300w_malformed_pts(w300_raw):
     lines[7] = '12.0 oops'
     path.write_text('\n'.join(lines) + '\n')
     with pytest.raises(SystemExit) as e:
-        load_tool('convert_300w').main([str(root)])
+        converter('convert_300w').main([str(root)])
     assert f'{path}:8: expected a point "x y", got \'12.0 oops\'' in str(
         e.value
     )
@@ -292,7 +288,7 @@ def test_300w_missing_folder(w300_raw):
         os.remove(root / 'images' / 'ibug' / name)
     os.rmdir(root / 'images' / 'ibug')
     with pytest.raises(SystemExit, match=r'300W folder ibug not found: .*'):
-        load_tool('convert_300w').main([str(root)])
+        converter('convert_300w').main([str(root)])
 
 
 # ---------------------------------------------------------------- AFLW
@@ -332,7 +328,7 @@ def aflw_raw(tmp_path):
 
 def test_aflw_converts_and_loads_in_mmpose(aflw_raw):
     root, raw = aflw_raw
-    paths = load_tool('convert_aflw').main([str(root), '--num-train', '5'])
+    paths = converter('convert_aflw').main([str(root), '--num-train', '5'])
     assert set(paths) == {'train', 'test', 'test_frontal'}
     for split, num in dict(train=5, test=3, test_frontal=2).items():
         ds = load_dataset(
@@ -370,7 +366,7 @@ def test_aflw_converts_and_loads_in_mmpose(aflw_raw):
 
 def test_aflw_errors(aflw_raw):
     root, _ = aflw_raw
-    tool = load_tool('convert_aflw')
+    tool = converter('convert_aflw')
     with pytest.raises(SystemExit, match=r'num_train must be in \[1, 7\]'):
         tool.main([str(root), '--num-train', '8'])
     with pytest.raises(SystemExit, match='AFLWinfo_release.mat'):
@@ -424,7 +420,7 @@ def test_wflw_bad_test_list_writes_no_train_file(wflw_raw):
     lines[2] = ' '.join(fields)
     path.write_text('\n'.join(lines) + '\n')
     with pytest.raises(SystemExit, match='list_98pt_rect_attr_test.txt:3'):
-        load_tool('convert_wflw').main([str(root)])
+        converter('convert_wflw').main([str(root)])
     assert not (root / 'annotations').exists()
 
 
@@ -445,7 +441,7 @@ def test_aflw_non_finite_names_record_and_field(aflw_raw, key, col, value):
     root, raw = aflw_raw
     _aflw_with(root, key, 3, col, value)
     with pytest.raises(SystemExit) as e:
-        load_tool('convert_aflw').main([str(root), '--num-train', '5'])
+        converter('convert_aflw').main([str(root), '--num-train', '5'])
     assert (
         f'AFLWinfo_release.mat: record 4 ({raw["names"][3]!r}), field '
         f'{key!r} column {col + 1}: {value} is not a finite number'
@@ -516,7 +512,7 @@ def test_converters_refuse_to_overwrite_without_flag(
     request, tool, raw, args, first
 ):
     root = request.getfixturevalue(raw)[0]
-    main = load_tool(tool).main
+    main = converter(tool).main
     paths = main([str(root)] + args)
     train = root / 'annotations' / first
     train.write_text('edited by hand')
@@ -565,7 +561,7 @@ def test_wflw_out_of_bounds_values_are_refused(
     root, _, _ = wflw_raw
     _edit_wflw_line(root, 2, field, value)
     with pytest.raises(SystemExit) as e:
-        load_tool('convert_wflw').main([str(root)])
+        converter('convert_wflw').main([str(root)])
     message = str(e.value)
     assert (
         "list_98pt_rect_attr_train.txt:2: the face of '0--Parade/a.jpg'"
@@ -583,7 +579,7 @@ def test_300w_point_far_outside_the_image_is_refused(w300_raw):
     pts[8] = [35.0, 5000.0]  # the chin 5,000 px below a 50 px high image
     write_pts(path, pts)
     with pytest.raises(SystemExit) as e:
-        load_tool('convert_300w').main([str(root)])
+        converter('convert_300w').main([str(root)])
     message = str(e.value)
     assert f"{path}: the face of 'afw/img_0.jpg'" in message
     assert 'field "' in message and 'the 70x50 image' in message
@@ -596,7 +592,7 @@ def test_aflw_point_outside_the_released_box_is_refused(aflw_raw):
     x2 = raw['boxes'][2, 1]
     _aflw_with(root, 'data', 2, 4, x2 + 200.0)
     with pytest.raises(SystemExit) as e:
-        load_tool('convert_aflw').main([str(root), '--num-train', '5'])
+        converter('convert_aflw').main([str(root), '--num-train', '5'])
     message = str(e.value)
     assert f'record 3 ({raw["names"][2]!r})' in message
     assert 'field "keypoints" puts point 4' in message
@@ -608,7 +604,7 @@ def test_aflw_visibility_other_than_0_or_1_is_refused(aflw_raw, value):
     root, raw = aflw_raw
     _aflw_with(root, 'mask_new', 5, 2, value)
     with pytest.raises(SystemExit) as e:
-        load_tool('convert_aflw').main([str(root), '--num-train', '5'])
+        converter('convert_aflw').main([str(root), '--num-train', '5'])
     assert (
         f"record 6 ({raw['names'][5]!r}), field 'mask_new' column 3: "
         f'{value:g} is not a visibility flag'
@@ -624,7 +620,7 @@ def test_wflw_truncated_image_is_refused(wflw_raw):
     data = image.read_bytes()
     image.write_bytes(data[: len(data) * 2 // 3])
     with pytest.raises(SystemExit) as e:
-        load_tool('convert_wflw').main([str(root)])
+        converter('convert_wflw').main([str(root)])
     assert f'{image}' in str(e.value)
     assert 'truncated or corrupt' in str(e.value)
     assert not (root / 'annotations').exists()
@@ -639,7 +635,7 @@ def test_wflw_image_path_outside_the_image_folder_is_refused(
     name = str(root / 'outside.jpg') if outside == 'absolute' else outside
     _edit_wflw_line(root, 1, -1, name)
     with pytest.raises(SystemExit) as e:
-        load_tool('convert_wflw').main([str(root)])
+        converter('convert_wflw').main([str(root)])
     assert f'list_98pt_rect_attr_train.txt:1: the face of {name!r}' in str(
         e.value
     )
@@ -652,7 +648,7 @@ def test_wflw_list_not_utf8_names_file_and_fix(wflw_raw):
     path = _wflw_list(root, 'test')
     path.write_bytes(path.read_bytes().replace(b'c.jpg', b'\xe7.jpg'))
     with pytest.raises(SystemExit) as e:
-        load_tool('convert_wflw').main([str(root)])
+        converter('convert_wflw').main([str(root)])
     message = str(e.value)
     assert f'{path}: the WFLW landmark list is not UTF-8 text' in message
     assert 're-save it as UTF-8' in message
@@ -663,7 +659,7 @@ def test_pts_not_utf8_names_file(w300_raw):
     path = root / 'images' / 'ibug' / 'img_1.pts'
     path.write_bytes(b'version: 1 \xff\n' + path.read_bytes())
     with pytest.raises(SystemExit, match=r'img_1.pts: the iBUG .pts file is'):
-        load_tool('convert_300w').main([str(root)])
+        converter('convert_300w').main([str(root)])
 
 
 class _DiskFull:
@@ -701,7 +697,7 @@ def test_converter_failure_after_the_first_file_writes_nothing(
     from mmaniso.datasets.converters import coco
 
     root, _, _ = wflw_raw
-    tool = load_tool('convert_wflw')
+    tool = converter('convert_wflw')
     out = root / 'annotations'
     before = {}
     if first_run:
@@ -721,3 +717,26 @@ def test_converter_failure_after_the_first_file_writes_nothing(
     after = {p.name: p.read_bytes() for p in out.iterdir()}
     # No partial file, no temporary left behind, no mix of new and old.
     assert after == before
+
+
+def test_missing_input_names_what_and_where(tmp_path):
+    from mmaniso.datasets.converters.coco import require_dir, require_file
+
+    folder, file = tmp_path / 'images', tmp_path / 'list.txt'
+    with pytest.raises(FileNotFoundError) as e:
+        require_dir(str(folder), 'WFLW images', 'unpack WFLW_images.tar.gz')
+    assert str(e.value) == (
+        f'WFLW images not found: expected the folder {folder} '
+        '(unpack WFLW_images.tar.gz)'
+    )
+    with pytest.raises(FileNotFoundError, match=r'the file .*list\.txt$'):
+        require_file(str(file), 'the list')
+    folder.mkdir()
+    file.write_text('')
+    assert require_dir(str(folder), 'x') == str(folder)
+    assert require_file(str(file), 'x') == str(file)
+    # Each refuses the other kind.
+    with pytest.raises(FileNotFoundError, match='expected the folder'):
+        require_dir(str(file), 'x')
+    with pytest.raises(FileNotFoundError, match='expected the file'):
+        require_file(str(folder), 'x')

@@ -5,14 +5,13 @@ of models: the study's validation winner and L1 on that winner's head.
 The trainings themselves are replaced by a stand-in; the real ones are what
 ``make demo`` runs (README)."""
 
-import importlib.util
 import os
 import os.path as osp
 import threading
 import time
 
 import pytest
-from conftest import REPO
+from conftest import REPO, load_tool
 
 from mmaniso.study.runner import TrainTestResult
 
@@ -21,9 +20,7 @@ SCRIPT = osp.join(REPO, 'tools', 'demo.py')
 
 @pytest.fixture
 def demo(monkeypatch):
-    spec = importlib.util.spec_from_file_location('demo', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool(SCRIPT)
     # No data, predictions or report: only the scheduling is under test.
     monkeypatch.setattr(module, 'ensure_data', lambda *a: None)
     monkeypatch.setattr(module, 'load_predictions', lambda path: {})
@@ -146,9 +143,7 @@ def test_demo_report_shows_along_and_across_where_the_metrics_have_them(
 
     from mmaniso.evaluation import ced_plot
 
-    spec = importlib.util.spec_from_file_location('demo_report', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool(SCRIPT)
     monkeypatch.setattr(ced_plot, 'plot_ced', lambda *a, **k: None)
     monkeypatch.setattr(module, 'draw_predictions', lambda *a, **k: None)
     nme_file = tmp_path / 'wflw.nme.json'
@@ -196,9 +191,7 @@ def test_predictions_are_read_without_running_code(tmp_path):
     from mmaniso.checkpoint import CheckpointRefusedError
     from mmaniso.testing.checkpoints import RunsCode
 
-    spec = importlib.util.spec_from_file_location('demo_preds', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool(SCRIPT)
     good = tmp_path / 'good.pkl'
     keypoints = np.arange(6, dtype=np.float32).reshape(1, 3, 2)
     good.write_bytes(pickle.dumps(

@@ -22,7 +22,7 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, load_tool
 
 from mmaniso.deploy.face_detector import MTCNNFaceDetector
 from mmaniso.deploy.inference import check_box, output_stems
@@ -38,12 +38,7 @@ PHOTO = osp.join(
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location(
-        'mmaniso_infer_tool', osp.join(REPO, 'tools', 'infer.py')
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools', 'infer.py')
 
 
 @pytest.fixture(scope='module')
@@ -277,13 +272,7 @@ def test_infer_defaults_and_bad_thresholds(tool, checkpoint, tmp_path):
 
 
 def _detection_rate():
-    spec = importlib.util.spec_from_file_location(
-        'mmaniso_detection_rate',
-        osp.join(REPO, 'tools', 'misc', 'detection_rate.py'),
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools', 'misc', 'detection_rate.py')
 
 
 def test_detection_rate_tool_reports_found_missed_false(tmp_path):

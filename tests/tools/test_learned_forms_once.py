@@ -1,20 +1,16 @@
 """tools/misc/learned_forms_once.py: what it trains and what it reads."""
 
-import importlib.util
 import json
 import os
 import os.path as osp
 
-from conftest import REPO
+from conftest import REPO, load_tool
 
 SCRIPT = osp.join(REPO, 'tools', 'misc', 'learned_forms_once.py')
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location('learned_once', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(SCRIPT)
 
 
 def test_every_form_is_a_config_of_the_study():

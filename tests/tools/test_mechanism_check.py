@@ -8,7 +8,6 @@ randomly initialised model.
 """
 
 import contextlib
-import importlib.util
 import io
 import json
 import os.path as osp
@@ -17,7 +16,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, load_tool
 
 from mmaniso.evaluation.mechanism import (
     gls_fit,
@@ -216,13 +215,7 @@ def test_noise_model_is_recovered_in_the_local_frame():
 
 # ------------------------------------------------------------------- tool
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'mmaniso_mechanism_check',
-        osp.join(REPO, 'tools', 'misc', 'mechanism_check.py'),
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools', 'misc', 'mechanism_check.py')
 
 
 def test_pipeline_drops_the_random_transforms():

@@ -4,12 +4,11 @@ The checks run before any model is built, so they are called directly here
 (or through the tools' ``main`` with a config that is never trained).
 """
 
-import importlib.util
 import os
 import os.path as osp
 
 import pytest
-from conftest import FIXTURE_CONFIG, REPO, data_root_options
+from conftest import FIXTURE_CONFIG, data_root_options, load_tool
 from mmengine.config import Config
 
 from mmaniso.utils.launch import (
@@ -20,12 +19,7 @@ from mmaniso.utils.launch import (
 
 
 def _tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'mmaniso_{name}_tool', osp.join(REPO, 'tools', f'{name}.py')
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools', f'{name}.py')
 
 
 @pytest.fixture(scope='module')
@@ -343,13 +337,7 @@ def _analysis(name):
         if name in ('plot_ced', 'show_point_types')
         else 'misc'
     )
-    spec = importlib.util.spec_from_file_location(
-        f'mmaniso_{name}_tool',
-        osp.join(REPO, 'tools', folder, f'{name}.py'),
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools', folder, f'{name}.py')
 
 
 def test_plot_tools_never_write_onto_their_inputs(tmp_path):

@@ -1,22 +1,14 @@
 """tools/analysis_tools/plot_ced.py draws CED curves of per-image NME files."""
 
-import importlib.util
 import json
 import os.path as osp
 
 import numpy as np
 import pytest
-from conftest import REPO, run_tool
+from conftest import REPO, load_tool, run_tool
 
 TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'plot_ced.py')
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location('plot_ced', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -38,7 +30,7 @@ def nme_files(tmp_path):
 def test_plot_ced_writes_png(nme_files, tmp_path):
     a, b = nme_files
     out = tmp_path / 'plots' / 'ced.png'
-    tool = load_tool()
+    tool = load_tool(TOOL)
     tool.main(
         [str(a), str(b), '--labels', 'A', 'B', '--max-nme', '0.1']
         + ['--thresholds', '0.08', '0.1', '--out', str(out)]
@@ -49,7 +41,7 @@ def test_plot_ced_writes_png(nme_files, tmp_path):
 
 def test_plot_ced_errors(nme_files, tmp_path):
     a, b = nme_files
-    tool = load_tool()
+    tool = load_tool(TOOL)
     with pytest.raises(SystemExit):  # argparse: one label for two files
         tool.main([str(a), str(b), '--labels', 'A'])
     with pytest.raises(SystemExit, match='NME file not found'):

@@ -1,22 +1,18 @@
 """tools/analysis_tools/show_point_types.py: JSON, text and PNG output."""
 
-import importlib.util
 import json
 import os.path as osp
 
 import numpy as np
 import pytest
-from conftest import REPO, run_tool
+from conftest import REPO, load_tool, run_tool
 
 SCRIPT = osp.join(REPO, 'tools', 'analysis_tools', 'show_point_types.py')
 
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location('show_point_types', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(SCRIPT)
 
 
 @pytest.mark.parametrize(

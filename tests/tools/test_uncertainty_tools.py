@@ -1,23 +1,15 @@
 """tools/analysis_tools/uncertainty_report.py and plot_learned_scales.py."""
 
-import importlib.util
 import os.path as osp
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, run_tool
+from conftest import REPO, load_tool, run_tool
 
 REPORT = osp.join(REPO, 'tools', 'analysis_tools', 'uncertainty_report.py')
 PICTURE = osp.join(REPO, 'tools', 'analysis_tools', 'plot_learned_scales.py')
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
-
-
-def load_tool(path):
-    spec = importlib.util.spec_from_file_location(osp.basename(path), path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_predictions(path, with_ellipses=True):

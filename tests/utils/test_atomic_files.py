@@ -1,13 +1,12 @@
 """Result files are written whole or not at all (mmaniso.utils.atomic_files,
 and tools/test.py --metrics-out through it)."""
 
-import importlib.util
 import json
 import os
 import os.path as osp
 
 import pytest
-from conftest import REPO
+from conftest import load_tool
 
 from mmaniso.utils.atomic_files import (
     atomic_copy,
@@ -58,11 +57,7 @@ def test_written_files_are_whole_and_have_the_usual_mode(tmp_path):
 
 
 def test_test_tool_metrics_out_is_never_half_written(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location(
-        'mmaniso_test_tool_atomic', osp.join(REPO, 'tools', 'test.py')
-    )
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('tools', 'test.py')
     out = tmp_path / 'test_metrics.json'
     out.write_text('{"NME": 1.0}')  # an earlier run's, with --overwrite
     # The disk fills up while the new metrics are written.

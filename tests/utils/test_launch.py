@@ -1,11 +1,10 @@
 """Tests of the training guards tools/train.py sets up before the Runner:
 resume checks and the hooks added to every config."""
 
-import importlib.util
 import os.path as osp
 
 import pytest
-from conftest import FIXTURE_CONFIG, REPO, data_root_options
+from conftest import FIXTURE_CONFIG, data_root_options, load_tool
 from mmengine.config import Config
 
 from mmaniso.utils.launch import add_training_guards, check_resume
@@ -88,11 +87,7 @@ def test_every_config_gets_the_guards():
 def test_train_main_refuses_a_resume_with_nothing_to_resume(
     wflw_fixture, tmp_path
 ):
-    spec = importlib.util.spec_from_file_location(
-        'mmaniso_train_tool', osp.join(REPO, 'tools', 'train.py')
-    )
-    train_tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_tool)
+    train_tool = load_tool('tools', 'train.py')
     work = tmp_path / 'work'
     argv = [FIXTURE_CONFIG, '--work-dir', str(work), '--resume',
             '--cfg-options', *data_root_options(wflw_fixture)]  # fmt: skip

@@ -133,17 +133,18 @@ def main(argv=None):
     )
     print(f'crop-cache speed-up: {speedup:.2f}x (target >= 4x)')
     if args.out_json:
-        with open(args.out_json, 'w') as f:
-            json.dump(
-                dict(
-                    rates=rates,
-                    median=median,
-                    decode_ms=decode,
-                    speedup=speedup,
-                ),
-                f,
-                indent=1,
-            )
+        from mmaniso.utils.atomic_files import atomic_write_json
+
+        # Whole or not at all, as every file mmaniso writes.
+        atomic_write_json(
+            args.out_json,
+            dict(
+                rates=rates,
+                median=median,
+                decode_ms=decode,
+                speedup=speedup,
+            ),
+        )
     return speedup
 
 

@@ -28,7 +28,6 @@ training run whose array fits in memory.
 
 import argparse
 import copy
-import json
 import os.path as osp
 import statistics
 import sys
@@ -241,22 +240,23 @@ def main(argv=None):
         '(target >= 10x)'
     )
     if args.out_json:
-        with open(args.out_json, 'w') as f:
-            json.dump(
-                dict(
-                    rates=rates,
-                    median=median,
-                    wall_rates=wall,
-                    wall_median=wall_median,
-                    speedup=speedup,
-                    best=best,
-                    augment_ms_per_batch=aug_ms,
-                    augment_cpu_ms_per_batch=aug_cpu_ms,
-                    batch_size=args.batch_size,
-                ),
-                f,
-                indent=1,
-            )
+        from mmaniso.utils.atomic_files import atomic_write_json
+
+        # Whole or not at all, as every file mmaniso writes.
+        atomic_write_json(
+            args.out_json,
+            dict(
+                rates=rates,
+                median=median,
+                wall_rates=wall,
+                wall_median=wall_median,
+                speedup=speedup,
+                best=best,
+                augment_ms_per_batch=aug_ms,
+                augment_cpu_ms_per_batch=aug_cpu_ms,
+                batch_size=args.batch_size,
+            ),
+        )
     return speedup
 
 

@@ -135,13 +135,20 @@ def _train_step(model, optim, images, samples) -> None:
     optim.step()
 
 
-def benchmark_steps(args: argparse.Namespace) -> Dict[str, float]:
-    """Median seconds per training step of each form (``STEP_FORMS``)."""
+def _device(args: argparse.Namespace) -> torch.device:
+    """Applies ``--threads`` and returns ``--device``; refuses a CUDA device
+    where there is none."""
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise SystemExit('--device cuda: no CUDA device is available here')
+    return device
+
+
+def benchmark_steps(args: argparse.Namespace) -> Dict[str, float]:
+    """Median seconds per training step of each form (``STEP_FORMS``)."""
+    device = _device(args)
     models, images, samples = _build_step_models(args, device)
     sync = torch.cuda.synchronize if device.type == 'cuda' else None
     for model, optim in models.values():
@@ -195,11 +202,7 @@ def benchmark(args: argparse.Namespace) -> Dict[str, float]:
     from mmaniso.datasets.point_types import get_point_types
     from mmaniso.models.losses import AnisotropicLoss
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise SystemExit('--device cuda: no CUDA device is available here')
+    device = _device(args)
     num_keypoints = get_point_types(args.point_types).num_keypoints
     gen = torch.Generator().manual_seed(args.seed)
     shape = (args.batch_size, num_keypoints, 2)

@@ -212,6 +212,7 @@ def draw(
         mew=0.8,
         ls='none',
     )
+    # The corners' call again with the isolated points' own marker.
     ax.plot(
         xy[isolated, 0],
         xy[isolated, 1],

@@ -22,6 +22,7 @@ from mmaniso.datasets.converters.coco import converter_parser, run_converter
 
 
 def main(argv=None):
+    # Same shape as convert_300w.py's main: only the format's inputs differ.
     parser = converter_parser(__doc__.splitlines()[0], 'AFLW')
     parser.add_argument(
         '--mat', help='the release (default <root>/AFLWinfo_release.mat)'

@@ -21,6 +21,8 @@ from mmaniso.datasets.converters.wflw import (
 
 
 def main(argv=None):
+    # converter_parser and run_converter are the shared part; what stays
+    # alike in the other converters is each format's own inputs.
     parser = converter_parser(__doc__.splitlines()[0], 'WFLW')
     parser.add_argument(
         '--list-dir',

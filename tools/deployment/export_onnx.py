@@ -44,6 +44,7 @@ PARITY_LIMIT = 1e-4
 
 
 def parse_args(argv=None):
+    # Same shape as the other tools' parsers: MMPose's flags, each tool's own.
     parser = argparse.ArgumentParser(
         description='Export a top-down regression model to ONNX'
     )

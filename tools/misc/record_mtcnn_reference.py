@@ -42,6 +42,8 @@ CASES = (
 )
 
 
+# As detection_rate.py's photograph(): this recorder runs apart from
+# mmaniso (module docstring), so it imports nothing of the tools'.
 def photograph() -> str:
     import matplotlib
 

@@ -398,24 +398,25 @@ def read_text(path: str, what: str) -> str:
         ) from None
 
 
-def require_dir(path: str, what: str, hint: str = '') -> str:
-    """Raises FileNotFoundError naming ``what`` if ``path`` is no folder."""
-    if not osp.isdir(path):
+def _require(path: str, what: str, hint: str, kind: str) -> str:
+    """``path`` if it is a ``kind`` ('file' or 'folder'); else raises
+    FileNotFoundError naming ``what``, the path and the ``hint``."""
+    if not (osp.isdir if kind == 'folder' else osp.isfile)(path):
         raise FileNotFoundError(
-            f'{what} not found: expected the folder {path}'
+            f'{what} not found: expected the {kind} {path}'
             + (f' ({hint})' if hint else '')
         )
     return path
+
+
+def require_dir(path: str, what: str, hint: str = '') -> str:
+    """Raises FileNotFoundError naming ``what`` if ``path`` is no folder."""
+    return _require(path, what, hint, 'folder')
 
 
 def require_file(path: str, what: str, hint: str = '') -> str:
     """Raises FileNotFoundError naming ``what`` if ``path`` is no file."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(
-            f'{what} not found: expected the file {path}'
-            + (f' ({hint})' if hint else '')
-        )
-    return path
+    return _require(path, what, hint, 'file')
 
 
 def summary_lines(

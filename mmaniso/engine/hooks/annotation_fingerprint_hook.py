@@ -1,12 +1,12 @@
 """Records the training annotation files in checkpoints; checks on resume."""
 
-import hashlib
-import os.path as osp
 from typing import List, Optional
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmpose.registry import HOOKS
+
+from mmaniso.utils.file_digest import local_file_sha256
 
 META_KEY = 'train_annotation_files'
 
@@ -36,13 +36,8 @@ def annotation_files(dataset, depth: int = 8) -> List[str]:
 def file_fingerprint(path: str) -> Optional[str]:
     """SHA-256 (first 16 hex digits) of a local file's bytes; None for a
     path that is not a local file (a URL, a remote backend)."""
-    if not osp.isfile(path):
-        return None
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    digest = local_file_sha256(path)
+    return None if digest is None else digest[:16]
 
 
 @HOOKS.register_module()
