@@ -7,7 +7,7 @@ The short demo (``make demo``, a few minutes on two cores) trains three
 models side by side: MMPose's L1 on its stock regression head, the same
 L1 of each point's error on the mean-shape head (``twin``: the
 anisotropic loss with a = b), and the anisotropic L1 (a/b = 5/3) on that
-head (``aniso``), on 1,200 SynthFace faces for 8 epochs. ``--full``
+head (``aniso``), on 1,000 SynthFace faces for 8 epochs. ``--full``
 (``make demo-full``) trains the four models of the study's budget on
 2,000 faces for 15 epochs: the paper's set-up
 (configs/synthface/res18_aniso_synthface.py), the study's best variant,
@@ -79,7 +79,7 @@ SHORT_RUNS = [
     ('twin', TWIN),
     ('aniso', BEST_VARIANT),
 ]
-SHORT = dict(num_train=1200, num_test=300, epochs=8)
+SHORT = dict(num_train=1000, num_test=300, epochs=8)
 # The full demo's data apart: the SynthFace configs read data/synthface,
 # which the short demo writes.
 FULL = dict(num_train=2000, num_test=500, epochs=None)
@@ -116,7 +116,7 @@ def parse_args(argv=None):
         '--full',
         action='store_true',
         help="the study's budget: four models, 2,000 faces, 15 epochs "
-        '(make demo-full); default: the short demo, three models, 1,200 '
+        '(make demo-full); default: the short demo, three models, 1,000 '
         'faces, 8 epochs (make demo)',
     )
     parser.add_argument(

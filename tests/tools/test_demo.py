@@ -217,7 +217,7 @@ def test_short_schedule_keeps_the_learning_rate_steps(demo):
     assert 'param_scheduler.1.milestones=[11,14]' in demo.schedule_options(15)
     args = demo.parse_args([])
     assert (args.num_train, args.epochs, args.runs) == (
-        1200,
+        1000,
         8,
         demo.SHORT_RUNS,
     )
