@@ -435,7 +435,7 @@ def draw_predictions(
     fig.legend(handles, ['clean landmarks', "the model's prediction"],
                loc='lower center', ncol=2, fontsize=9)  # fmt: skip
     fig.suptitle(
-        'SynthFace test faces (64 x 64, enlarged): each line joins a clean '
+        'SynthFace test faces, enlarged: each line joins a clean '
         "landmark to the model's point",
         fontsize=10,
     )
