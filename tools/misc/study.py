@@ -374,34 +374,28 @@ def run_rows(args, rows) -> None:
             one(i, row, seed)
 
 
-def run_evidence(args) -> str:
-    """Tables e-h: trains what is missing (seed by seed), copies each
-    finished run's record, then writes ``evidence.md`` in the work dir."""
+def train_and_record(args, jobs, protocol, extra_options, every_job):
+    """Trains and tests ``jobs`` (row, seed) not done yet, ``args.jobs``
+    (or one per GPU) at a time, copying each finished run's record to
+    ``args.records``; then copies the record of every finished run of
+    ``every_job`` (also of runs a cut-off study finished: copying is
+    idempotent). Shared by the evidence and the confirmation rounds."""
     from mmaniso.study import evidence as ev
     from mmaniso.study import tables as st
 
-    tables = ev.TABLES if args.table == 'evidence' else (args.table,)
-    if not args.report:
-        ev.prepare_data()
-        jobs = [
-            (row, seed)
-            for row, seed in ev.all_jobs(args.seeds)
-            if any(row in ev.table_rows(t) for t in tables)
-        ]
+    def one(i, row, seed):
+        options = list(protocol) + list(row.options) + list(extra_options)
+        gpu = i % args.gpus if args.gpus else None
+        folder = st.run_dir(args.work_dir, row, seed)
+        metrics = run_one(
+            row.config, seed, args, gpu, folder, options,
+            row.checkpoint, _noise_extra(row),
+        )  # fmt: skip
+        ev.copy_record(folder, args.records, row, seed)
+        return metrics
+
+    if jobs:
         at_once = args.gpus or args.jobs
-
-        def one(i, row, seed):
-            options = list(ev.PROTOCOL) + list(row.options)
-            options += args.cfg_options
-            gpu = i % args.gpus if args.gpus else None
-            folder = st.run_dir(args.work_dir, row, seed)
-            metrics = run_one(
-                row.config, seed, args, gpu, folder, options,
-                row.checkpoint, _noise_extra(row),
-            )  # fmt: skip
-            ev.copy_record(folder, args.records, row, seed)
-            return metrics
-
         with ThreadPoolExecutor(max_workers=max(at_once, 1)) as pool:
             futures = [
                 pool.submit(one, i, row, seed)
@@ -410,12 +404,29 @@ def run_evidence(args) -> str:
             for future in futures:
                 future.result()
     if osp.abspath(args.work_dir) != osp.abspath(args.records):
-        # Every finished run's record, also of runs a cut-off study
-        # finished (copying is idempotent).
-        for row, seed in ev.all_jobs():
+        for row, seed in every_job:
             folder = st.run_dir(args.work_dir, row, seed)
             if osp.isfile(osp.join(folder, METRICS_FILE)):
                 ev.copy_record(folder, args.records, row, seed)
+
+
+def run_evidence(args) -> str:
+    """Tables e-h: trains what is missing (seed by seed), copies each
+    finished run's record, then writes ``evidence.md`` in the work dir."""
+    from mmaniso.study import evidence as ev
+
+    tables = ev.TABLES if args.table == 'evidence' else (args.table,)
+    if not args.report:
+        ev.prepare_data()
+    jobs = [
+        (row, seed)
+        for row, seed in ev.all_jobs(args.seeds)
+        if any(row in ev.table_rows(t) for t in tables)
+    ]
+    train_and_record(
+        args, [] if args.report else jobs, ev.PROTOCOL, args.cfg_options,
+        ev.all_jobs(),
+    )  # fmt: skip
     check_records(
         args,
         [
@@ -449,37 +460,15 @@ def run_confirmation(args) -> str:
     the plan's order, copies each finished run's record, then writes
     ``confirmation.md`` in the work dir."""
     from mmaniso.study import confirmation as cf
-    from mmaniso.study import evidence as ev
-    from mmaniso.study import tables as st
 
     if not args.report:
         cf.prepare_data()
-        jobs = cf.jobs(args.block)
-        at_once = args.gpus or args.jobs
-
-        def one(i, row, seed):
-            options = list(cf.PROTOCOL) + list(row.options)
-            gpu = i % args.gpus if args.gpus else None
-            folder = st.run_dir(args.work_dir, row, seed)
-            metrics = run_one(
-                row.config, seed, args, gpu, folder, options,
-                row.checkpoint, _noise_extra(row),
-            )  # fmt: skip
-            ev.copy_record(folder, args.records, row, seed)
-            return metrics
-
-        with ThreadPoolExecutor(max_workers=max(at_once, 1)) as pool:
-            futures = [
-                pool.submit(one, i, row, seed)
-                for i, (row, seed) in enumerate(jobs)
-            ]
-            for future in futures:
-                future.result()
-    if osp.abspath(args.work_dir) != osp.abspath(args.records):
-        for row, seed in cf.jobs():
-            folder = st.run_dir(args.work_dir, row, seed)
-            if osp.isfile(osp.join(folder, METRICS_FILE)):
-                ev.copy_record(folder, args.records, row, seed)
+    # The pre-registered options only: no --cfg-options (parse_args
+    # refuses them for this table).
+    train_and_record(
+        args, [] if args.report else cf.jobs(args.block), cf.PROTOCOL, [],
+        cf.jobs(),
+    )  # fmt: skip
     check_records(args, cf.jobs(), cf.PROTOCOL)
     text = cf.report(args.work_dir)
     out = osp.join(args.work_dir, 'confirmation.md')
