@@ -13,16 +13,16 @@ install: $(STAMP)
 
 $(STAMP): constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	# Build tools first: xtcocotools and chumpy are built from source
-	# against this numpy (the xtcocotools wheel targets numpy 1.x) and
-	# chumpy's setup imports pkg_resources (setuptools<81).
+	@# Build tools first: xtcocotools and chumpy are built from source
+	@# against this numpy (the xtcocotools wheel targets numpy 1.x) and
+	@# chumpy's setup imports pkg_resources (setuptools<81).
 	$(PIPQ) setuptools wheel Cython numpy
 	$(PIPQ) torch torchvision
 	$(PIPQ) --no-build-isolation --no-binary xtcocotools xtcocotools chumpy
 	$(PIPQ) --no-build-isolation -e '.[tests,lite,deploy,docs]'
-	# MTCNN's weight files, for tools/infer.py's default face detector: the
-	# package is never imported (it pins torch<2.3 and numpy<2), so it comes
-	# without its dependencies.
+	@# MTCNN's weight files, for tools/infer.py's default face detector: the
+	@# package is never imported (it pins torch<2.3 and numpy<2), so it comes
+	@# without its dependencies.
 	$(PIPQ) --no-deps facenet-pytorch
 	$(PY) -c 'import mmaniso, mmpose, xtcocotools.coco; print("mmaniso", mmaniso.__version__, "on mmpose", mmpose.__version__)'
 	touch $(STAMP)
@@ -41,7 +41,7 @@ $(STAMP13): constraints-mmpose13.txt pyproject.toml
 	test -x $(PY13) || $(PYTHON) -m venv $(VENV13)
 	$(PIP13) setuptools wheel ninja Cython numpy
 	$(PIP13) torch torchvision
-	# mmcv's setup.py imports torch to compile its ops: no build isolation.
+	@# mmcv's setup.py imports torch to compile its ops: no build isolation.
 	MMCV_WITH_OPS=1 MAX_JOBS=$$(nproc) $(PIP13) --no-build-isolation mmcv
 	$(PIP13) --no-build-isolation chumpy xtcocotools
 	$(PIP13) mmengine mmdet mmpose

@@ -479,6 +479,10 @@ def main(argv=None):
     args = parse_args(argv)
     from tqdm import tqdm
 
+    from mmaniso.utils.launch import quiet_known_warnings
+
+    quiet_known_warnings()
+
     from mmaniso.deploy.images import write_image, write_json
     from mmaniso.deploy.inference import (
         draw_faces,

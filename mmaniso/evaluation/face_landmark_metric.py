@@ -180,7 +180,9 @@ class FaceLandmarkMetric(BaseMetric):
         ...     ann_file='data/wflw/annotations/face_landmarks_wflw_test.json')
     """
 
-    default_prefix: Optional[str] = None
+    # No prefix: the metrics keep their names (NME, FR@0.1, ...), and
+    # MMEngine does not warn that none was set.
+    default_prefix: Optional[str] = ''
 
     def __init__(
         self,

@@ -5,6 +5,7 @@ import os
 import os.path as osp
 import re
 import time
+import warnings
 from typing import List, Optional, Sequence, Tuple
 
 from .dist import _LAUNCHER_ENV, prepare_cpu_distributed
@@ -13,6 +14,27 @@ from .dist import _LAUNCHER_ENV, prepare_cpu_distributed
 # (https://, s3://, open-mmlab://, torchvision://, ...).
 _SCHEME = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*://')
 LAST_CHECKPOINT = 'last_checkpoint'  # MMEngine CheckpointHook's pointer file
+
+
+# Notices of MMPose's dependencies that say nothing to a user of these
+# tools (the tests filter the same in pyproject.toml): setuptools' notice
+# that MMEngine imports pkg_resources, MMPose's notice that it found a
+# dataset's metainfo file inside its own package, and mmcv-lite's notice
+# that it has no compiled ops.
+KNOWN_THIRD_PARTY_WARNINGS = (
+    'pkg_resources is deprecated',
+    'The metainfo config file',
+    'Fail to import ``MultiScaleDeformableAttention``',
+)
+
+
+def quiet_known_warnings() -> None:
+    """Filters :data:`KNOWN_THIRD_PARTY_WARNINGS` in this process (and the
+    data-loading workers it forks); every other warning still shows."""
+    for message in KNOWN_THIRD_PARTY_WARNINGS:
+        warnings.filterwarnings(
+            'ignore', message=re.escape(message), category=UserWarning
+        )
 
 
 def setup_run_config(
@@ -41,6 +63,7 @@ def setup_run_config(
 
     from mmaniso.datasets import check_data_files
 
+    quiet_known_warnings()
     if not osp.isfile(config):
         raise FileNotFoundError(f'config file not found: {config}')
     cfg = Config.fromfile(config)

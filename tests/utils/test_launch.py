@@ -111,3 +111,24 @@ def test_a_plain_mmpose_recipe_gets_the_guards(tmp_path):
     ]
     assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook'
     assert cfg.default_hooks.checkpoint.interval == interval
+
+
+def test_the_tools_quiet_only_the_known_third_party_notices():
+    import warnings as w
+
+    from mmaniso.utils.launch import quiet_known_warnings
+
+    with w.catch_warnings(record=True) as caught:
+        w.simplefilter('always')
+        quiet_known_warnings()
+        w.warn('pkg_resources is deprecated as an API. See ...', UserWarning)
+        w.warn('The metainfo config file "x.py" does not exist.', UserWarning)
+        w.warn('something a user must see', UserWarning)
+    assert [str(c.message) for c in caught] == ['something a user must see']
+
+
+def test_face_metric_sets_its_prefix_so_mmengine_does_not_warn():
+    from mmaniso.evaluation import FaceLandmarkMetric
+
+    metric = FaceLandmarkMetric(norm='inter_ocular')
+    assert metric.prefix == ''

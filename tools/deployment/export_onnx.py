@@ -354,6 +354,9 @@ def format_report(path, summary, rows, runs, warmup, threads) -> str:
 def main(argv=None) -> dict:
     """Exports, compares, prints; returns the figures."""
     args = parse_args(argv)
+    from mmaniso.utils.launch import quiet_known_warnings
+
+    quiet_known_warnings()
     check_outputs(args)
 
     import torch
