@@ -121,9 +121,9 @@ def test_the_tools_quiet_only_the_known_third_party_notices():
     with w.catch_warnings(record=True) as caught:
         w.simplefilter('always')
         quiet_known_warnings()
-        w.warn('pkg_resources is deprecated as an API. See ...', UserWarning)
-        w.warn('The metainfo config file "x.py" does not exist.', UserWarning)
-        w.warn('something a user must see', UserWarning)
+        w.warn('pkg_resources is deprecated. See', UserWarning, stacklevel=1)
+        w.warn('The metainfo config file x', UserWarning, stacklevel=1)
+        w.warn('something a user must see', UserWarning, stacklevel=1)
     assert [str(c.message) for c in caught] == ['something a user must see']
 
 
