@@ -503,6 +503,7 @@ def _demo(args) -> None:
         run_result = train_then_test(
             config,
             work_dir,
+            # Each setting by name: a keyword list, not logic.
             cfg_options=options,
             predictions_file=preds_file,
             overwrite_results=True,

@@ -3,9 +3,9 @@
 # Usage: tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args...]
 # Multi-node: NNODES=2 NODE_RANK=0 MASTER_ADDR=host0 PORT=29500 \
 #             tools/dist_test.sh CONFIG CKPT 8
+set -euo pipefail
 # Same lines as dist_train.sh and slurm_train.sh: MMPose keeps each
 # launcher a standalone script, and so do we.
-set -euo pipefail
 CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3

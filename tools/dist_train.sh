@@ -4,6 +4,8 @@
 # Multi-node: NNODES=2 NODE_RANK=0 MASTER_ADDR=host0 PORT=29500 \
 #             tools/dist_train.sh CONFIG 8
 set -euo pipefail
+# Same lines as dist_test.sh and slurm_train.sh: MMPose keeps each
+# launcher a standalone script, and so do we.
 CONFIG=$1
 GPUS=$2
 shift 2

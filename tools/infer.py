@@ -105,6 +105,7 @@ def parse_args(argv=None):
     parser.add_argument('--boxes', help='JSON file of face boxes per image')
     parser.add_argument('--out-dir', default='work_dirs/infer')
     parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1')
+    # argparse calls look alike: each tool keeps its own flags, as MMPose's.
     parser.add_argument('--batch-size', type=int, default=32)
     parser.add_argument('--onnx', help='run this exported graph instead')
     parser.add_argument(

@@ -65,6 +65,7 @@ def parse_args(argv=None):
         action=DictAction,
         help='override settings of the config, key=value pairs',
     )
+    # Same flag as tools/train.py's: each tool keeps MMPose's own flags.
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],

@@ -125,6 +125,7 @@ def _registered(obj: object) -> bool:
     import mmengine.registry.root as root
 
     todo = [r for r in vars(root).values() if isinstance(r, Registry)]
+    # The visit-once loop of safe_loader's walk, over registries here.
     seen = set()
     while todo:
         registry = todo.pop()

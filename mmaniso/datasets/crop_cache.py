@@ -635,6 +635,7 @@ def _check_array_output(path: str) -> None:
             tag = json.load(f).get('description')
     except (OSError, ValueError, AttributeError):
         tag = None
+    # As the cache's tag check above: each file kind names its tag and fix.
     if tag != ARRAY_TAG:
         raise FileExistsError(
             f'{path} or {index} exists and was not written by the crop '

@@ -20,6 +20,8 @@ SOURCES = ('array', 'decode')
 _REACH_SETTINGS = {
     'GetBBoxCenterScale': ('padding',),
     'RandomBBoxTransform': (
+        # RandomBBoxTransform's argument names, as topdown_augment_settings
+        # reads them: data, not logic.
         'shift_factor',
         'shift_prob',
         'scale_factor',

@@ -234,6 +234,7 @@ class FaceLandmarkMetric(BaseMetric):
 
             # Checked now, so that a typo fails before the evaluation.
             get_point_types(point_types)
+        # Plain stores of the arguments, as every registered class keeps them.
         self.norm = norm
         self.norm_indices = norm_indices
         self.point_types = point_types

@@ -85,6 +85,7 @@ def curve_neighbours(
     return torch.tensor([prev_index, next_index], dtype=torch.long)
 
 
+# A typed signature with optional tensors: the form, not shared logic.
 def curve_differences(
     kpts: Tensor,
     neighbours: Tensor,
@@ -169,6 +170,7 @@ def curve_differences(
     return diff.permute(1, 2, 0)
 
 
+# Its Args read as curve_differences's: it takes the same inputs.
 def curve_tangents(
     kpts: Tensor,
     neighbours: Tensor,

@@ -137,6 +137,7 @@ SIGMAS_300W: Dict[str, Tuple[float, float]] = {
 #: and across-curve :func:`second_difference_residuals`, as fractions of
 #: the image's outer-eye-corner distance, per curve group. Same command.
 RESIDUALS_300W: Dict[str, Tuple[float, float]] = {
+    # Same keys as SIGMAS_300W: a table of measured data, not logic.
     'jaw': (0.0118, 0.0143),
     'brow': (0.0078, 0.0150),
     'nose_bridge': (0.0037, 0.0022),

@@ -94,6 +94,7 @@ _HAIR_COLOURS = [
     (85, 135, 185),
     (150, 150, 160),
 ]
+# Colour tables: data, not logic.
 _IRIS_COLOURS = [
     (30, 60, 100),
     (20, 35, 60),

@@ -41,6 +41,7 @@ def test_missing_data_folder_names_files_and_steps(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as err:
         _train_main()([cfg, '--work-dir', str(tmp_path / 'work')])
     message = str(err.value)
+    # One assert per fact the message must name: a checklist, not logic.
     assert 'data/wflw/annotations/face_landmarks_wflw_train.json' in message
     assert 'data/wflw/annotations/face_landmarks_wflw_test.json' in message
     assert 'data/wflw/images/' in message

@@ -20,6 +20,8 @@ from mmaniso.datasets.crop_cache import (
 )
 from mmaniso.testing.wflw_like import write_wflw_like
 
+# Each test module names the paper config and its own fixture size
+# (as test_batch_augment.py): constants, not logic.
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PAPER = osp.join(REPO, 'configs/aniso_res50_wflw.py')
 ANN = 'annotations/face_landmarks_wflw_train.json'

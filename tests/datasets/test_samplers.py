@@ -370,6 +370,7 @@ def test_two_process_gloo_training_shards_the_same_bins(tmp_path):
     # The same bins here, in one process, and a balanced union of shards.
     from mmpose.datasets import WFLWDataset
 
+    # Built as in test_reads_a_real_mmpose_dataset, on this test's data.
     ds = WFLWDataset(
         data_root=str(root),
         ann_file='annotations/face_landmarks_wflw_train.json',

@@ -212,6 +212,7 @@ def test_learned_isotropic_and_tied_forms(distance):
 def test_learned_start_is_the_normalised_family_up_to_constants(distance):
     # At the start (a=5, b=3 along/across, b at the corner) the NLL minus
     # its normaliser is the normalised fixed cost / b (L1) or / 2b^2 (L2).
+    # Set up as the test above, with its own seed and batch.
     gen = torch.Generator().manual_seed(6)
     target = _toy_shape(gen, 4).float()
     output = target + 0.05 * torch.randn(4, 7, 2, generator=gen)

@@ -66,6 +66,7 @@ def _stack(samples, name):
 def test_settings_from_the_paper_pipeline(paper_pipeline):
     assert topdown_augment_settings(paper_pipeline) == dict(
         input_size=(256, 256),
+        # The paper config's values written out (DEFAULTS holds MMPose's).
         flip_prob=0.5,
         shift_factor=0.16,
         shift_prob=0.3,

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from mmaniso.ops.likelihood import (
+    # The names ops/__init__.py exports too: a list, not logic.
     coverage_probability,
     coverage_radius,
     ellipse_axes,

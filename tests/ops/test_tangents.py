@@ -27,6 +27,8 @@ def naive_tangents(kpts, curves, corners, visible, min_length=1e-6):
                 q = indices[(j + 1) % n] if (closed or j < n - 1) else None
                 p_ok = p is not None and bool(visible[b, p])
                 q_ok = q is not None and bool(visible[b, q])
+                # As test_anisotropic_loss.py's loop: each file keeps its own
+                # reference.
                 if p_ok and q_ok:
                     d = kpts[b, q] - kpts[b, p]
                 elif q_ok:

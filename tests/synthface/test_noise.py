@@ -81,6 +81,8 @@ def _arc_reference(
         if interocular is None
         else float(interocular)
     )
+    # A frozen copy of noise.py's arc body, kept apart on purpose: it pins
+    # that output.
     out = points.copy()
     corners = set(pt.corners)
     for curve in pt.curves:

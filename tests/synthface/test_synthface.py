@@ -311,6 +311,7 @@ def test_300w_layout_shares_the_images_and_loads_in_mmpose(
     root, wflw_paths = synth_wflw
     paths = _write(tmp_path, layout='300w', splits=dict(train=3))
     assert osp.basename(paths['train']) == 'face_landmarks_300w_train.json'
+    # Read back as the WFLW test above reads its file, by 300W's dataset.
     ds = Face300WDataset(
         data_root=str(tmp_path),
         ann_file='annotations/face_landmarks_300w_train.json',

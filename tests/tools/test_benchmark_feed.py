@@ -18,6 +18,8 @@ PATHS = (
 
 def test_prints_four_rates_the_augmentation_and_the_speed_up(tmp_path):
     # A folder not made yet: the figures are written whole, folder and all.
+    # Run as test_benchmark_crop_cache.py runs its tool: each test drives
+    # its own script.
     out = tmp_path / 'results' / 'figures.json'
     proc = run_tool(
         [

@@ -603,6 +603,7 @@ def test_aflw_point_outside_the_released_box_is_refused(aflw_raw):
 def test_aflw_visibility_other_than_0_or_1_is_refused(aflw_raw, value):
     root, raw = aflw_raw
     _aflw_with(root, 'mask_new', 5, 2, value)
+    # Same check as the non-finite test above, for the visibility message.
     with pytest.raises(SystemExit) as e:
         converter('convert_aflw').main([str(root), '--num-train', '5'])
     assert (

@@ -40,6 +40,8 @@ def test_two_rank_train_ends_with_identical_weights(wflw_fixture, tmp_path):
             'train_cfg.max_epochs=1',
             *data_root_options(wflw_fixture),
         ],
+        # Run and checked as test_samplers.py's two-rank run: each test drives
+        # its own launcher.
         cwd=str(tmp_path),
         env=env,
         capture_output=True,

@@ -54,6 +54,8 @@ def checkpoint(tmp_path_factory):
 
     import mmaniso  # noqa: F401
 
+    # As test_export_onnx.py's build_model (a non-zero head), here to save
+    # a checkpoint: each test file keeps its own model.
     cfg = Config.fromfile(CONFIG)
     cfg.model.backbone.init_cfg = None
     model = init_model(cfg, None, device='cpu')

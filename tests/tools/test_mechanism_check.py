@@ -19,6 +19,7 @@ import torch
 from conftest import REPO, load_tool
 
 from mmaniso.evaluation.mechanism import (
+    # The names the tool imports too: a list, not logic.
     gls_fit,
     linear_predict,
     local_frames,

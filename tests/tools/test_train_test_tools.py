@@ -111,6 +111,7 @@ def test_test_tool_prints_metric_and_dumps(trained, wflw_fixture, tmp_path):
 
 @pytest.mark.slow
 def test_load_from_checkpoint(trained, wflw_fixture, tmp_path):
+    # Same frame as the resume test above: only the flags differ.
     work, _ = trained
     log = _ok(
         run_tool(

@@ -246,6 +246,8 @@ def main(argv=None):
         atomic_write_json(
             args.out_json,
             dict(
+                # The figures by name, as benchmark_crop_cache.py writes
+                # its own: each benchmark keeps its record; data, not logic.
                 rates=rates,
                 median=median,
                 wall_rates=wall,

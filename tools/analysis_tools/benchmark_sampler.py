@@ -68,6 +68,8 @@ def face_with_depth(num_keypoints: int) -> np.ndarray:
     z[60:76] -= 0.08  # eyes
     z[96:98] -= 0.08  # pupils
     face = np.concatenate([face, z[:, None]], 1)
+    # The layouts' index maps, as synthface's mean_face picks them (this
+    # face has a depth too).
     if num_keypoints == 98:
         return face
     if num_keypoints == 19:

@@ -44,6 +44,7 @@ def load_nmes(path: str, subset=None) -> np.ndarray:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('files', nargs='+', help='per-image NME JSON files')
+    # argparse calls look alike: each tool keeps its own flags, as MMPose's.
     parser.add_argument(
         '--labels', nargs='+', help='legend labels (default: file names)'
     )

@@ -44,6 +44,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--index', type=int, default=0, help='which annotation to draw'
     )
     parser.add_argument('--out', help='PNG file to write')
+    # argparse calls look alike: each tool keeps its own flags, as MMPose's.
     parser.add_argument(
         '--a', type=float, default=5.0, help='semi-axis along a curve'
     )

@@ -33,6 +33,7 @@ def main(argv=None):
         default=NUM_TRAIN,
         help='faces in the training split (default %(default)s)',
     )
+    # run_converter is the shared part; each call names its format's inputs.
     args = parser.parse_args(argv)
     return run_converter(
         convert_aflw,

@@ -101,6 +101,7 @@ def parse_args(argv=None):
         action=DictAction,
         help='override settings of the config, key=value pairs',
     )
+    # Same flags as tools/test.py's parser: each tool keeps MMPose's own.
     parser.add_argument(
         '--overwrite',
         action='store_true',

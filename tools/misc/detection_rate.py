@@ -282,6 +282,7 @@ def parse_args(argv=None):
     parser.add_argument('images', nargs='*')
     parser.add_argument('--truth', help='JSON of true face boxes per image')
     parser.add_argument('--min-face', type=float, default=DEFAULT_MIN_FACE)
+    # The detector's flag, as tools/infer.py offers it: each tool its own.
     parser.add_argument(
         '--det-thr',
         type=float,

@@ -24,6 +24,7 @@ import numpy as np
 from mmaniso.datasets.layouts import LAYOUTS
 
 from .coco import (
+    # The shared helpers each converter imports: a list, not logic.
     Face,
     landmark_box,
     read_image_sizes,
@@ -185,6 +186,7 @@ def _number(faces: List[Face]) -> List[Face]:
     return faces
 
 
+# Its docstring's overwrite, Returns and Raises read as convert_aflw's.
 def convert_300w(
     img_root: str,
     out_dir: str,

@@ -138,6 +138,7 @@ class MeanShapeRegressionHead(RegressionHead):
         predict_scales: Optional[str] = None,
         score_scale: Optional[float] = None,
     ) -> None:
+        # The usual check of a choice argument, in this class's own words.
         if predict_scales not in PREDICT_SCALES:
             raise ValueError(
                 f'MeanShapeRegressionHead: predict_scales must be one of '
