@@ -115,6 +115,7 @@ WFLW_ATTRIBUTES = (
 _300W_EYE_CENTRES = (tuple(range(36, 42)), tuple(range(42, 48)))
 
 #: The layout of each dataset, keyed by MMPose's ``dataset_name``.
+# One record per dataset, written out: a table of facts, not logic.
 LAYOUTS: Dict[str, Layout] = {
     layout.name: layout
     for layout in (
