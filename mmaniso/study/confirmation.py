@@ -18,18 +18,16 @@ that was not declared.
 import os.path as osp
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-import numpy as np
-
 from mmaniso.study import evidence as ev
 from mmaniso.study.statistics import (
     ALPHA,
     bootstrap_seeds_faces,
+    format_p,
     holm,
     paired_test,
-    per_face_nme,
     reading,
 )
-from mmaniso.study.tables import ANN, Row, run_dir, write_clean_annotations
+from mmaniso.study.tables import ANN, Row, write_clean_annotations
 
 TEST_ROOT = 'data/synthface_confirmation'
 TEST_GENERATION_SEED = 2
@@ -167,14 +165,6 @@ class Comparison(NamedTuple):
     wins: int
 
 
-def _pred_file(work_dir: str, row: Row, seed: int) -> Optional[str]:
-    folder = run_dir(work_dir, row, seed)
-    for name in ('test.pred.npz',):
-        if osp.isfile(osp.join(folder, name)):
-            return osp.join(folder, name)
-    return None
-
-
 def compare(
     work_dir: str, family: Sequence[Tuple[str, str]]
 ) -> List[Comparison]:
@@ -198,7 +188,7 @@ def compare(
         stats = paired_test(va, vb)
         boot = (None, None)
         if key == 'NME':
-            diffs = _face_differences(work_dir, a_row, b_row, common)
+            diffs = ev.face_differences(work_dir, a_row, b_row, common)
             if diffs is not None:
                 boot = bootstrap_seeds_faces(diffs)
         found.append((cid, first, second, key, len(common), (stats, boot)))
@@ -216,34 +206,6 @@ def compare(
                               blo, bhi, p, adjusted[k], wins))  # fmt: skip
         k += 1
     return out
-
-
-def _face_differences(work_dir, a_row, b_row, seeds):
-    """(S, F) per-face NME differences, or None when a run lacks its
-    per-face predictions. Refuses runs whose test faces differ."""
-    rows_ = []
-    for seed in seeds:
-        fa, fb = (
-            _pred_file(work_dir, a_row, seed),
-            _pred_file(work_dir, b_row, seed),
-        )
-        if fa is None or fb is None:
-            return None
-        ids_a, nme_a = per_face_nme(fa)
-        ids_b, nme_b = per_face_nme(fb)
-        if not np.array_equal(ids_a, ids_b):
-            raise ValueError(
-                f'{fa} and {fb} hold different test faces; both must be '
-                f'tested on {TEST_ROOT} (rerun the study command)'
-            )
-        rows_.append(nme_a - nme_b)
-    return np.stack(rows_)
-
-
-def _fmt_p(p: float) -> str:
-    if np.isnan(p):
-        return '–'
-    return f'{p:.2g}' if p >= 0.001 else f'{p:.1e}'
 
 
 def comparisons_markdown(found: Sequence[Comparison]) -> str:
@@ -268,7 +230,7 @@ def comparisons_markdown(found: Sequence[Comparison]) -> str:
         lines.append(
             f'| {c.id} | {c.first} − {c.second} | {c.key} | {c.n} | '
             f'{c.mean:+.3f} [{c.low:+.3f}, {c.high:+.3f}] | {boot} | '
-            f'{_fmt_p(c.p)} | {_fmt_p(c.p_holm)} | {c.wins} of {c.n} | '
+            f'{format_p(c.p)} | {format_p(c.p_holm)} | {c.wins} of {c.n} | '
             f'{reading(c.mean, c.p_holm, c.p)} |'
         )
     return '\n'.join(lines)
@@ -291,7 +253,7 @@ def primary_verdict(found: Sequence[Comparison]) -> str:
     interim = '' if p.n >= planned else ' (interim: the round is not complete)'
     return (
         f'Primary comparison ({done}): {verdict}{interim}; '
-        f'{size}, Holm-adjusted p {_fmt_p(p.p_holm)}.'
+        f'{size}, Holm-adjusted p {format_p(p.p_holm)}.'
     )
 
 

@@ -35,7 +35,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mmaniso.study.statistics import paired_interval
+from mmaniso.study.statistics import format_p, paired_interval
 from mmaniso.study.tables import (
     ANN,
     Row,
@@ -492,11 +492,12 @@ class FamilyResult(NamedTuple):
     boot: Optional[Tuple[float, float]]
 
 
-def _face_differences(
+def face_differences(
     work_dir: str, a_row: Row, b_row: Row, seeds: Sequence[int]
 ) -> Optional[np.ndarray]:
     """(S, F) per-face NME differences from the runs' saved predictions,
-    or None when a run lacks them."""
+    or None when a run lacks them. Refuses runs whose test faces differ.
+    Shared by every round's bootstrap over seeds and faces."""
     from mmaniso.study.statistics import per_face_nme
 
     rows = []
@@ -510,7 +511,9 @@ def _face_differences(
         (ids_a, nme_a), (ids_b, nme_b) = map(per_face_nme, files)
         if not np.array_equal(ids_a, ids_b):
             raise ValueError(
-                f'{files[0]} and {files[1]} hold different test faces'
+                f'{files[0]} and {files[1]} hold different test faces; '
+                'both rows must be tested on the same faces (rerun the '
+                'study command)'
             )
         rows.append(nme_a - nme_b)
     return np.stack(rows)
@@ -557,7 +560,7 @@ def family(work_dir: str, key: str = 'NME') -> List[FamilyResult]:
         mean, lo, hi, p, wins = paired_test(a, b)
         boot = None
         if key == 'NME':
-            diffs = _face_differences(work_dir, a_row, b_row, common)
+            diffs = face_differences(work_dir, a_row, b_row, common)
             if diffs is not None:
                 boot = bootstrap_seeds_faces(diffs)
         found.append((table, first, second, noise, len(common), mean,
@@ -604,14 +607,10 @@ def markdown_comparisons(
         lines.append(
             f'| {c.first} − {c.second} | {c.noise} | {c.n} | '
             f'{c.mean:+.3f} [{c.low:+.3f}, {c.high:+.3f}] | {boot} | '
-            f'{_fmt_p(c.p)} | {_fmt_p(c.p_holm)} | {c.wins} of {c.n} | '
+            f'{format_p(c.p)} | {format_p(c.p_holm)} | {c.wins} of {c.n} | '
             f'{family_reading(c)} |'
         )
     return '\n'.join(lines)
-
-
-def _fmt_p(p: float) -> str:
-    return f'{p:.2g}' if p >= 0.001 else f'{p:.1e}'
 
 
 # Balancing against no balancing on the seeds both have (table g's
@@ -651,7 +650,7 @@ def balancing_table(work_dir: str) -> str:
             )
             lines.append(
                 f'| {first} − {second} | {key} | {len(common)} | '
-                f'{mean:+.3f} [{lo:+.3f}, {hi:+.3f}] | {_fmt_p(p)} | '
+                f'{mean:+.3f} [{lo:+.3f}, {hi:+.3f}] | {format_p(p)} | '
                 f'{wins} of {len(common)} |'
             )
     return '\n'.join(lines)

@@ -114,3 +114,11 @@ def per_face_nme(pred_file: str) -> Tuple[np.ndarray, np.ndarray]:
     nme = np.linalg.norm(residual, axis=-1).mean(axis=-1) / norm * 100
     order = np.argsort(ids)
     return ids[order], nme[order]
+
+
+def format_p(p: float) -> str:
+    """A p-value for a table: two significant digits, scientific below
+    0.001, a dash where none was computed."""
+    if np.isnan(p):
+        return '–'
+    return f'{p:.2g}' if p >= 0.001 else f'{p:.1e}'
