@@ -34,6 +34,50 @@ def wflw_fixture(tmp_path_factory):
     return root
 
 
+def random_head_model(config, mean_shape=True):
+    """``config``'s model (eval mode) with random weights, a non-zero fc
+    layer (an untrained head's dx is 0, which would hide a wrong graph or a
+    wrong decode) and, with ``mean_shape``, a made-up mean shape."""
+    import numpy as np
+    import torch
+    from mmengine.config import Config
+    from mmpose.apis import init_model
+
+    import mmaniso  # noqa: F401  (registers)
+
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.init_cfg = None
+    model = init_model(cfg, None, device='cpu')
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        fc = model.head.fc
+        fc.weight.copy_(torch.randn(fc.weight.shape, generator=gen) * 0.02)
+        fc.bias.copy_(torch.randn(fc.bias.shape, generator=gen) * 0.02)
+    if mean_shape:
+        rng = np.random.default_rng(0)
+        model.head.set_mean_shape(rng.uniform(0.2, 0.8, (98, 2)))
+    return model.eval()
+
+
+@pytest.fixture(scope='session')
+def random_head_checkpoint(tmp_path_factory):
+    """The SynthFace anisotropic config's ``random_head_model``, saved once
+    per session (the export and inference tests read it): dict(config,
+    path, model (shared: never change it), mean_shape)."""
+    from mmengine.runner import save_checkpoint
+
+    config = osp.join(REPO, 'configs', 'synthface', 'res18_aniso_synthface.py')
+    model = random_head_model(config)
+    path = str(tmp_path_factory.mktemp('random_head') / 'model.pth')
+    save_checkpoint(dict(state_dict=model.state_dict()), path)
+    return dict(
+        config=config,
+        path=path,
+        model=model,
+        mean_shape=model.head.mean_shape.clone(),
+    )
+
+
 def data_root_options(root) -> list:
     """--cfg-options pointing every dataloader of a config at ``root``."""
     root = str(root) + '/'

@@ -13,7 +13,7 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, load_tool
+from conftest import REPO, load_tool, random_head_model
 
 pytest.importorskip('onnx')
 pytest.importorskip('onnxruntime')
@@ -37,25 +37,7 @@ def tool():
 
 
 def build_model(config=CONFIG, mean_shape=True):
-    """The config's model with random weights and a non-zero fc layer (an
-    untrained head's dx is 0, which would hide a wrong graph)."""
-    from mmengine.config import Config
-    from mmpose.apis import init_model
-
-    import mmaniso  # noqa: F401  (registers)
-
-    cfg = Config.fromfile(config)
-    cfg.model.backbone.init_cfg = None
-    model = init_model(cfg, None, device='cpu')
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        fc = model.head.fc
-        fc.weight.copy_(torch.randn(fc.weight.shape, generator=gen) * 0.02)
-        fc.bias.copy_(torch.randn(fc.bias.shape, generator=gen) * 0.02)
-    if mean_shape:
-        rng = np.random.default_rng(0)
-        model.head.set_mean_shape(rng.uniform(0.2, 0.8, (98, 2)))
-    return model.eval()
+    return random_head_model(config, mean_shape)
 
 
 def save(model, path):
@@ -66,13 +48,13 @@ def save(model, path):
 
 
 @pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    folder = tmp_path_factory.mktemp('export_onnx')
-    model = build_model()
+def checkpoint(tmp_path_factory, random_head_checkpoint):
+    """The session's random-head checkpoint (conftest.py: build_model's
+    model, saved once) and a folder of this module's own for outputs."""
     return dict(
-        path=save(model, folder / 'model.pth'),
-        mean_shape=model.head.mean_shape.clone(),
-        folder=folder,
+        path=random_head_checkpoint['path'],
+        mean_shape=random_head_checkpoint['mean_shape'],
+        folder=tmp_path_factory.mktemp('export_onnx'),
     )
 
 

@@ -22,7 +22,7 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, load_tool
+from conftest import REPO, load_tool, random_head_model
 
 from mmaniso.deploy.face_detector import MTCNNFaceDetector
 from mmaniso.deploy.inference import check_box, output_stems
@@ -47,29 +47,14 @@ def detector():
 
 
 @pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    from mmengine.config import Config
-    from mmengine.runner import save_checkpoint
-    from mmpose.apis import init_model
-
-    import mmaniso  # noqa: F401
-
-    # As test_export_onnx.py's build_model (a non-zero head), here to save
-    # a checkpoint: each test file keeps its own model.
-    cfg = Config.fromfile(CONFIG)
-    cfg.model.backbone.init_cfg = None
-    model = init_model(cfg, None, device='cpu')
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        fc = model.head.fc
-        fc.weight.copy_(torch.randn(fc.weight.shape, generator=gen) * 0.02)
-    model.head.set_mean_shape(
-        np.random.default_rng(0).uniform(0.2, 0.8, (98, 2))
+def checkpoint(tmp_path_factory, random_head_checkpoint):
+    """The session's random-head checkpoint (conftest.py) and a folder of
+    this module's own for outputs; ``model`` is shared: never change it."""
+    return dict(
+        path=random_head_checkpoint['path'],
+        model=random_head_checkpoint['model'],
+        folder=tmp_path_factory.mktemp('infer'),
     )
-    folder = tmp_path_factory.mktemp('infer')
-    path = str(folder / 'model.pth')
-    save_checkpoint(dict(state_dict=model.state_dict()), path)
-    return dict(path=path, model=model.eval(), folder=folder)
 
 
 def run(tool, *argv):
@@ -704,26 +689,17 @@ BOX = [150, 100, 370, 350]
 def predicting(tmp_path_factory):
     """A checkpoint of the predicted-scales config whose scales vary with
     the image and landmark, and its ONNX graph."""
-    from mmengine.config import Config
     from mmengine.runner import save_checkpoint
-    from mmpose.apis import init_model
 
-    import mmaniso  # noqa: F401
-
-    cfg = Config.fromfile(PREDICTED)
-    cfg.model.backbone.init_cfg = None
-    model = init_model(cfg, None, device='cpu')
+    model = random_head_model(PREDICTED)
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
-        for fc, std in ((model.head.fc, 0.02), (model.head.scale_fc, 0.05)):
-            fc.weight.copy_(torch.randn(fc.weight.shape, generator=gen) * std)
-    model.head.set_mean_shape(
-        np.random.default_rng(0).uniform(0.3, 0.7, (98, 2))
-    )
+        fc = model.head.scale_fc
+        fc.weight.copy_(torch.randn(fc.weight.shape, generator=gen) * 0.05)
     folder = tmp_path_factory.mktemp('predicting')
     path = str(folder / 'scales.pth')
     save_checkpoint(dict(state_dict=model.state_dict()), path)
-    out = dict(path=path, model=model.eval(), folder=folder, onnx=None)
+    out = dict(path=path, model=model, folder=folder, onnx=None)
     if importlib.util.find_spec('onnxruntime') is not None:
         from mmaniso.deploy import export_onnx
 
