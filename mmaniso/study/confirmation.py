@@ -18,12 +18,15 @@ that was not declared.
 import os.path as osp
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+import numpy as np
+
 from mmaniso.study import evidence as ev
 from mmaniso.study.statistics import (
     ALPHA,
     bootstrap_seeds_faces,
     format_p,
     holm,
+    paired_interval,
     paired_test,
     reading,
 )
@@ -93,6 +96,19 @@ MECHANISM = (
     ('S1', 'NME_along'),
     ('S1', 'NME_across'),
 )
+
+
+# Descriptive only (pre-registered, no test). The predicted rows'
+# calibration and failure detection, as FaceLandmarkMetric reports them:
+UNCERTAINTY = ('Cover@1', 'Cover@2', 'Cover@3', 'AUROC@8', 'AUROC@10',
+               'Spearman_scale')  # fmt: skip
+# ... against what their training density puts inside the k-scale ellipses
+# (the rows' loss: distance='mahalanobis', Laplace-like).
+DISTANCE = 'mahalanobis'
+PREDICTED_ROWS = ('predicted aniso L1 + head', 'predicted iso L1 + head')
+# ... and the learned rows' global scales.
+LEARNED_ROWS = ('learned aniso L1 + head', 'learned iso L1 + head')
+PREREGISTRATION = 'docs/preregistration.md'
 
 
 def rows() -> List[Row]:
@@ -257,11 +273,180 @@ def primary_verdict(found: Sequence[Comparison]) -> str:
     )
 
 
+def _mean_cell(values: Sequence[float], digits: int = 3) -> str:
+    """``mean [low, high]`` over seeds (t 95%), or the one value."""
+    values = [v for v in values if np.isfinite(v)]
+    if not values:
+        return '–'
+    if len(values) == 1:
+        return f'{values[0]:.{digits}f}'
+    mean, lo, hi, _ = paired_interval(values, [0.0] * len(values))
+    return f'{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]'
+
+
+def uncertainty_markdown(work_dir: str) -> str:
+    """The predicted rows' calibration (Cover@k, the share of test errors
+    inside the k-scale ellipses, beside the training density's own share)
+    and failure detection (AUROC of the per-image mean scale for faces
+    above 8 and 10 % NME; Spearman of that scale with the per-image NME),
+    each as its mean and t 95% interval over seeds."""
+    from mmaniso.evaluation.uncertainty import expected_coverage
+
+    by_label = {r.label: r for r in rows()}
+    head = '| row | seeds | ' + ' | '.join(UNCERTAINTY) + ' |'
+    lines = [head, '|' + '---|' * (len(UNCERTAINTY) + 2)]
+    expected = expected_coverage(DISTANCE)
+    cells = [f'{expected[float(k[-1])]:.3f}' for k in UNCERTAINTY[:3]]
+    lines.append(
+        f'| expected ({DISTANCE}) | | ' + ' | '.join(cells)
+        + ' | 0.5 (chance) | 0.5 (chance) | 0 (none) |'
+    )  # fmt: skip
+    for label in PREDICTED_ROWS:
+        runs = ev.load_runs(work_dir, by_label[label], row_seeds(label))
+        values = [
+            _mean_cell([runs[s].get(k, float('nan')) for s in sorted(runs)])
+            for k in UNCERTAINTY
+        ]
+        lines.append(f'| {label} | {len(runs)} | ' + ' | '.join(values) + ' |')
+    return '\n'.join(lines)
+
+
+def learned_scales(work_dir: str, label: str) -> Dict[int, dict]:
+    """seed -> the learned scales a finished run of ``label`` kept
+    (:func:`evidence.write_learned_scales`)."""
+    import json
+
+    found = {}
+    row = {r.label: r for r in rows()}[label]
+    for seed in row_seeds(label):
+        path = osp.join(ev.run_dir(work_dir, row, seed),
+                        ev.LEARNED_SCALES_FILE)  # fmt: skip
+        if osp.isfile(path):
+            with open(path) as f:
+                found[seed] = json.load(f)
+    return found
+
+
+def learned_markdown(work_dir: str) -> str:
+    """The learned rows' global scales (input-crop pixels; they start at
+    5 along and 3 across): the mean along the curves (landmarks with a
+    tangent) and across (all landmarks), mean and t 95% interval over
+    seeds."""
+    lines = ['| row | seeds | along (curve points) | across (all) |',
+             '|---|---|---|---|']  # fmt: skip
+    for label in LEARNED_ROWS:
+        found = learned_scales(work_dir, label)
+        along, across = [], []
+        for s in sorted(found):
+            tangent = np.asarray(found[s]['has_tangent'], bool)
+            along.append(
+                float(np.mean(np.asarray(found[s]['along'])[tangent]))
+            )
+            across.append(float(np.mean(found[s]['across'])))
+        lines.append(f'| {label} | {len(found)} | {_mean_cell(along, 2)} | '
+                     f'{_mean_cell(across, 2)} |')  # fmt: skip
+    return '\n'.join(lines)
+
+
+def plot(work_dir: str, out: str) -> Optional[str]:
+    """The declared NME comparisons (paired t and bootstrap 95% intervals;
+    green or red only where the Holm-adjusted p < 0.05) and, per landmark,
+    the learned rows' scales over seeds; None before any comparison has
+    two seeds."""
+    nme = compare(work_dir, [(c[0], 'NME') for c in COMPARISONS])
+    if all(c.n < 2 for c in nme):
+        return None
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    from mmaniso.study.tables import save_figure
+
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(13, 3.6), gridspec_kw=dict(width_ratios=(1, 1.6))
+    )
+    for y, c in enumerate(nme):
+        if c.n < 2:
+            continue
+        colour = 'tab:grey'
+        if c.p_holm < ALPHA:
+            colour = 'tab:green' if c.mean < 0 else 'tab:red'
+        left.plot([c.low, c.high], [y, y], color=colour, lw=3, alpha=0.5)
+        if c.boot_low is not None:
+            left.plot([c.boot_low, c.boot_high], [y + 0.18] * 2,
+                      color=colour, lw=1)  # fmt: skip
+        left.plot([c.mean], [y], 'o', color=colour)
+        left.text(max(c.high, c.boot_high or c.high), y,
+                  f'  n={c.n}, Holm p {format_p(c.p_holm)}', va='center',
+                  fontsize=7)  # fmt: skip
+    left.axvline(0, color='k', lw=0.8)
+    left.set_yticks(range(len(nme)))
+    left.set_yticklabels([f'{c.id}: {c.first} − {c.second}' for c in nme],
+                         fontsize=6)  # fmt: skip
+    left.invert_yaxis()
+    left.set_xlabel('first − second, test NME (%); thick: paired t 95%, '
+                    'thin: bootstrap seeds × faces', fontsize=7)  # fmt: skip
+    for label, colour in zip(LEARNED_ROWS, ('tab:blue', 'tab:orange')):
+        found = learned_scales(work_dir, label)
+        if not found:
+            continue
+        # Along is drawn where a landmark has a tangent (elsewhere it is
+        # the across scale).
+        along = np.array([
+            np.where(found[s]['has_tangent'], found[s]['along'], np.nan)
+            for s in sorted(found)
+        ])  # fmt: skip
+        across = np.array([found[s]['across'] for s in sorted(found)])
+        k = np.arange(along.shape[1])
+        for values, style, name in ((along, '-', 'along'),
+                                    (across, ':', 'across')):  # fmt: skip
+            if name == 'along' and label.startswith('learned iso'):
+                continue  # one scale per point: along is across
+            right.plot(k, np.nanmean(values, 0), style, color=colour,
+                       label=f'{label}: {name} (n={len(found)})')  # fmt: skip
+            low, high = np.nanmin(values, 0), np.nanmax(values, 0)
+            right.fill_between(k, low, high, color=colour, alpha=0.15, lw=0)
+    if right.lines:
+        right.set_xlabel('landmark (WFLW index); band: range over seeds',
+                         fontsize=7)  # fmt: skip
+        right.set_ylabel('learned scale (input-crop px)', fontsize=7)
+        right.legend(fontsize=6)
+    else:
+        right.set_axis_off()
+    return save_figure(fig, out)
+
+
+def preregistration_commits(repo: str = '.') -> List[str]:
+    """``hash date subject`` of every commit that changed the
+    pre-registration, oldest first (empty outside a git checkout)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ['git', 'log', '--reverse', '--format=%h %ad %s',
+             '--date=short', '--', PREREGISTRATION],
+            cwd=repo, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return out.stdout.splitlines() if out.returncode == 0 else []
+
+
 def report(work_dir: str) -> str:
-    """Markdown of the round: its rows, the declared NME comparisons (Holm
-    over the six), the mechanism family (Holm over the four) and the
-    primary verdict."""
-    parts = ['### Rows (test NME on the fresh faces)\n']
+    """Markdown of the round: the pre-registration's commits, its rows, the
+    declared NME comparisons (Holm over the six), the mechanism family (Holm
+    over the four), the descriptive figures of the predicted and learned
+    scales and, last, the primary verdict."""
+    parts = []
+    commits = preregistration_commits()
+    if commits:
+        parts.append(
+            f'Plan: {PREREGISTRATION} as committed ({"; ".join(commits)}). '
+            'Every comparison below is declared there (COMPARISONS and '
+            'MECHANISM, held to it by tests/study/test_preregistration.py).\n'
+        )
+    parts.append('### Rows (test NME on the fresh faces)\n')
     table_rows = rows()
     seeds = sorted(set(PRIMARY_SEEDS) | set(SECONDARY_SEEDS))
     parts.append(ev.markdown_table(work_dir, table_rows, seeds))
@@ -271,5 +456,10 @@ def report(work_dir: str) -> str:
     parts.append('\n### Mechanism: along and across the curve (Holm over '
                  'the four)\n')  # fmt: skip
     parts.append(comparisons_markdown(compare(work_dir, MECHANISM)))
+    parts.append('\n### Predicted scales: calibration and failure '
+                 'detection (descriptive, no test)\n')  # fmt: skip
+    parts.append(uncertainty_markdown(work_dir))
+    parts.append('\n### Learned global scales (descriptive, no test)\n')
+    parts.append(learned_markdown(work_dir))
     parts.append('\n' + primary_verdict(nme) + '\n')
     return '\n'.join(parts)

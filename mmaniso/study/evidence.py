@@ -309,6 +309,64 @@ def _stamps(run_folder: str) -> List[str]:
     )  # fmt: skip
 
 
+LEARNED_SCALES_FILE = 'learned_scales.json'
+
+
+def write_learned_scales(
+    run_folder: str, fingerprint: Optional[dict]
+) -> Optional[str]:
+    """Writes the learned scales of a run whose loss learns them as
+    ``<run_folder>/learned_scales.json``; the file's path, or None for a
+    run without learned scales.
+
+    The scales are read from the tested checkpoint (the fingerprint's
+    ``checkpoint``, else the last) with the training's own config
+    (``vis_data/config.py``), afresh each time, so a re-run never keeps
+    an older run's file. A folder without the checkpoint (a records copy)
+    keeps the file it has. Items: ``along`` and ``across`` (input-crop
+    pixels, one per landmark; a landmark without a tangent has its across
+    scale for both), ``has_tangent`` and ``checkpoint`` (its file name).
+    """
+    from mmengine.config import Config
+
+    from mmaniso.models.losses.learned_scales import (
+        LEARNED,
+        read_learned_scales,
+    )
+    from mmaniso.study.runner import find_checkpoint
+
+    out = osp.join(run_folder, LEARNED_SCALES_FILE)
+    # The training's stamp (it logged scalars); the test's has no seed.
+    configs = [
+        osp.join(run_folder, s, 'vis_data', 'config.py')
+        for s in _stamps(run_folder)
+        if osp.isfile(osp.join(run_folder, s, 'vis_data', 'scalars.json'))
+    ]
+    configs = [c for c in configs if osp.isfile(c)]
+    which = (fingerprint or {}).get('checkpoint', 'last')
+    try:
+        checkpoint = find_checkpoint(run_folder, which)
+    except FileNotFoundError:
+        checkpoint = None
+    if not configs or checkpoint is None:
+        return out if osp.isfile(out) else None
+    cfg = Config.fromfile(configs[-1])
+    head = (cfg.get('model') or {}).get('head') or {}
+    if (head.get('loss') or {}).get('scales') not in LEARNED:
+        return None
+    found = read_learned_scales(cfg, checkpoint)
+    atomic_write_json(
+        out,
+        dict(
+            along=found['along'].tolist(),
+            across=found['across'].tolist(),
+            has_tangent=found['has_tangent'].tolist(),
+            checkpoint=osp.basename(checkpoint),
+        ),
+    )
+    return out
+
+
 def copy_record(run_folder: str, records_dir: str, row: Row, seed: int):
     """Copies a finished run's small files into ``records_dir``.
 
@@ -317,8 +375,9 @@ def copy_record(run_folder: str, records_dir: str, row: Row, seed: int):
     with its seed (MMEngine's ``vis_data/config.py`` of the training; the
     work dir's own dump is overwritten by the test, which has no seed); the
     training's ``vis_data/scalars.json`` (loss, and the validation NME of
-    every epoch) under its time stamp; and the test's per-face predictions
-    as ``test.pred.npz``.
+    every epoch) under its time stamp; the test's per-face predictions
+    as ``test.pred.npz``; and, for a loss that learns its scales,
+    ``learned_scales.json`` (:func:`write_learned_scales`).
 
     The metrics and the fingerprint are checked first (a run cut off while
     writing them is refused, nothing copied); every file is copied whole or
@@ -359,6 +418,9 @@ def copy_record(run_folder: str, records_dir: str, row: Row, seed: int):
                 osp.join(vis, 'config.py'),
                 osp.join(dst, 'train_config.py.txt'),
             )
+    learned = write_learned_scales(run_folder, fingerprint)
+    if learned is not None:
+        atomic_copy(learned, osp.join(dst, LEARNED_SCALES_FILE))
     tested = osp.join(run_folder, stamps[-1]) if stamps else run_folder
     for name in sorted(os.listdir(tested)):
         if name.endswith('.pred.npz'):

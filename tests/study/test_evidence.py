@@ -132,6 +132,56 @@ def test_report_compares_twins_paired_by_seed(tmp_path):
     assert '4.63 ± 0.03' in table and '| 4 |' in table
 
 
+def test_copy_record_keeps_the_learned_scales_of_the_tested_checkpoint(
+    tmp_path,
+):
+    import torch
+
+    from mmaniso.models.losses import AnisotropicLoss
+
+    row = ev.table_rows('e')[0]
+    work = str(tmp_path / 'work')
+    run = ev.run_dir(work, row, 0)
+    write_run(work, row, 0, 4.7, 4.8)
+    with open(osp.join(run, '20260101_000000', 'vis_data', 'config.py'),
+              'w') as f:  # fmt: skip
+        f.write(
+            'model = dict(head=dict(type="MeanShapeRegressionHead", '
+            'decoder=dict(type="RegressionLabel", input_size=(64, 64)), '
+            'loss=dict(type="AnisotropicLoss", point_types="wflw", '
+            'scales="learned", weighting="normalised", '
+            'distance="mahalanobis")))\n'
+        )
+    loss = AnisotropicLoss(
+        'wflw', scales='learned', weighting='normalised', input_size=(64, 64)
+    )
+    params = loss.scale_params.detach().clone()
+    params[:, 1] -= 1.0  # across shrinks: 0.3 + 2.7 / e
+    for epoch, shift in ((14, 5.0), (15, 0.0)):
+        torch.save(
+            dict(
+                state_dict={
+                    'head.loss_module.scale_params': params + shift,
+                    'head.mean_shape': torch.full((98, 2), 0.5),
+                }
+            ),
+            osp.join(run, f'epoch_{epoch}.pth'),
+        )
+    # The tested (last) checkpoint is epoch 15, not the other one.
+    with open(osp.join(run, 'last_checkpoint'), 'w') as f:
+        f.write(osp.join(run, 'epoch_15.pth'))
+    dst = ev.copy_record(run, str(tmp_path / 'records'), row, 0)
+    with open(osp.join(dst, ev.LEARNED_SCALES_FILE)) as f:
+        kept = json.load(f)
+    assert kept['checkpoint'] == 'epoch_15.pth'
+    assert kept['across'][96] == pytest.approx(0.3 + 2.7 / np.e, rel=1e-6)
+    assert kept['along'][16] == pytest.approx(5.0, rel=1e-6)
+    assert kept['has_tangent'][16] and not kept['has_tangent'][96]
+    # A records folder (no checkpoint) keeps its file when copied again.
+    again = ev.copy_record(dst, str(tmp_path / 'again'), row, 0)
+    assert osp.isfile(osp.join(again, ev.LEARNED_SCALES_FILE))
+
+
 def test_best_checkpoint_rows_read_the_best_validation_nme(tmp_path):
     row = ev.table_rows('h')[0]
     folder = ev.run_dir(str(tmp_path), row, 0)

@@ -108,6 +108,13 @@ def test_report_on_made_up_records(tmp_path, wins):
             base = 5.0 + 0.01 * seed + shift
             metrics = dict(NME=base + rng.normal(0, 0.01), NME_along=3.0,
                            NME_across=3.0 + shift)  # fmt: skip
+            if label in cf.PREDICTED_ROWS:
+                metrics.update({k: 0.5 + 0.01 * seed for k in cf.UNCERTAINTY})
+            if label in cf.LEARNED_ROWS:
+                learned = dict(along=[4.0 + seed] * 98,
+                               across=[2.0] * 98, has_tangent=[True] * 98)
+                with open(osp.join(folder, 'learned_scales.json'), 'w') as f:
+                    json.dump(learned, f)
             with open(osp.join(folder, 'test_metrics.json'), 'w') as f:
                 json.dump(metrics, f)
             write_scalars(folder, 2, 10, 5, [base + 1, base])
@@ -120,3 +127,26 @@ def test_report_on_made_up_records(tmp_path, wins):
         assert ': not confirmed;' in verdict or ': refuted' in verdict
     assert text.count('| P |') == 3  # NME, along, across
     assert 'S5' in text
+    # Descriptive figures: mean and t 95% interval over the 8 seeds,
+    # computed here from scipy's t quantile.
+    from scipy import stats
+
+    values = 0.5 + 0.01 * np.arange(8, 16)
+    half = stats.t.ppf(0.975, 7) * values.std(ddof=1) / np.sqrt(8)
+    cell = f'{values.mean():.3f} [{values.mean() - half:.3f}, ' \
+        f'{values.mean() + half:.3f}]'
+    line = next(s for s in text.splitlines()
+                if s.startswith('| predicted aniso L1 + head | 8 |'))
+    assert line.count(cell) == len(cf.UNCERTAINTY)
+    along = 4.0 + np.arange(8, 16)
+    half = stats.t.ppf(0.975, 7) * along.std(ddof=1) / np.sqrt(8)
+    line = next(s for s in text.splitlines()
+                if s.startswith('| learned aniso L1 + head | 8 |'))
+    assert f'{along.mean():.2f} [{along.mean() - half:.2f}, ' in line
+    assert line.endswith('| 2.00 [2.00, 2.00] |')
+    # The Laplace-like density's own shares inside 1, 2, 3 scales.
+    shares = [1 - (1 + k) * np.exp(-k) for k in (1, 2, 3)]
+    assert '| expected (mahalanobis) | | ' + ' | '.join(
+        f'{v:.3f}' for v in shares) in text
+    out = cf.plot(str(tmp_path), str(tmp_path / 'plot.png'))
+    assert open(out, 'rb').read(8) == b'\x89PNG\r\n\x1a\n'

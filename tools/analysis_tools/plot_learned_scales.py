@@ -21,27 +21,6 @@ from typing import List, Optional, Tuple
 import numpy as np
 import torch
 
-SCALE_KEY = 'head.loss_module.scale_params'
-MEAN_KEY = 'head.mean_shape'
-
-
-def build_loss(cfg):
-    """The config's AnisotropicLoss with the codec's input size."""
-    from mmaniso.models.losses import AnisotropicLoss
-
-    loss_cfg = dict(cfg.model.head.loss)
-    if loss_cfg.pop('type', None) not in ('AnisotropicLoss', AnisotropicLoss):
-        raise ValueError("the config's head loss is not an AnisotropicLoss")
-    if loss_cfg.get('scales') not in ('learned', 'learned_isotropic'):
-        raise ValueError(
-            f"the config's loss has scales={loss_cfg.get('scales', 'fixed')!r}"
-            "; this picture needs scales='learned' or 'learned_isotropic'"
-        )
-    decoder = cfg.model.head.get('decoder') or {}
-    if loss_cfg.get('input_size') is None and 'input_size' in decoder:
-        loss_cfg['input_size'] = tuple(decoder['input_size'])
-    return AnisotropicLoss(**loss_cfg)
-
 
 def mean_face_ellipses(
     loss, mean_shape: torch.Tensor
@@ -124,25 +103,17 @@ def main(argv: Optional[List[str]] = None) -> str:
     from mmengine.config import Config
 
     import mmaniso  # noqa: F401  (registers)
-    from mmaniso.checkpoint import load_checkpoint_file
+    from mmaniso.models.losses.learned_scales import read_learned_scales
     from mmaniso.utils.launch import refuse_existing_files
 
     refuse_existing_files([('--out', args.out)], args.overwrite)
     cfg = Config.fromfile(args.config)
     try:
-        loss = build_loss(cfg)
+        learned = read_learned_scales(cfg, args.checkpoint)
     except (TypeError, ValueError) as e:
         raise SystemExit(f'error: {args.config}: {e}') from None
-    state = load_checkpoint_file(args.checkpoint, map_location='cpu')
-    state = state.get('state_dict', state)
-    missing = [k for k in (SCALE_KEY, MEAN_KEY) if k not in state]
-    if missing:
-        raise SystemExit(
-            f'error: {args.checkpoint} has no {missing}; give a checkpoint '
-            'of a model trained with this config'
-        )
-    loss.load_state_dict({'scale_params': state[SCALE_KEY]})
-    points, fixed, learned = mean_face_ellipses(loss, state[MEAN_KEY])
+    loss = learned['loss']
+    points, fixed, learned = mean_face_ellipses(loss, learned['mean_shape'])
     draw(points, fixed, learned, args.out, args.k)
     along, across = loss.learned_scales()
     print(

@@ -473,8 +473,11 @@ def run_confirmation(args) -> str:
     text = cf.report(args.work_dir)
     out = osp.join(args.work_dir, 'confirmation.md')
     atomic_write_text(out, text + '\n')
+    plot = cf.plot(
+        args.work_dir, osp.join(args.plot_dir, 'study_confirmation.png')
+    )
     print(text)
-    print(f'\n[study] wrote {out}')
+    print(f'\n[study] wrote {out}' + (f' and {plot}' if plot else ''))
     return out
 
 
