@@ -185,7 +185,8 @@ def compare(
     work_dir: str, family: Sequence[Tuple[str, str]]
 ) -> List[Comparison]:
     """The comparisons of one family, given as (comparison id, metric
-    key), with Holm's correction over the family."""
+    key), with Holm's correction over the whole family (those without two
+    seeds yet counted with p = 1)."""
     by_label = {r.label: r for r in rows()}
     declared = {c[0]: c for c in COMPARISONS}
     found = []
@@ -209,7 +210,13 @@ def compare(
                 boot = bootstrap_seeds_faces(diffs)
         found.append((cid, first, second, key, len(common), (stats, boot)))
     computed = [f for f in found if f[5] is not None]
-    adjusted = holm([f[5][0][3] for f in computed]) if computed else []
+    # Holm over the whole declared family: a comparison not computed yet
+    # enters with p = 1, so an interim report never corrects over fewer
+    # comparisons than were declared (its adjusted p can only fall, never
+    # rise, when the others come in below 1: Holm never exceeds
+    # Bonferroni's m * p).
+    pending = [1.0] * (len(found) - len(computed))
+    adjusted = holm([f[5][0][3] for f in computed] + pending)
     out, k = [], 0
     for cid, first, second, key, n, result in found:
         if result is None:

@@ -150,3 +150,38 @@ def test_report_on_made_up_records(tmp_path, wins):
         f'{v:.3f}' for v in shares) in text
     out = cf.plot(str(tmp_path), str(tmp_path / 'plot.png'))
     assert open(out, 'rb').read(8) == b'\x89PNG\r\n\x1a\n'
+
+
+def test_an_interim_report_corrects_over_every_declared_comparison(tmp_path):
+    """With only the primary rows run, P is still adjusted as one of six:
+    its Holm p is six times its own (the five missing count as p = 1)."""
+    import json
+    import os
+
+    from test_tables import write_scalars
+
+    from mmaniso.study.tables import run_dir
+
+    by_label = {r.label: r for r in cf.rows()}
+    rng = np.random.default_rng(1)
+    nme = {}
+    for label in ('L1 + head (per coordinate)', 'aniso L1 + head (a/b 5/3)'):
+        for seed in cf.PRIMARY_SEEDS[:6]:
+            folder = run_dir(str(tmp_path), by_label[label], seed)
+            os.makedirs(folder)
+            value = 5.0 + rng.normal(0, 0.05)
+            nme[label, seed] = value
+            with open(osp.join(folder, 'test_metrics.json'), 'w') as f:
+                json.dump(dict(NME=value), f)
+            write_scalars(folder, 2, 10, 5, [6.0, value])
+    found = cf.compare(str(tmp_path), [(c[0], 'NME') for c in cf.COMPARISONS])
+    p = found[0]
+    assert p.id == 'P' and p.n == 6
+    from scipy import stats
+
+    d = [nme['aniso L1 + head (a/b 5/3)', s] - nme['L1 + head (per '
+         'coordinate)', s] for s in cf.PRIMARY_SEEDS[:6]]  # fmt: skip
+    nominal = stats.ttest_1samp(d, 0.0).pvalue
+    assert p.p == pytest.approx(nominal)
+    assert p.p_holm == pytest.approx(min(1.0, 6 * nominal))
+    assert all(c.n == 0 for c in found[1:])
