@@ -24,6 +24,16 @@ FIXTURE_CONFIG = osp.join(REPO, 'configs', 'fixture', 'res18_wflw_fixture.py')
 HANG_TIMEOUT = 1800
 
 
+# A config holding only a mean-shape head whose WFLW AnisotropicLoss learns
+# its scales (``scales`` to fill in): enough to rebuild the loss from it.
+LEARNED_HEAD_CONFIG = (
+    'model = dict(head=dict(type="MeanShapeRegressionHead", '
+    'decoder=dict(type="RegressionLabel", input_size=(64, 64)), '
+    'loss=dict(type="AnisotropicLoss", point_types="wflw", '
+    'scales={scales!r}, weighting="normalised", distance="mahalanobis")))\n'
+)
+
+
 @pytest.fixture(scope='session')
 def wflw_fixture(tmp_path_factory):
     """A generated 98-point dataset: 8 train and 4 test faces."""

@@ -4,6 +4,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import LEARNED_HEAD_CONFIG
 from mmengine.config import Config
 
 from mmaniso.models.losses import AnisotropicLoss
@@ -12,17 +13,10 @@ from mmaniso.models.losses.learned_scales import (
     read_learned_scales,
 )
 
-HEAD = (
-    'model = dict(head=dict(type="MeanShapeRegressionHead", '
-    'decoder=dict(type="RegressionLabel", input_size=(64, 64)), '
-    'loss=dict(type="AnisotropicLoss", point_types="wflw", '
-    'scales={scales!r}, weighting="normalised", distance="mahalanobis")))\n'
-)
-
 
 def _config(tmp_path, scales='learned'):
     path = tmp_path / 'cfg.py'
-    path.write_text(HEAD.format(scales=scales))
+    path.write_text(LEARNED_HEAD_CONFIG.format(scales=scales))
     return Config.fromfile(str(path))
 
 

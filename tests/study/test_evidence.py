@@ -6,6 +6,7 @@ import os.path as osp
 
 import numpy as np
 import pytest
+from conftest import LEARNED_HEAD_CONFIG
 from scipy import stats
 from test_tables import write_run, write_scalars
 
@@ -145,13 +146,7 @@ def test_copy_record_keeps_the_learned_scales_of_the_tested_checkpoint(
     write_run(work, row, 0, 4.7, 4.8)
     with open(osp.join(run, '20260101_000000', 'vis_data', 'config.py'),
               'w') as f:  # fmt: skip
-        f.write(
-            'model = dict(head=dict(type="MeanShapeRegressionHead", '
-            'decoder=dict(type="RegressionLabel", input_size=(64, 64)), '
-            'loss=dict(type="AnisotropicLoss", point_types="wflw", '
-            'scales="learned", weighting="normalised", '
-            'distance="mahalanobis")))\n'
-        )
+        f.write(LEARNED_HEAD_CONFIG.format(scales='learned'))
     loss = AnisotropicLoss(
         'wflw', scales='learned', weighting='normalised', input_size=(64, 64)
     )

@@ -5,7 +5,7 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, load_tool, run_tool
+from conftest import LEARNED_HEAD_CONFIG, REPO, load_tool, run_tool
 
 REPORT = osp.join(REPO, 'tools', 'analysis_tools', 'uncertainty_report.py')
 PICTURE = osp.join(REPO, 'tools', 'analysis_tools', 'plot_learned_scales.py')
@@ -82,13 +82,7 @@ def test_learned_scales_picture(tmp_path):
     from mmaniso.synthface.face_template import mean_face
 
     config = tmp_path / 'cfg.py'
-    config.write_text(
-        'model = dict(head=dict(type="MeanShapeRegressionHead", '
-        'decoder=dict(type="RegressionLabel", input_size=(64, 64)), '
-        'loss=dict(type="AnisotropicLoss", point_types="wflw", '
-        'scales="learned", weighting="normalised", '
-        'distance="mahalanobis")))\n'
-    )
+    config.write_text(LEARNED_HEAD_CONFIG.format(scales='learned'))
     loss = AnisotropicLoss(
         'wflw', scales='learned', weighting='normalised', input_size=(64, 64)
     )
