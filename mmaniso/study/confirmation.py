@@ -425,13 +425,14 @@ def plot(work_dir: str, out: str) -> Optional[str]:
 
 
 def preregistration_commits(repo: str = '.') -> List[str]:
-    """``hash date subject`` of every commit that changed the
-    pre-registration, oldest first (empty outside a git checkout)."""
+    """``hash (date)`` of every commit that changed the pre-registration,
+    oldest first (empty outside a git checkout); ``git log --
+    docs/preregistration.md`` says why each was made."""
     import subprocess
 
     try:
         out = subprocess.run(
-            ['git', 'log', '--reverse', '--format=%h %ad %s',
+            ['git', 'log', '--reverse', '--format=%h (%ad)',
              '--date=short', '--', PREREGISTRATION],
             cwd=repo, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
@@ -449,8 +450,10 @@ def report(work_dir: str) -> str:
     commits = preregistration_commits()
     if commits:
         parts.append(
-            f'Plan: {PREREGISTRATION} as committed ({"; ".join(commits)}). '
-            'Every comparison below is declared there (COMPARISONS and '
+            f'Plan: {PREREGISTRATION}, registered in {commits[0]}'
+            + (f', changed in {", ".join(commits[1:])} (`git log -- '
+               f'{PREREGISTRATION}` says why)' if commits[1:] else '')
+            + '. Every comparison below is declared there (COMPARISONS and '
             'MECHANISM, held to it by tests/study/test_preregistration.py).\n'
         )
     parts.append('### Rows (test NME on the fresh faces)\n')

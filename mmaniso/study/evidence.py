@@ -367,6 +367,22 @@ def write_learned_scales(
     return out
 
 
+def test_predictions(run_folder: str) -> Optional[str]:
+    """The per-face predictions of a run's test: ``test.pred.npz`` in a
+    record, else the ``*.pred.npz`` of the run's last time stamp (the
+    test's; the training's validation writes its own in the earlier one);
+    None when there are none."""
+    kept = osp.join(run_folder, 'test.pred.npz')
+    if osp.isfile(kept):
+        return kept
+    stamps = _stamps(run_folder)
+    tested = osp.join(run_folder, stamps[-1]) if stamps else run_folder
+    for name in sorted(os.listdir(tested)):
+        if name.endswith('.pred.npz'):
+            return osp.join(tested, name)
+    return None
+
+
 def copy_record(run_folder: str, records_dir: str, row: Row, seed: int):
     """Copies a finished run's small files into ``records_dir``.
 
@@ -421,10 +437,9 @@ def copy_record(run_folder: str, records_dir: str, row: Row, seed: int):
     learned = write_learned_scales(run_folder, fingerprint)
     if learned is not None:
         atomic_copy(learned, osp.join(dst, LEARNED_SCALES_FILE))
-    tested = osp.join(run_folder, stamps[-1]) if stamps else run_folder
-    for name in sorted(os.listdir(tested)):
-        if name.endswith('.pred.npz'):
-            atomic_copy(osp.join(tested, name), osp.join(dst, 'test.pred.npz'))
+    predictions = test_predictions(run_folder)
+    if predictions is not None:
+        atomic_copy(predictions, osp.join(dst, 'test.pred.npz'))
     atomic_copy(
         osp.join(run_folder, METRICS_FILE), osp.join(dst, METRICS_FILE)
     )
@@ -565,10 +580,10 @@ def face_differences(
     rows = []
     for seed in seeds:
         files = [
-            osp.join(run_dir(work_dir, r, seed), 'test.pred.npz')
+            test_predictions(run_dir(work_dir, r, seed))
             for r in (a_row, b_row)
         ]
-        if not all(osp.isfile(f) for f in files):
+        if None in files:
             return None
         (ids_a, nme_a), (ids_b, nme_b) = map(per_face_nme, files)
         if not np.array_equal(ids_a, ids_b):

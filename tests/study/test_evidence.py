@@ -177,6 +177,40 @@ def test_copy_record_keeps_the_learned_scales_of_the_tested_checkpoint(
     assert osp.isfile(osp.join(again, ev.LEARNED_SCALES_FILE))
 
 
+def test_face_differences_read_a_work_dir_as_its_records(tmp_path):
+    """A work dir keeps the test's predictions in its last time stamp (the
+    validation's in the training's): the bootstrap reads the same per-face
+    differences from there as from the records copied from it."""
+    first, second = _twins()
+    work, records = str(tmp_path / 'work'), str(tmp_path / 'records')
+    rng = np.random.default_rng(0)
+    residuals = {}
+    for row in (first, second):
+        for seed in (0, 1):
+            run = ev.run_dir(work, row, seed)
+            write_run(work, row, seed, 4.7, 4.8)
+            residual = rng.normal(0, 1, (5, 98, 2)).astype(np.float32)
+            residuals[row.label, seed] = residual
+            np.savez(osp.join(run, '20260101_000000', 'wflw.pred.npz'),
+                     ids=np.arange(3), residual=residual[:3],
+                     norm=np.ones(3))  # fmt: skip
+            test = osp.join(run, '20260101_000900')
+            os.makedirs(test)
+            np.savez(osp.join(test, 'wflw.pred.npz'), ids=np.arange(5),
+                     residual=residual, norm=np.full(5, 2.0))  # fmt: skip
+            ev.copy_record(run, records, row, seed)
+    from_work = ev.face_differences(work, first, second, [0, 1])
+    from_records = ev.face_differences(records, first, second, [0, 1])
+    np.testing.assert_array_equal(from_work, from_records)
+    # The slow way: per face, the mean error length over 2 (its norm).
+    for i, seed in enumerate((0, 1)):
+        for face in range(5):
+            a, b = (residuals[r.label, seed][face] for r in (first, second))
+            want = (np.mean([np.hypot(*p) for p in a])
+                    - np.mean([np.hypot(*p) for p in b])) / 2.0 * 100
+            assert from_work[i, face] == pytest.approx(want, rel=1e-5)
+
+
 def test_best_checkpoint_rows_read_the_best_validation_nme(tmp_path):
     row = ev.table_rows('h')[0]
     folder = ev.run_dir(str(tmp_path), row, 0)
