@@ -50,8 +50,11 @@ $(STAMP13): constraints-mmpose13.txt pyproject.toml
 	$(PY13) -c 'import mmaniso, mmpose, mmcv.ops, mmdet; print("mmaniso", mmaniso.__version__, "on mmpose", mmpose.__version__, "mmcv", mmcv.__version__)'
 	touch $(STAMP13)
 
+# Both parts of the suite on the second stack, as `make test` and
+# `make test-e2e` run them on the first.
 test-mmpose13: $(STAMP13)
-	$(PY13) -m pytest -q
+	$(PY13) -m pytest -q -n 2 -m 'not slow and not ddp'
+	$(PY13) -m pytest -q -m 'slow or ddp'
 
 # The suite in two parts: `make test` (what a contributor runs after a
 # change; two pytest workers) and `make test-e2e` (end-to-end subprocess
