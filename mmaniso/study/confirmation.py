@@ -231,6 +231,18 @@ def compare(
     return out
 
 
+def planned_pairs(c: Comparison) -> int:
+    """How many seed pairs the pre-registration plans for ``c``."""
+    return len(set(row_seeds(c.first)) & set(row_seeds(c.second)))
+
+
+def _interim(c: Comparison) -> str:
+    # Before all planned seeds are in, a reading is an interim look, not
+    # the pre-registered result.
+    planned = planned_pairs(c)
+    return '' if c.n >= planned else f'interim ({c.n} of {planned}): '
+
+
 def comparisons_markdown(found: Sequence[Comparison]) -> str:
     lines = [
         '| id | first − second | metric | n | paired [t 95%] | '
@@ -254,7 +266,7 @@ def comparisons_markdown(found: Sequence[Comparison]) -> str:
             f'| {c.id} | {c.first} − {c.second} | {c.key} | {c.n} | '
             f'{c.mean:+.3f} [{c.low:+.3f}, {c.high:+.3f}] | {boot} | '
             f'{format_p(c.p)} | {format_p(c.p_holm)} | {c.wins} of {c.n} | '
-            f'{reading(c.mean, c.p_holm, c.p)} |'
+            f'{_interim(c)}{reading(c.mean, c.p_holm, c.p)} |'
         )
     return '\n'.join(lines)
 
@@ -273,9 +285,16 @@ def primary_verdict(found: Sequence[Comparison]) -> str:
         verdict = 'refuted (the anisotropic L1 is worse)'
     else:
         verdict = 'not confirmed'
-    interim = '' if p.n >= planned else ' (interim: the round is not complete)'
+    if p.n < planned:
+        # No interim analysis was declared: a look before the last seed
+        # decides nothing, whichever way it points.
+        return (
+            f'Primary comparison ({done}): undecided, the round is not '
+            f'complete (at this interim look it would read "{verdict}"); '
+            f'{size}, Holm-adjusted p {format_p(p.p_holm)}.'
+        )
     return (
-        f'Primary comparison ({done}): {verdict}{interim}; '
+        f'Primary comparison ({done}): {verdict}; '
         f'{size}, Holm-adjusted p {format_p(p.p_holm)}.'
     )
 

@@ -185,3 +185,33 @@ def test_an_interim_report_corrects_over_every_declared_comparison(tmp_path):
     assert p.p == pytest.approx(nominal)
     assert p.p_holm == pytest.approx(min(1.0, 6 * nominal))
     assert all(c.n == 0 for c in found[1:])
+
+
+def test_a_verdict_before_the_last_seed_is_undecided(tmp_path):
+    """No interim analysis was declared: with 15 of 16 primary seeds the
+    verdict is "undecided" even where the comparison is far below 0, and
+    each reading says it is interim."""
+    import json
+    import os
+
+    from test_tables import write_scalars
+
+    from mmaniso.study.tables import run_dir
+
+    by_label = {r.label: r for r in cf.rows()}
+    rng = np.random.default_rng(2)
+    for label, shift in (('L1 + head (per coordinate)', 0.0),
+                         ('aniso L1 + head (a/b 5/3)', -0.3)):  # fmt: skip
+        for seed in cf.PRIMARY_SEEDS[:15]:
+            folder = run_dir(str(tmp_path), by_label[label], seed)
+            os.makedirs(folder)
+            value = 5.0 + shift + rng.normal(0, 0.01)
+            with open(osp.join(folder, 'test_metrics.json'), 'w') as f:
+                json.dump(dict(NME=value, NME_along=3.0, NME_across=3.0), f)
+            write_scalars(folder, 2, 10, 5, [6.0, value])
+    text = cf.report(str(tmp_path))
+    verdict = text.strip().splitlines()[-1]
+    assert verdict.startswith('Primary comparison (15 of 16')
+    assert 'undecided' in verdict and 'would read "confirmed"' in verdict
+    line = next(s for s in text.splitlines() if s.startswith('| P |'))
+    assert 'interim (15 of 16): resolved: first lower' in line
