@@ -403,14 +403,15 @@ def plot(work_dir: str, out: str) -> Optional[str]:
             left.plot([c.boot_low, c.boot_high], [y + 0.18] * 2,
                       color=colour, lw=1)  # fmt: skip
         left.plot([c.mean], [y], 'o', color=colour)
-        left.text(max(c.high, c.boot_high or c.high), y,
-                  f'  n={c.n}, Holm p {format_p(c.p_holm)}', va='center',
-                  fontsize=7)  # fmt: skip
     left.axvline(0, color='k', lw=0.8)
     left.set_yticks(range(len(nme)))
-    left.set_yticklabels([f'{c.id}: {c.first} − {c.second}' for c in nme],
-                         fontsize=6)  # fmt: skip
-    left.invert_yaxis()
+    left.set_yticklabels(
+        [f'{c.id}: {c.first} − {c.second}\n'
+         + (f'n={c.n}, Holm p {format_p(c.p_holm)}' if c.n >= 2
+            else 'not run yet') for c in nme],
+        fontsize=6,
+    )  # fmt: skip
+    left.set_ylim(len(nme) - 0.5, -0.5)  # the first comparison on top
     left.set_xlabel('first − second, test NME (%); thick: paired t 95%, '
                     'thin: bootstrap seeds × faces', fontsize=7)  # fmt: skip
     for label, colour in zip(LEARNED_ROWS, ('tab:blue', 'tab:orange')):
