@@ -309,6 +309,15 @@ def _stamps(run_folder: str) -> List[str]:
     )  # fmt: skip
 
 
+def _training_stamps(run_folder: str) -> List[str]:
+    """The time stamps of a run folder whose logs hold training scalars
+    (the test's stamp has none)."""
+    return [
+        s for s in _stamps(run_folder)
+        if osp.isfile(osp.join(run_folder, s, 'vis_data', 'scalars.json'))
+    ]  # fmt: skip
+
+
 LEARNED_SCALES_FILE = 'learned_scales.json'
 
 
@@ -339,8 +348,7 @@ def write_learned_scales(
     # The training's stamp (it logged scalars); the test's has no seed.
     configs = [
         osp.join(run_folder, s, 'vis_data', 'config.py')
-        for s in _stamps(run_folder)
-        if osp.isfile(osp.join(run_folder, s, 'vis_data', 'scalars.json'))
+        for s in _training_stamps(run_folder)
     ]
     configs = [c for c in configs if osp.isfile(c)]
     which = (fingerprint or {}).get('checkpoint', 'last')
@@ -418,11 +426,7 @@ def copy_record(run_folder: str, records_dir: str, row: Row, seed: int):
     # An earlier copy's fingerprint must not vouch for the new metrics.
     if osp.isfile(osp.join(dst, RECORD_FILE)):
         os.remove(osp.join(dst, RECORD_FILE))
-    stamps = _stamps(run_folder)
-    trained = [
-        s for s in stamps
-        if osp.isfile(osp.join(run_folder, s, 'vis_data', 'scalars.json'))
-    ]  # fmt: skip
+    trained = _training_stamps(run_folder)
     if trained:
         vis = osp.join(run_folder, trained[-1], 'vis_data')
         atomic_copy(
