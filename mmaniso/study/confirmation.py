@@ -293,6 +293,27 @@ def primary_verdict(found: Sequence[Comparison]) -> str:
             f'complete (at this interim look it would read "{verdict}"); '
             f'{size}, Holm-adjusted p {format_p(p.p_holm)}.'
         )
+    unfinished = [c.id for c in found if c.n < planned_pairs(c)]
+    if unfinished:
+        # P's own seeds are all in, but Holm's p depends on the others.
+        # Holm is monotone (no adjusted p rises when another p falls), so
+        # counting every unfinished comparison at p = 1 bounds P's final
+        # adjusted p from above: below alpha, the verdict cannot change.
+        complete = [c.p if c.id not in unfinished else 1.0 for c in found]
+        bound = holm(complete)[[c.id for c in found].index('P')]
+        if bound < ALPHA:
+            return (
+                f'Primary comparison ({done}): {verdict}; {size}, '
+                f'Holm-adjusted p {format_p(bound)} with the unfinished '
+                f'{", ".join(unfinished)} counted as p = 1 (an upper bound '
+                'their runs can only lower, so this verdict is final).'
+            )
+        return (
+            f'Primary comparison ({done}): undecided until '
+            f'{", ".join(unfinished)} are complete: with them counted as '
+            f'p = 1 its Holm-adjusted p is {format_p(bound)}, which their '
+            f'runs can only lower; {size}, nominal p {format_p(p.p)}.'
+        )
     return (
         f'Primary comparison ({done}): {verdict}; '
         f'{size}, Holm-adjusted p {format_p(p.p_holm)}.'

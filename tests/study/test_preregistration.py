@@ -215,3 +215,60 @@ def test_a_verdict_before_the_last_seed_is_undecided(tmp_path):
     assert 'undecided' in verdict and 'would read "confirmed"' in verdict
     line = next(s for s in text.splitlines() if s.startswith('| P |'))
     assert 'interim (15 of 16): resolved: first lower' in line
+
+
+def _primary_runs(root, differences):
+    """Fake finished runs of the two primary rows: MMPose's L1 at 5.0, the
+    anisotropic L1 at 5.0 plus ``differences`` (one per primary seed)."""
+    import json
+    import os
+
+    from test_tables import write_scalars
+
+    from mmaniso.study.tables import run_dir
+
+    by_label = {r.label: r for r in cf.rows()}
+    rows = (('L1 + head (per coordinate)', [0.0] * 16),
+            ('aniso L1 + head (a/b 5/3)', differences))  # fmt: skip
+    for label, shifts in rows:
+        for seed, shift in zip(cf.PRIMARY_SEEDS, shifts):
+            folder = run_dir(str(root), by_label[label], seed)
+            os.makedirs(folder)
+            value = 5.0 + shift
+            with open(osp.join(folder, 'test_metrics.json'), 'w') as f:
+                json.dump(dict(NME=value, NME_along=3.0, NME_across=3.0), f)
+            write_scalars(folder, 2, 10, 5, [6.0, value])
+
+
+def test_a_primary_far_below_zero_is_final_before_the_secondary_runs(
+        tmp_path):
+    """All 16 primary seeds, no secondary run: counting the five unfinished
+    comparisons at p = 1 bounds P's Holm p from above; far below 0.05 the
+    verdict cannot change, so it is stated as final."""
+    from scipy import stats
+
+    d = -0.3 + np.random.default_rng(3).normal(0, 0.01, 16)
+    _primary_runs(tmp_path, d)
+    verdict = cf.report(str(tmp_path)).strip().splitlines()[-1]
+    nominal = stats.ttest_1samp(d, 0.0).pvalue
+    assert verdict.startswith('Primary comparison (16 of 16')
+    assert ': confirmed;' in verdict and 'final' in verdict
+    assert cf.format_p(6 * nominal) in verdict
+    assert 'S1, S2, S3, S4, S5' in verdict
+
+
+def test_a_primary_nominal_only_waits_for_the_secondary_runs(tmp_path):
+    """All 16 primary seeds with a nominal p whose six-fold bound is above
+    0.05: the secondary comparisons could still lower P's Holm p below it,
+    so the verdict waits for them instead of reading "not confirmed"."""
+    from scipy import stats
+
+    z = np.linspace(-1.0, 1.0, 16)
+    d = -0.02 + 0.03 * z / z.std(ddof=1)  # t = 0.02 / (0.03 / 4), p ~ 0.02
+    nominal = stats.ttest_1samp(d, 0.0).pvalue
+    assert nominal < 0.05 < 6 * nominal  # the case this test is about
+    _primary_runs(tmp_path, d)
+    verdict = cf.report(str(tmp_path)).strip().splitlines()[-1]
+    assert 'undecided until S1, S2, S3, S4, S5 are complete' in verdict
+    assert 'not confirmed' not in verdict and ': confirmed' not in verdict
+    assert cf.format_p(min(1.0, 6 * nominal)) in verdict
