@@ -320,14 +320,21 @@ def primary_verdict(found: Sequence[Comparison]) -> str:
     )
 
 
-def _mean_cell(values: Sequence[float], digits: int = 3) -> str:
-    """``mean [low, high]`` over seeds (t 95%), or the one value."""
+def _mean_cell(
+    values: Sequence[float],
+    digits: int = 3,
+    limits: Tuple[float, float] = (-np.inf, np.inf),
+) -> str:
+    """``mean [low, high]`` over seeds (t 95%), or the one value; the
+    interval is cut to ``limits``, the range the quantity can take (a share
+    or an AUROC above 1 would be read as a bug, not as an interval)."""
     values = [v for v in values if np.isfinite(v)]
     if not values:
         return '–'
     if len(values) == 1:
         return f'{values[0]:.{digits}f}'
     mean, lo, hi, _ = paired_interval(values, [0.0] * len(values))
+    lo, hi = max(lo, limits[0]), min(hi, limits[1])
     return f'{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]'
 
 
@@ -351,7 +358,10 @@ def uncertainty_markdown(work_dir: str) -> str:
     for label in PREDICTED_ROWS:
         runs = ev.load_runs(work_dir, by_label[label], row_seeds(label))
         values = [
-            _mean_cell([runs[s].get(k, float('nan')) for s in sorted(runs)])
+            _mean_cell(
+                [runs[s].get(k, float('nan')) for s in sorted(runs)],
+                limits=(-1.0, 1.0) if k.startswith('Spearman') else (0, 1),
+            )
             for k in UNCERTAINTY
         ]
         lines.append(f'| {label} | {len(runs)} | ' + ' | '.join(values) + ' |')

@@ -272,3 +272,34 @@ def test_a_primary_nominal_only_waits_for_the_secondary_runs(tmp_path):
     assert 'undecided until S1, S2, S3, S4, S5 are complete' in verdict
     assert 'not confirmed' not in verdict and ': confirmed' not in verdict
     assert cf.format_p(min(1.0, 6 * nominal)) in verdict
+
+
+def test_descriptive_intervals_stay_inside_the_range_of_a_share(tmp_path):
+    """Two seeds with AUROC 0.97 and 0.999: the t interval runs past 1, and
+    the table cuts it at 1 (a share or an AUROC cannot exceed it); the
+    lower end and the mean are the t interval's own."""
+    import json
+    import os
+
+    from scipy import stats
+    from test_tables import write_scalars
+
+    from mmaniso.study.tables import run_dir
+
+    row = {r.label: r for r in cf.rows()}['predicted aniso L1 + head']
+    values = (0.97, 0.999)
+    for seed, value in zip(cf.SECONDARY_SEEDS, values):
+        folder = run_dir(str(tmp_path), row, seed)
+        os.makedirs(folder)
+        metrics = {k: value for k in cf.UNCERTAINTY}
+        metrics['NME'] = 5.0
+        with open(osp.join(folder, 'test_metrics.json'), 'w') as f:
+            json.dump(metrics, f)
+        write_scalars(folder, 2, 10, 5, [6.0, 5.0])
+    half = stats.t.ppf(0.975, 1) * np.std(values, ddof=1) / np.sqrt(2)
+    mean = np.mean(values)
+    assert mean + half > 1  # the case this test is about
+    line = next(s for s in cf.uncertainty_markdown(str(tmp_path)).splitlines()
+                if s.startswith('| predicted aniso L1 + head | 2 |'))
+    cell = f'{mean:.3f} [{mean - half:.3f}, 1.000]'
+    assert line.count(cell) == len(cf.UNCERTAINTY)
