@@ -87,10 +87,10 @@ def test_primary_rows_run_first_seed_by_seed():
     assert len(set(jobs)) == len(jobs)
 
 
-@pytest.mark.parametrize('wins', [True, False])
-def test_report_on_made_up_records(tmp_path, wins):
-    """The report reads records as the harness writes them and gives the
-    primary verdict by the pre-registered rule."""
+def _write_run(root, label, seed, metrics, scalars=None):
+    """A fake finished run of the row ``label``: its test metrics and a
+    training log (validation NME 6.0 then the test NME unless ``scalars``
+    are given), where the harness writes them. Returns the run folder."""
     import json
     import os
 
@@ -98,26 +98,37 @@ def test_report_on_made_up_records(tmp_path, wins):
 
     from mmaniso.study.tables import run_dir
 
+    row = {r.label: r for r in cf.rows()}[label]
+    folder = run_dir(str(root), row, seed)
+    os.makedirs(folder)
+    with open(osp.join(folder, 'test_metrics.json'), 'w') as f:
+        json.dump(metrics, f)
+    write_scalars(folder, 2, 10, 5, scalars or [6.0, metrics['NME']])
+    return folder
+
+
+@pytest.mark.parametrize('wins', [True, False])
+def test_report_on_made_up_records(tmp_path, wins):
+    """The report reads records as the harness writes them and gives the
+    primary verdict by the pre-registered rule."""
+    import json
+
     rng = np.random.default_rng(0)
-    by_label = {r.label: r for r in cf.rows()}
     for label, *_ in cf.ROWS:
         shift = -0.3 if (wins and label.startswith('aniso')) else 0.0
         for seed in cf.row_seeds(label):
-            folder = run_dir(str(tmp_path), by_label[label], seed)
-            os.makedirs(folder)
             base = 5.0 + 0.01 * seed + shift
             metrics = dict(NME=base + rng.normal(0, 0.01), NME_along=3.0,
                            NME_across=3.0 + shift)  # fmt: skip
             if label in cf.PREDICTED_ROWS:
                 metrics.update({k: 0.5 + 0.01 * seed for k in cf.UNCERTAINTY})
+            folder = _write_run(tmp_path, label, seed, metrics,
+                                scalars=[base + 1, base])  # fmt: skip
             if label in cf.LEARNED_ROWS:
                 learned = dict(along=[4.0 + seed] * 98,
                                across=[2.0] * 98, has_tangent=[True] * 98)
                 with open(osp.join(folder, 'learned_scales.json'), 'w') as f:
                     json.dump(learned, f)
-            with open(osp.join(folder, 'test_metrics.json'), 'w') as f:
-                json.dump(metrics, f)
-            write_scalars(folder, 2, 10, 5, [base + 1, base])
     text = cf.report(str(tmp_path))
     verdict = text.strip().splitlines()[-1]
     if wins:
@@ -155,25 +166,13 @@ def test_report_on_made_up_records(tmp_path, wins):
 def test_an_interim_report_corrects_over_every_declared_comparison(tmp_path):
     """With only the primary rows run, P is still adjusted as one of six:
     its Holm p is six times its own (the five missing count as p = 1)."""
-    import json
-    import os
-
-    from test_tables import write_scalars
-
-    from mmaniso.study.tables import run_dir
-
-    by_label = {r.label: r for r in cf.rows()}
     rng = np.random.default_rng(1)
     nme = {}
     for label in ('L1 + head (per coordinate)', 'aniso L1 + head (a/b 5/3)'):
         for seed in cf.PRIMARY_SEEDS[:6]:
-            folder = run_dir(str(tmp_path), by_label[label], seed)
-            os.makedirs(folder)
             value = 5.0 + rng.normal(0, 0.05)
             nme[label, seed] = value
-            with open(osp.join(folder, 'test_metrics.json'), 'w') as f:
-                json.dump(dict(NME=value), f)
-            write_scalars(folder, 2, 10, 5, [6.0, value])
+            _write_run(tmp_path, label, seed, dict(NME=value))
     found = cf.compare(str(tmp_path), [(c[0], 'NME') for c in cf.COMPARISONS])
     p = found[0]
     assert p.id == 'P' and p.n == 6
@@ -191,24 +190,13 @@ def test_a_verdict_before_the_last_seed_is_undecided(tmp_path):
     """No interim analysis was declared: with 15 of 16 primary seeds the
     verdict is "undecided" even where the comparison is far below 0, and
     each reading says it is interim."""
-    import json
-    import os
-
-    from test_tables import write_scalars
-
-    from mmaniso.study.tables import run_dir
-
-    by_label = {r.label: r for r in cf.rows()}
     rng = np.random.default_rng(2)
     for label, shift in (('L1 + head (per coordinate)', 0.0),
                          ('aniso L1 + head (a/b 5/3)', -0.3)):  # fmt: skip
         for seed in cf.PRIMARY_SEEDS[:15]:
-            folder = run_dir(str(tmp_path), by_label[label], seed)
-            os.makedirs(folder)
             value = 5.0 + shift + rng.normal(0, 0.01)
-            with open(osp.join(folder, 'test_metrics.json'), 'w') as f:
-                json.dump(dict(NME=value, NME_along=3.0, NME_across=3.0), f)
-            write_scalars(folder, 2, 10, 5, [6.0, value])
+            _write_run(tmp_path, label, seed,
+                       dict(NME=value, NME_along=3.0, NME_across=3.0))
     text = cf.report(str(tmp_path))
     verdict = text.strip().splitlines()[-1]
     assert verdict.startswith('Primary comparison (15 of 16')
@@ -220,24 +208,12 @@ def test_a_verdict_before_the_last_seed_is_undecided(tmp_path):
 def _primary_runs(root, differences):
     """Fake finished runs of the two primary rows: MMPose's L1 at 5.0, the
     anisotropic L1 at 5.0 plus ``differences`` (one per primary seed)."""
-    import json
-    import os
-
-    from test_tables import write_scalars
-
-    from mmaniso.study.tables import run_dir
-
-    by_label = {r.label: r for r in cf.rows()}
     rows = (('L1 + head (per coordinate)', [0.0] * 16),
             ('aniso L1 + head (a/b 5/3)', differences))  # fmt: skip
     for label, shifts in rows:
         for seed, shift in zip(cf.PRIMARY_SEEDS, shifts):
-            folder = run_dir(str(root), by_label[label], seed)
-            os.makedirs(folder)
-            value = 5.0 + shift
-            with open(osp.join(folder, 'test_metrics.json'), 'w') as f:
-                json.dump(dict(NME=value, NME_along=3.0, NME_across=3.0), f)
-            write_scalars(folder, 2, 10, 5, [6.0, value])
+            _write_run(root, label, seed,
+                       dict(NME=5.0 + shift, NME_along=3.0, NME_across=3.0))
 
 
 def test_a_primary_far_below_zero_is_final_before_the_secondary_runs(
@@ -278,24 +254,13 @@ def test_descriptive_intervals_stay_inside_the_range_of_a_share(tmp_path):
     """Two seeds with AUROC 0.97 and 0.999: the t interval runs past 1, and
     the table cuts it at 1 (a share or an AUROC cannot exceed it); the
     lower end and the mean are the t interval's own."""
-    import json
-    import os
-
     from scipy import stats
-    from test_tables import write_scalars
 
-    from mmaniso.study.tables import run_dir
-
-    row = {r.label: r for r in cf.rows()}['predicted aniso L1 + head']
     values = (0.97, 0.999)
     for seed, value in zip(cf.SECONDARY_SEEDS, values):
-        folder = run_dir(str(tmp_path), row, seed)
-        os.makedirs(folder)
         metrics = {k: value for k in cf.UNCERTAINTY}
         metrics['NME'] = 5.0
-        with open(osp.join(folder, 'test_metrics.json'), 'w') as f:
-            json.dump(metrics, f)
-        write_scalars(folder, 2, 10, 5, [6.0, 5.0])
+        _write_run(tmp_path, 'predicted aniso L1 + head', seed, metrics)
     half = stats.t.ppf(0.975, 1) * np.std(values, ddof=1) / np.sqrt(2)
     mean = np.mean(values)
     assert mean + half > 1  # the case this test is about
