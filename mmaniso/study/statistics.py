@@ -121,4 +121,5 @@ def format_p(p: float) -> str:
     0.001, a dash where none was computed."""
     if np.isnan(p):
         return '–'
-    return f'{p:.2g}' if p >= 0.001 else f'{p:.1e}'
+    # '#' keeps a trailing zero: 0.104 reads '0.10', not '0.1'.
+    return f'{p:#.2g}' if p >= 0.001 else f'{p:.1e}'

@@ -71,3 +71,12 @@ def test_reading_follows_the_preregistered_words():
     assert stats.reading(-0.1, 0.01, 0.002) == 'resolved: first lower'
     assert stats.reading(0.1, 0.2, 0.02).startswith('nominal only')
     assert stats.reading(-0.1, 0.3, 0.2) == 'not resolved'
+
+
+def test_p_values_keep_two_significant_digits():
+    assert stats.format_p(0.104) == '0.10'
+    assert stats.format_p(0.05) == '0.050'
+    assert stats.format_p(0.0054) == '0.0054'
+    assert stats.format_p(1.0) == '1.0'
+    assert stats.format_p(8.65e-06) == '8.7e-06'
+    assert stats.format_p(float('nan')) == '–'
