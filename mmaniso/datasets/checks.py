@@ -17,6 +17,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from mmaniso.utils.image_files import truncation
+
 DOC = 'docs/data_preparation.md'
 
 # How each dataset is prepared, quoted in the missing-data message.
@@ -357,10 +359,6 @@ def face_geometry_problem(
 
 
 # ------------------------------------------------------------- images
-# The last bytes of a complete PNG (its IEND chunk) and JPEG (EOI marker).
-_PNG_END = b'\x00\x00\x00\x00IEND\xaeB`\x82'
-_JPEG_END = b'\xff\xd9'
-_TAIL = 1024
 # EXIF orientations that swap width and height; MMPose's image loading
 # (OpenCV) applies the EXIF orientation.
 _TRANSPOSING = (5, 6, 7, 8)
@@ -368,19 +366,6 @@ _TRANSPOSING = (5, 6, 7, 8)
 
 class ImageFileError(ValueError):
     """Raised when an image file is missing, empty or unreadable."""
-
-
-def _looks_complete(path: str, fmt: str, file_size: int) -> bool:
-    """Whether a PNG or JPEG file ends as a complete one does (a cheap
-    test: a file that fails it is decoded in full before it is refused)."""
-    with open(path, 'rb') as f:
-        f.seek(max(0, file_size - _TAIL))
-        tail = f.read()
-    if fmt == 'PNG':
-        return tail.endswith(_PNG_END)
-    if fmt == 'JPEG':
-        return _JPEG_END in tail
-    return True
 
 
 def image_file_size(path: str) -> Tuple[int, int]:
@@ -407,13 +392,17 @@ def image_file_size(path: str) -> Tuple[int, int]:
             width, height = img.size
             fmt = img.format
             orientation = img.getexif().get(0x0112) if fmt == 'JPEG' else 1
-            if not _looks_complete(path, fmt, file_size):
-                img.load()  # raises on a truncated file
     except Exception as e:  # PIL raises several types on broken files
         raise ImageFileError(
             f'image file is not a readable image (truncated or corrupt: '
             f'{type(e).__name__}: {e}): {path}'
         ) from e
+    cut = truncation(path, fmt)
+    if cut is not None:
+        raise ImageFileError(
+            f'image file is not a readable image (truncated or corrupt: '
+            f'{cut}): {path}'
+        )
     if orientation in _TRANSPOSING:
         width, height = height, width
     return height, width

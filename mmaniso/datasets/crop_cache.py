@@ -57,6 +57,7 @@ import numpy as np
 from mmaniso.datasets.checks import DataCheckError
 from mmaniso.datasets.converters.coco import PIXEL_STD
 from mmaniso.utils.file_digest import file_sha256
+from mmaniso.utils.image_files import truncation
 
 # Written into the annotation files' ``info``: marks a file as this cache's,
 # which may be rewritten; any other file at an output path is the user's.
@@ -247,6 +248,14 @@ def read_image(path: str) -> np.ndarray:
 
     if not osp.isfile(path):
         raise FileNotFoundError(f'image not found: {path}')
+    cut = truncation(path)
+    if cut is not None:
+        # OpenCV 4 would decode it, the missing part grey, and the cache
+        # would keep that crop for every epoch.
+        raise ValueError(
+            f'{path}: the image file is cut short ({cut}); restore it from '
+            'the download, then build the cache again'
+        )
     img = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
         raise ValueError(f'{path}: not a readable image')

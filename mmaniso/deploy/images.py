@@ -23,6 +23,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from mmaniso.utils.image_files import truncation
+
 # The file extensions of the formats cv2.imread reads (OpenCV's imread
 # documentation); a file with another name is still taken when OpenCV
 # recognises its signature (cv2.haveImageReader).
@@ -154,7 +156,9 @@ def read_image(path: str, max_pixels: float) -> np.ndarray:
         ndarray: (H, W, 3), uint8, BGR.
 
     Raises:
-        UnreadableImageError: Naming the file, what is wrong and the fix.
+        UnreadableImageError: Naming the file, what is wrong and the fix;
+            a PNG or JPEG cut short is refused (OpenCV 4 would fill its
+            missing rows with grey).
     """
     import cv2
 
@@ -167,6 +171,14 @@ def read_image(path: str, max_pixels: float) -> np.ndarray:
             f'{max_pixels / 1e6:g} (decoding it would take '
             f'{3 * pixels / 2**30:.1f} GiB before detection); if it is a '
             'real photograph, raise --max-megapixels, else leave it out'
+        )
+    cut = truncation(path)
+    if cut is not None:
+        # OpenCV 4 would decode it, the missing rows grey, with no error.
+        raise UnreadableImageError(
+            f'{path}: the file is cut short ({cut}); the part it lacks '
+            'would be read as grey. Download or copy it again, or leave it '
+            'out'
         )
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:

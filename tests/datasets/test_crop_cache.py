@@ -305,6 +305,23 @@ def test_cache_errors_name_the_record_and_keep_user_files(
         write_crop_cache(full_root, [ANN], full_root, margin, progress=False)
 
 
+def test_a_source_image_cut_short_is_refused_not_cached(margin, tmp_path):
+    # OpenCV 4 decodes a cut JPEG with no error, its missing rows grey;
+    # the cache would keep that crop for every epoch.
+    root = str(tmp_path / 'src')
+    write_wflw_like(root, NUM, long_side=480, face_px=(100, 200), seed=3)
+    image = osp.join(root, 'images/train/000003.jpg')
+    with open(image, 'rb') as f:
+        data = f.read()
+    with open(image, 'wb') as f:
+        f.write(data[: len(data) * 9 // 10])
+    out = tmp_path / 'cache'
+    cut = r'000003\.jpg: the image file is cut short'
+    with pytest.raises(ValueError, match=cut):
+        write_crop_cache(root, [ANN], str(out), margin, progress=False)
+    assert not (out / ANN).exists()
+
+
 def test_cache_can_be_written_again(full_root, margin, tmp_path):
     out = str(tmp_path / 'c')
     first = write_crop_cache(
