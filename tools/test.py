@@ -176,6 +176,11 @@ def merge_args(cfg, args):
         vis.wait_time = args.wait_time
         if args.show_dir:
             vis.out_dir = args.show_dir
+        from mmaniso.utils.launch import drawable_visualizer
+
+        switched = drawable_visualizer(cfg)
+        if switched:
+            print(switched, flush=True)
     if args.out:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise SystemExit(f'--out must name a .pkl file, got {args.out}')

@@ -440,3 +440,50 @@ def check_resume(cfg) -> Optional[str]:
             'drop --resume to train from scratch'
         )
     return latest
+
+
+def opencv_drawing_works() -> bool:
+    """Whether MMPose's OpenCV drawing backend can draw a keypoint with the
+    installed numpy.
+
+    MMPose's ``PoseLocalVisualizer`` passes each keypoint's radius to its
+    OpenCV backend as a one-element array, which the backend gives to
+    ``int()``; numpy 2 refuses that (MMPose 1.1 with numpy 2 fails on the
+    first keypoint). The call is made here the way the visualiser makes it,
+    on an 8 x 8 image, so the answer holds for any MMPose version.
+    """
+    import numpy as np
+    from mmpose.visualization.opencv_backend_visualizer import (
+        OpencvBackendVisualizer,
+    )
+
+    probe = OpencvBackendVisualizer(
+        name=f'mmaniso_drawing_probe_{os.getpid()}_{time.monotonic_ns()}',
+        backend='opencv',
+    )
+    probe.set_image(np.zeros((8, 8, 3), np.uint8))
+    try:
+        probe.draw_circles(
+            np.array([4.0, 4.0]), radius=np.array([1]), face_colors=(0, 255, 0)
+        )
+    except TypeError:
+        return False
+    return True
+
+
+def drawable_visualizer(cfg) -> Optional[str]:
+    """Makes ``cfg.visualizer`` draw where MMPose's OpenCV backend cannot
+    (:func:`opencv_drawing_works`): its backend becomes matplotlib, which
+    draws the same picture. Returns the line that says so, or None when
+    nothing was changed."""
+    vis = cfg.get('visualizer')
+    if vis is None or vis.get('backend', 'opencv') != 'opencv':
+        return None
+    if opencv_drawing_works():
+        return None
+    vis['backend'] = 'matplotlib'
+    return (
+        "[test] drawing with matplotlib: MMPose's OpenCV drawing gives "
+        'int() a one-element array, which this numpy refuses; matplotlib '
+        'draws the same picture'
+    )

@@ -1,6 +1,7 @@
 """End-to-end runs of tools/train.py and tools/test.py on the fixture."""
 
 import glob
+import json
 import os.path as osp
 import re
 
@@ -107,6 +108,37 @@ def test_test_tool_prints_metric_and_dumps(trained, wflw_fixture, tmp_path):
     assert match, log[-2000:]
     assert float(match.group(1)) > 0
     assert out_file.stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_show_dir_draws_every_test_face(trained, wflw_fixture, tmp_path):
+    # MMPose's --show-dir on this stack: its OpenCV drawing fails under
+    # numpy 2, so the tool must pick a backend that draws.
+    import cv2
+
+    work, _ = trained
+    show = tmp_path / 'show'
+    _ok(
+        run_tool(
+            [
+                TEST,
+                FIXTURE_CONFIG,
+                osp.join(work, 'epoch_1.pth'),
+                '--work-dir',
+                tmp_path / 'work',
+                '--show-dir',
+                show,
+                '--cfg-options',
+                *data_root_options(wflw_fixture),
+            ]
+        )
+    )
+    drawn = sorted(glob.glob(str(show / '**' / '*.png'), recursive=True))
+    ann = 'annotations/face_landmarks_wflw_test.json'
+    with open(osp.join(wflw_fixture, ann)) as f:
+        faces = len(json.load(f)['annotations'])
+    assert len(drawn) == faces
+    assert all(cv2.imread(p) is not None for p in drawn)
 
 
 @pytest.mark.slow

@@ -132,3 +132,78 @@ def test_face_metric_sets_its_prefix_so_mmengine_does_not_warn():
 
     metric = FaceLandmarkMetric(norm='inter_ocular')
     assert metric.prefix == ''
+
+
+def _numpy_refuses_one_element_int() -> bool:
+    import numpy as np
+
+    try:
+        int(np.array([1]))
+    except TypeError:
+        return True
+    return False
+
+
+def test_drawing_probe_agrees_with_numpy():
+    # The cause, checked apart: MMPose's OpenCV backend calls int() on a
+    # one-element radius array.
+    from mmaniso.utils import launch
+
+    refused = _numpy_refuses_one_element_int()
+    assert launch.opencv_drawing_works() is not refused
+
+
+@pytest.mark.parametrize('works', [True, False])
+def test_visualizer_switches_to_matplotlib_only_where_opencv_fails(
+    monkeypatch, works
+):
+    from mmaniso.utils import launch
+
+    monkeypatch.setattr(launch, 'opencv_drawing_works', lambda: works)
+    cfg = Config.fromfile(FIXTURE_CONFIG)
+    line = launch.drawable_visualizer(cfg)
+    backend = cfg.visualizer.get('backend', 'opencv')
+    if works:
+        assert line is None and backend == 'opencv'
+    else:
+        assert 'matplotlib' in line and backend == 'matplotlib'
+    # A backend the config chose other than OpenCV is left alone.
+    cfg.visualizer.backend = 'matplotlib'
+    assert launch.drawable_visualizer(cfg) is None
+
+
+def test_the_chosen_backend_draws_a_face(tmp_path):
+    # The visualiser as tools/test.py --show-dir builds it, drawing every
+    # keypoint of a prediction on this stack.
+    import numpy as np
+    from mmengine.structures import InstanceData
+    from mmpose.structures import PoseDataSample
+    from mmpose.visualization import PoseLocalVisualizer
+
+    from mmaniso.utils import launch
+
+    cfg = Config.fromfile(FIXTURE_CONFIG)
+    launch.drawable_visualizer(cfg)
+    vis = PoseLocalVisualizer(
+        name='drawing_test', radius=2,
+        backend=cfg.visualizer.get('backend', 'opencv'),
+    )  # fmt: skip
+    vis.set_dataset_meta(dict(num_keypoints=3, dataset_name='three'))
+    sample = PoseDataSample()
+    sample.pred_instances = InstanceData(
+        keypoints=np.array([[[10.0, 10], [30, 20], [50, 40]]]),
+        keypoint_scores=np.ones((1, 3)),
+    )
+    image = np.zeros((64, 64, 3), np.uint8)
+    out = tmp_path / 'face.png'
+    vis.add_datasample(
+        'face', image, data_sample=sample, draw_gt=False, kpt_thr=0.0,
+        out_file=str(out),
+    )  # fmt: skip
+    import cv2
+
+    drawn = cv2.imread(str(out))
+    assert drawn is not None and drawn.shape[:2] == (64, 64)
+    for x, y in [(10, 10), (30, 20), (50, 40)]:
+        assert drawn[y, x].max() > 0  # a keypoint was drawn there
+    assert drawn[60, 5].max() == 0  # and not everywhere
