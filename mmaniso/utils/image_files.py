@@ -77,7 +77,10 @@ def truncation(path: str, fmt: Optional[str] = None) -> Optional[str]:
         except Exception:  # not a header Pillow reads: not judged here
             return None
         with image:
-            if ends_complete(path, image.format, os.path.getsize(path)):
+            # A caller's format has had its tail test above, and failed it.
+            if fmt is None and ends_complete(
+                path, image.format, os.path.getsize(path)
+            ):
                 return None
             image.load()
     except Exception as err:  # Pillow raises several types on a cut file

@@ -56,6 +56,7 @@ def test_a_long_trailer_after_a_whole_jpeg_is_decoded_and_passes(tmp_path):
     path.write_bytes(_encoded('.jpg') + b'\x00' * 4096)
     assert not ends_complete(str(path), 'JPEG', path.stat().st_size)
     assert truncation(str(path)) is None
+    assert truncation(str(path), 'JPEG') is None
 
 
 def test_pillows_global_leniency_does_not_hide_a_cut_file(tmp_path):
